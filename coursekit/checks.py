@@ -1,0 +1,607 @@
+"""Behavioural checks for Notebook 11.3's exercises: what the student's code *does*.
+
+One copy of this file serves everyone. The course's tests import it; the notebook embeds
+it verbatim in a locked cell that registers it as the module ``udl_bn_checks``, and both
+the visible self-checks and the hidden tests call it from there. So the checks a student
+runs in Colab, the checks that grade, and the checks the test suite proves stable are
+the same code. It needs only torch, numpy and matplotlib.
+
+The checks never read source text, attribute names or anything the student prints. They
+build the student's model themselves, initialise it the way the notebook does (He, biases
+zero), trace one forward pass (which modules run, in what order, on what values, and every
+residual addition) and measure variances on the tensors they capture. Every check seeds
+its own random numbers and leaves the caller's random state untouched, so a verdict
+depends only on the student's code and the seed.
+"""
+import contextlib
+import copy
+import io
+import math
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE = 40, 10, 100
+BATCH_SIZE, N_BLOCKS = 200, 5
+
+# Normalisations students reach for instead of batch norm, named in messages.
+OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.LocalResponseNorm)
+TRACED_MODULES = (nn.Linear, nn.BatchNorm1d) + OTHER_NORMS
+# `x + y`, `x += y`, `torch.add(x, y)` and `x.add(y)` all reach torch under these names.
+ADD_NAMES = {"add", "add_", "__add__", "__radd__", "__iadd__"}
+
+# Measured over 100 seeds (tests/test_checks_stability.py keeps these honest): the plain
+# network multiplies the variance by 12.4-22.7 over five blocks, every batch-norm variant by
+# at most 6.4 (BN after the ReLU, the steepest), so 9.5 separates them with room.
+COMPOUNDING_RATIO = 9.5
+# Figure 11.6c adds 1 - 1/pi = 0.68 per block (fitted slopes 0.56-0.76 over 100 seeds);
+# BN at the end of the branch adds 0.86-1.09, after the ReLU about 2.
+BOOK_SLOPE = 1 - 1 / math.pi
+BOOK_SLOPE_BAND = (0.48, 0.82)
+
+
+class Verdict:
+    """The outcome of one check: passed or not, and a message for the student."""
+
+    def __init__(self, name, passed, message):
+        self.name, self.passed, self.message = name, bool(passed), message
+
+    def __repr__(self):
+        return "Verdict(%r, %r, %r)" % (self.name, self.passed, self.message)
+
+
+class _Event:
+    def __init__(self, kind, module, inputs, output):
+        self.kind, self.module, self.inputs, self.output = kind, module, inputs, output
+
+
+class _AddRecorder(TorchFunctionMode):
+    """Records every tensor addition with copies of its operands and result."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.events = events
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        operands = None
+        if (getattr(func, "__name__", "") in ADD_NAMES and len(args) >= 2
+                and all(isinstance(a, torch.Tensor) for a in args[:2])):
+            # Copy before the call: an in-place `x += y` overwrites its left operand.
+            operands = tuple(a.detach().clone() for a in args[:2])
+        result = func(*args, **kwargs)
+        if operands is not None and isinstance(result, torch.Tensor):
+            self.events.append(_Event("add", None, operands, result.detach().clone()))
+        return result
+
+
+@contextlib.contextmanager
+def quiet():
+    """Swallow prints and warnings: stderr output in a test cell would zero its points."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Seed torch for the block, then give the caller back its own random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def he_init(model):
+    """The notebook's weights_init, kept here so a student's edit cannot change a verdict."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def input_batch(seed, batch_size=BATCH_SIZE):
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    return torch.randn(batch_size, INPUT_SIZE, generator=generator)
+
+
+def stream_variance(values):
+    """What print_variance prints: each neuron's variance over the batch, averaged."""
+    return float(np.mean(np.var(values.detach().double().numpy(), axis=0)))
+
+
+def _close(a, b):
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+class ForwardTrace:
+    """One traced forward pass of a freshly built, He-initialised model in train mode.
+
+    ``blocks[k]`` describes residual block k+1: the stream entering it, the addition that
+    closes it, and the Linear and normalisation calls made in between.
+    """
+
+    def __init__(self, model_class, seed=0):
+        self.error = None
+        self.blocks = []
+        self.variances = []
+        with seeded(seed), quiet():
+            try:
+                self.model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
+                he_init(self.model)
+                self.model.train()
+            except Exception as error:  # a student's constructor can raise anything
+                self.error = "building %s(%d, %d, %d) raised %s: %s" % (
+                    getattr(model_class, "__name__", "the model"), INPUT_SIZE,
+                    OUTPUT_SIZE, HIDDEN_SIZE, type(error).__name__, error)
+                return
+            self.events, self.error = record_forward(self.model, input_batch(seed))
+        if self.error is None:
+            self._split_into_blocks()
+
+    def _split_into_blocks(self):
+        shape = (BATCH_SIZE, HIDDEN_SIZE)
+        linears = [i for i, e in enumerate(self.events)
+                   if e.kind == "module" and isinstance(e.module, nn.Linear)]
+        stems = [i for i in linears if self.events[i].output.shape == shape]
+        if not stems:
+            self.error = "no Linear layer produced a batch of %d hidden values" % HIDDEN_SIZE
+            return
+        stem = stems[0]
+        head = next((i for i in reversed(linears) if self.events[i].output.shape[-1] ==
+                     OUTPUT_SIZE), len(self.events))
+        adds = [i for i, e in enumerate(self.events)
+                if e.kind == "add" and stem < i < head and e.output.shape == shape]
+        if len(adds) != N_BLOCKS:
+            self.error = ("forward made %d residual additions (x + branch) between the first "
+                          "Linear layer and the output layer; the network has %d blocks"
+                          % (len(adds), N_BLOCKS))
+            return
+        starts = [stem] + adds[:-1]
+        for start, end in zip(starts, adds):
+            inside = self.events[start + 1:end]
+            self.blocks.append({
+                "stream": self.events[start].output,
+                "add": self.events[end],
+                "linears": [e for e in inside if e.kind == "module"
+                            and isinstance(e.module, nn.Linear)],
+                "norms": [e for e in inside if e.kind == "module"
+                          and isinstance(e.module, (nn.BatchNorm1d,) + OTHER_NORMS)],
+            })
+        self.variances = [stream_variance(self.events[stem].output)] + [
+            stream_variance(self.events[i].output) for i in adds]
+
+    def batchnorm_calls(self):
+        return [e for e in self.events if e.kind == "module"
+                and isinstance(e.module, nn.BatchNorm1d)]
+
+    def registered(self, module):
+        return any(module is m for m in self.model.modules())
+
+    def name_of(self, module):
+        for name, candidate in self.model.named_modules():
+            if candidate is module:
+                return "self." + name
+        return "a BatchNorm1d created in forward"
+
+
+def record_forward(model, x):
+    """Run model(x), recording Linear and normalisation calls and every addition, in order.
+
+    A global hook sees every module call, including modules created inside forward,
+    which per-model hooks would miss. Returns (events, error message or None).
+    """
+    events = []
+
+    def hook(module, inputs, output):
+        if (isinstance(module, TRACED_MODULES) and inputs
+                and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor)):
+            events.append(_Event("module", module, (inputs[0].detach().clone(),),
+                                 output.detach().clone()))
+
+    handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with torch.no_grad(), _AddRecorder(events):
+            model(x)
+    except Exception as error:
+        return events, "forward raised %s: %s" % (type(error).__name__, error)
+    finally:
+        handle.remove()
+    return events, None
+
+
+def _blocks_list(indices):
+    indices = sorted(set(indices))
+    return ("block %d" % indices[0] if len(indices) == 1 else
+            "blocks " + ", ".join(str(i) for i in indices[:-1]) + " and %d" % indices[-1])
+
+
+def _fmt(values):
+    return ", ".join("%.2f" % v for v in values)
+
+
+# --- ResidualNetworkWithBatchNorm --------------------------------------------------------
+
+def check_registered(model_class, seed=0):
+    """BatchNorm1d layers are created in __init__, so they are part of the model."""
+    name = "registered"
+    trace = ForwardTrace(model_class, seed)
+    if trace.error and not hasattr(trace, "model"):
+        return Verdict(name, False, "Your network could not be built: %s." % trace.error)
+    registered = [m for m in trace.model.modules() if isinstance(m, nn.BatchNorm1d)]
+    parameters = {id(p) for p in trace.model.parameters()}
+    unregistered = [e for e in trace.batchnorm_calls() if not trace.registered(e.module)]
+    if unregistered:
+        return Verdict(name, False,
+                       "forward creates nn.BatchNorm1d layers as it runs, so they are not part "
+                       "of the model: the optimiser never sees their scale and offset, their "
+                       "running statistics are lost after every call, and model.eval() does "
+                       "not reach them. Create one nn.BatchNorm1d(hidden_size) per block in "
+                       "__init__ (for example self.bn1) and call those in forward.")
+    if not registered:
+        others = sorted({type(m).__name__ for m in trace.model.modules()
+                         if isinstance(m, OTHER_NORMS)})
+        if others:
+            return Verdict(name, False,
+                           "Your network uses %s, not nn.BatchNorm1d. %s normalises each "
+                           "example across its neurons; batch norm normalises each neuron "
+                           "across the batch, which is what this notebook studies. Use "
+                           "nn.BatchNorm1d(hidden_size)." % (others[0], others[0]))
+        return Verdict(name, False,
+                       "No nn.BatchNorm1d layer is registered in your network. Create one per "
+                       "residual block in __init__, for example "
+                       "self.bn1 = nn.BatchNorm1d(hidden_size).")
+    if any(m.affine and id(m.weight) not in parameters for m in registered):
+        return Verdict(name, False, "Some BatchNorm1d scales are missing from "
+                       "model.parameters(), so the optimiser would never train them.")
+    return Verdict(name, True, "%d BatchNorm1d layers are registered in __init__."
+                   % len(registered))
+
+
+def check_used(model_class, seed=0):
+    """Each residual block calls its own registered BatchNorm1d, once per forward pass."""
+    name = "used"
+    trace = ForwardTrace(model_class, seed)
+    if trace.error:
+        return Verdict(name, False, "Could not follow your forward pass: %s." % trace.error)
+    calls = [e for e in trace.batchnorm_calls() if trace.registered(e.module)]
+    if not calls:
+        if any(isinstance(m, nn.BatchNorm1d) for m in trace.model.modules()):
+            return Verdict(name, False,
+                           "Your __init__ creates BatchNorm1d layers but forward never calls "
+                           "them, so they change nothing: this is still the plain network. "
+                           "Call each block's layer at the start of its residual branch.")
+        return Verdict(name, False, "forward calls no BatchNorm1d layer registered in "
+                       "__init__. Each residual block should call its own.")
+    problems = []
+    blocks_of = {}
+    for index, block in enumerate(trace.blocks, start=1):
+        own = [e for e in block["norms"] if isinstance(e.module, nn.BatchNorm1d)
+               and trace.registered(e.module)]
+        if not own:
+            problems.append("block %d calls no BatchNorm1d" % index)
+        elif len(own) > 1:
+            problems.append("block %d calls %d BatchNorm1d layers" % (index, len(own)))
+        for e in own:
+            blocks_of.setdefault(id(e.module), []).append(index)
+    modules = {id(call.module): call.module for call in calls}
+    for key, module in modules.items():
+        blocks = blocks_of.get(key, [])
+        count = sum(call.module is module for call in calls)
+        if len(set(blocks)) > 1:
+            problems.append("%s is shared by %s" % (trace.name_of(module), _blocks_list(blocks)))
+        elif count > 1:
+            problems.append("%s is called %d times in one forward pass"
+                            % (trace.name_of(module), count))
+    silent = [m for m in trace.model.modules() if isinstance(m, nn.BatchNorm1d)
+              and id(m) not in modules]
+    if problems and silent and len(silent) < len(modules) + len(silent):
+        problems.append("%s %s never called (a copy-paste slip?)" % (
+            ", ".join(trace.name_of(m) for m in silent), "is" if len(silent) == 1 else "are"))
+    if problems:
+        shared = any("shared" in p for p in problems)
+        why = ("Each block needs its own layer: a layer keeps one scale, one offset and one "
+               "set of running statistics, and the values at different depths have different "
+               "statistics, so a shared layer mixes them up (and eval mode goes wrong). "
+               if shared else
+               "Each of the five residual branches should call its own BatchNorm1d exactly once "
+               "(a copy-paste slip often calls one block's layer twice and another's never). ")
+        return Verdict(name, False, "In your forward, %s. %sCreate five layers and call "
+                       "layer k in block k." % ("; ".join(problems), why))
+    return Verdict(name, True, "Each of the five blocks calls its own BatchNorm1d once.")
+
+
+def check_no_compounding(model_class, seed=0):
+    """The variance no longer multiplies block after block as in figure 11.6a."""
+    name = "no_compounding"
+    trace = ForwardTrace(model_class, seed)
+    if trace.error:
+        return Verdict(name, False, "Could not measure the variance: %s." % trace.error)
+    first, last = trace.variances[0], trace.variances[-1]
+    ratio = last / first
+    measured = "measured at initialisation: %s" % _fmt(trace.variances)
+    if ratio >= COMPOUNDING_RATIO:
+        hint = ("" if trace.batchnorm_calls() else
+                " Your forward calls no BatchNorm1d, so nothing resets the scale.")
+        return Verdict(name, False,
+                       "The variance still compounds: it grows %.1f-fold over the five blocks "
+                       "(%s), as in the plain network of figure 11.6a. Each branch passes on "
+                       "the variance it receives and the skip adds it back, so each block "
+                       "nearly doubles it. Normalising what each branch receives stops "
+                       "that.%s" % (ratio, measured, hint))
+    return Verdict(name, True, "The variance no longer compounds: %.1f-fold over five blocks "
+                   "(%s)." % (ratio, measured))
+
+
+def _diagnose_block(block, index):
+    """Why block `index` differs from figure 11.6c, or None when it matches."""
+    stream = block["stream"]
+    left, right = block["add"].inputs
+    batchnorms = [e for e in block["norms"] if isinstance(e.module, nn.BatchNorm1d)]
+    if not batchnorms:
+        return "no_bn", index
+    bn = batchnorms[0]
+    bn_in, bn_out = bn.inputs[0], bn.output
+    skip_is_stream = _close(left, stream) or _close(right, stream)
+    if not skip_is_stream and (_close(left, bn_out) or _close(right, bn_out)):
+        return "normalised_stream", index
+    if not skip_is_stream:
+        return "skip", index
+    if _close(bn_in, torch.relu(stream)):
+        return "after_relu", index
+    if any(_close(bn_in, lin.output) for lin in block["linears"]):
+        return "branch_end", index
+    if not _close(bn_in, stream):
+        return "not_first", index
+    if not block["linears"] or not _close(block["linears"][-1].inputs[0], torch.relu(bn_out)):
+        return "relu_linear", index
+    branch = right if _close(left, stream) else left
+    if not _close(branch, block["linears"][-1].output):
+        return "branch_end", index
+    return None
+
+
+PLACEMENT_MESSAGES = {
+    "no_bn": "no BatchNorm1d runs inside the residual branch of %s",
+    "normalised_stream": (
+        "in %s the skip connection carries the normalised values: you normalise the residual "
+        "stream itself, so every block restarts from variance 1 and the variance stays flat. "
+        "In figure 11.6c only the branch is normalised: x + linear(relu(bn(x)))"),
+    "skip": ("in %s the skip connection does not carry the stream entering the block: "
+             "a residual block adds its branch to its own input x"),
+    "after_relu": ("in %s the BatchNorm1d comes after the ReLU; figure 11.6c puts it first "
+                   "in the branch, before the ReLU: x + linear(relu(bn(x)))"),
+    "branch_end": ("in %s the BatchNorm1d sits at the end of the branch, after the Linear; "
+                   "figure 11.6c puts it first, on what the branch receives: "
+                   "x + linear(relu(bn(x)))"),
+    "not_first": "in %s the BatchNorm1d does not receive the block's input x",
+    "relu_linear": ("in %s the BatchNorm1d output does not go through ReLU and then the "
+                    "block's Linear layer"),
+}
+
+
+def check_placement(model_class, seed=0):
+    """Figure 11.6c: x + linear(relu(bn(x))), so the variance grows by about +0.68 a block."""
+    name = "placement"
+    trace = ForwardTrace(model_class, seed)
+    if trace.error:
+        return Verdict(name, False, "Could not follow your forward pass: %s." % trace.error)
+    found = {}
+    for index, block in enumerate(trace.blocks, start=1):
+        diagnosis = _diagnose_block(block, index)
+        if diagnosis:
+            found.setdefault(diagnosis[0], []).append(diagnosis[1])
+    if found:
+        details = "; ".join(PLACEMENT_MESSAGES[kind] % _blocks_list(blocks)
+                            for kind, blocks in found.items())
+        return Verdict(name, False, "Your batch norm is not where figure 11.6c puts it: %s."
+                       % details)
+    slope = np.polyfit(np.arange(1, N_BLOCKS + 1), trace.variances[1:], 1)[0]
+    low, high = BOOK_SLOPE_BAND
+    if not low <= slope <= high:
+        return Verdict(name, False,
+                       "The layers are in the right places, but the variance grows by %+.2f "
+                       "per block (%s); with figure 11.6c at initialisation it grows by about "
+                       "%+.2f. Check the layers' settings (scale 1, offset 0)."
+                       % (slope, _fmt(trace.variances), BOOK_SLOPE))
+    return Verdict(name, True, "BatchNorm1d opens every residual branch and the skip carries "
+                   "the raw stream: the variance grows linearly, %+.2f per block." % slope)
+
+
+def check_train_eval(model_class, seed=0):
+    """Running statistics update in train mode; eval mode treats each example on its own."""
+    name = "train_eval"
+    with seeded(seed), quiet():
+        try:
+            model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
+            he_init(model)
+        except Exception as error:
+            return Verdict(name, False, "Your network could not be built: %s: %s."
+                           % (type(error).__name__, error))
+        layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)
+                  and m.track_running_stats]
+        before = [m.running_mean.clone() for m in layers]
+        model.train()
+        try:
+            with torch.no_grad():
+                for step in range(3):
+                    model(input_batch(seed + 1000 * (step + 1)))
+        except Exception as error:
+            return Verdict(name, False, "forward raised %s in train mode: %s."
+                           % (type(error).__name__, error))
+        if not any(not torch.equal(b, m.running_mean) for b, m in zip(before, layers)):
+            return Verdict(name, False,
+                           "No BatchNorm1d layer of your model updated its running statistics "
+                           "in train mode, so eval mode has nothing to use. Layers created "
+                           "inside forward, or never called, keep no statistics: call layers "
+                           "created in __init__.")
+        model.eval()
+        batch = input_batch(seed)
+        try:
+            with torch.no_grad():
+                whole = model(batch)[:1]
+                alone = model(batch[:1])
+        except Exception as error:
+            return Verdict(name, False,
+                           "In eval mode a batch of one example raised %s: %s. After "
+                           "model.eval() batch norm should use its running statistics, not "
+                           "the batch's; layers created inside forward never switch to eval "
+                           "mode." % (type(error).__name__, str(error).split("\n")[0]))
+    if not _close(whole, alone):
+        return Verdict(name, False,
+                       "In eval mode one example's output still depends on the rest of its "
+                       "batch: some normalisation uses batch statistics after model.eval(). "
+                       "Use nn.BatchNorm1d layers created in __init__.")
+    return Verdict(name, True, "Running statistics update in train mode, and in eval mode "
+                   "each example is processed on its own (a batch of one works).")
+
+
+NETWORK_CHECKS = {
+    "registered": check_registered,
+    "used": check_used,
+    "no_compounding": check_no_compounding,
+    "placement": check_placement,
+    "train_eval": check_train_eval,
+}
+
+
+# --- block_variances and plot_variance_growth ---------------------------------------------
+
+def check_block_variances(block_variances, plain_model_class, seed=0):
+    """block_variances(model, x) returns the six variances the test measures itself."""
+    name = "block_variances"
+    trace = ForwardTrace(plain_model_class, seed)
+    if trace.error:
+        return Verdict(name, False, "The plain ResidualNetwork could not be traced: %s."
+                       % trace.error)
+    with seeded(seed), quiet():
+        model = copy.deepcopy(trace.model)
+        try:
+            returned = block_variances(model, input_batch(seed))
+        except NotImplementedError:
+            return Verdict(name, False, "block_variances still raises NotImplementedError: "
+                           "replace that line with your code.")
+        except Exception as error:
+            return Verdict(name, False, "block_variances(model, x_batch) raised %s: %s."
+                           % (type(error).__name__, error))
+    try:
+        values = [float(v) for v in returned]
+    except Exception:
+        return Verdict(name, False, "block_variances should return a list of six numbers; "
+                       "it returned %r." % (returned,))
+    expected = trace.variances
+    if len(values) == len(expected) + 1 and np.allclose(values[1:], expected, rtol=1e-3):
+        return Verdict(name, False, "Your list starts with the input's variance; leave it out "
+                       "and start at the first pre-activation (six numbers in all).")
+    if len(values) != len(expected):
+        return Verdict(name, False, "block_variances returned %d numbers; it should return six: "
+                       "the first pre-activation, then the stream after each of the five "
+                       "residual connections." % len(values))
+    if not np.allclose(values, expected, rtol=1e-3):
+        return Verdict(name, False, "block_variances returned %s, but this model's variances "
+                       "on that batch are %s. Measure one forward pass of the model you are "
+                       "given on the batch you are given, without re-initialising it."
+                       % (_fmt(values), _fmt(expected)))
+    return Verdict(name, True, "block_variances returns the six variances of one forward pass.")
+
+
+SAMPLE_PLAIN = [2.0, 3.7, 6.8, 12.4, 22.9, 41.5]
+SAMPLE_BN = [2.0, 2.6, 3.3, 4.0, 4.6, 5.3]
+
+
+def _plot_problems(ax, log_scale):
+    problems = []
+    lines = [line for line in ax.get_lines() if len(line.get_ydata()) == len(SAMPLE_PLAIN)]
+
+    def find(values):
+        return next((line for line in lines
+                     if np.allclose(np.asarray(line.get_ydata(), float), values)), None)
+
+    plain, batchnorm = find(SAMPLE_PLAIN), find(SAMPLE_BN)
+    if plain is None or batchnorm is None:
+        missing = [what for what, line in (("plain", plain), ("batch-norm", batchnorm))
+                   if line is None]
+        problems.append("no curve on the axes you were given shows the %s variances (draw "
+                        "with ax.plot on the ax argument, not plt.plot)" % " or ".join(missing))
+        return problems
+    for line in (plain, batchnorm):
+        x = np.asarray(line.get_xdata(), float)
+        if not np.all(np.diff(x) > 0):
+            problems.append("plot each list against the block number (0 to 5)")
+            break
+    labels = [line.get_label() for line in (plain, batchnorm)]
+    if any(label.startswith("_") for label in labels) or labels[0] == labels[1]:
+        problems.append("give each curve its own label (ax.plot(..., label='plain'))")
+    if ax.get_legend() is None:
+        problems.append("add a legend (ax.legend()) so a reader can tell the curves apart")
+    if not ax.get_xlabel() or not ax.get_ylabel():
+        problems.append("label both axes (ax.set_xlabel, ax.set_ylabel)")
+    scale = ax.get_yscale()
+    if log_scale and scale != "log":
+        problems.append("with log_scale=True the y axis should be logarithmic "
+                        "(ax.set_yscale('log'))")
+    if not log_scale and scale != "linear":
+        problems.append("with log_scale=False the y axis should stay linear")
+    return problems
+
+
+def check_plot(plot_variance_growth, log_scale):
+    """plot_variance_growth(ax, plain, bn, log_scale) draws a labelled figure on ax."""
+    import matplotlib.pyplot as plt
+
+    name = "plot_log" if log_scale else "plot_linear"
+    figure, ax = plt.subplots()
+    try:
+        with quiet():
+            try:
+                plot_variance_growth(ax, list(SAMPLE_PLAIN), list(SAMPLE_BN), log_scale)
+            except NotImplementedError:
+                return Verdict(name, False, "plot_variance_growth still raises "
+                               "NotImplementedError: replace that line with your code.")
+            except Exception as error:
+                return Verdict(name, False, "plot_variance_growth raised %s: %s."
+                               % (type(error).__name__, error))
+        problems = _plot_problems(ax, log_scale)
+    finally:
+        plt.close(figure)
+    if problems:
+        return Verdict(name, False, "Your %s plot needs work: %s." % (
+            "log-scale" if log_scale else "linear", "; ".join(problems)))
+    return Verdict(name, True, "The %s plot shows both curves, labelled, with a legend."
+                   % ("log-scale" if log_scale else "linear"))
+
+
+# --- what the notebook calls -------------------------------------------------------------
+
+def _print_verdicts(verdicts):
+    for verdict in verdicts:
+        print("%s %s: %s" % ("✓" if verdict.passed else "✗", verdict.name, verdict.message))
+    failed = sum(not v.passed for v in verdicts)
+    print("\nAll checks pass." if not failed else
+          "\n%d of %d checks need attention: read the messages above." % (failed, len(verdicts)))
+
+
+def report_network(model_class):
+    """The visible self-check after the batch-norm TODO."""
+    _print_verdicts([check(model_class) for check in NETWORK_CHECKS.values()])
+
+
+def report_variances(block_variances, plain_model_class):
+    _print_verdicts([check_block_variances(block_variances, plain_model_class)])
+
+
+def report_plot(plot_variance_growth):
+    _print_verdicts([check_plot(plot_variance_growth, False),
+                     check_plot(plot_variance_growth, True)])
+
+
+def require(verdict):
+    """Hidden tests: pass quietly, or fail with the verdict's message and no traceback."""
+    __tracebackhide__ = True
+    if not verdict.passed:
+        raise AssertionError(verdict.message)
+    print("✓ " + verdict.message)

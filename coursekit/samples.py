@@ -1,0 +1,110 @@
+"""Sample submissions: the release notebook with some answer cells filled in.
+
+``make_submission(answers)`` is what the tests use to build a submission for any student
+answer; ``python -m coursekit.samples`` (``make samples``) rewrites the course's own
+samples under ``submitted/`` after the release changes. It writes only the students
+named in SAMPLES, so real submissions next to them are never touched.
+"""
+import copy
+import sys
+
+import nbformat
+
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE_NOTEBOOK, grade_id
+
+RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
+
+# The answer in the seed document (shared/seeds), verbatim: it creates each BatchNorm1d
+# inside forward AND normalises the residual stream, so its printout is flat.
+SEED_ANSWER = '''class ResidualNetworkWithBatchNorm(torch.nn.Module):
+  def __init__(self, input_size, output_size, hidden_size=100):
+    super(ResidualNetworkWithBatchNorm, self).__init__()
+    self.linear1 = nn.Linear(input_size, hidden_size)
+    self.linear2 = nn.Linear(hidden_size, hidden_size)
+    self.linear3 = nn.Linear(hidden_size, hidden_size)
+    self.linear4 = nn.Linear(hidden_size, hidden_size)
+    self.linear5 = nn.Linear(hidden_size, hidden_size)
+    self.linear6 = nn.Linear(hidden_size, hidden_size)
+    self.linear7 = nn.Linear(hidden_size, output_size)
+
+
+  def count_params(self):
+    return sum([p.view(-1).shape[0] for p in self.parameters()])
+
+  def forward(self, x):
+    print_variance("Input", x)
+
+    # Initial transformation
+    x = self.linear1(x)
+    print_variance("First preactivation", x)
+
+    # First residual block
+    x = nn.BatchNorm1d(x.shape[1])(x)  # Proper BatchNorm initialization
+    residual = self.linear2(x.relu())
+    res1 = x + residual
+    print_variance("After first residual connection", res1)
+
+    # Second residual block
+    res1 = nn.BatchNorm1d(res1.shape[1])(res1)
+    residual = self.linear3(res1.relu())
+    res2 = res1 + residual
+    print_variance("After second residual connection", res2)
+
+    # Third residual block
+    res2 = nn.BatchNorm1d(res2.shape[1])(res2)
+    residual = self.linear4(res2.relu())
+    res3 = res2 + residual
+    print_variance("After third residual connection", res3)
+
+    # Fourth residual block
+    res3 = nn.BatchNorm1d(res3.shape[1])(res3)
+    residual = self.linear5(res3.relu())
+    res4 = res3 + residual
+    print_variance("After fourth residual connection", res4)
+
+    # Fifth residual block
+    res4 = nn.BatchNorm1d(res4.shape[1])(res4)
+    residual = self.linear6(res4.relu())
+    res5 = res4 + residual
+    print_variance("After fifth residual connection", res5)
+
+    return self.linear7(res5)'''
+
+
+def solution_cells():
+    """grade_id -> source of every answer cell in the instructor's notebook."""
+    source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    return {grade_id(cell): cell.source for cell in source.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def make_submission(answers, release=None):
+    """The release notebook with the answer cells named in `answers` replaced."""
+    notebook = copy.deepcopy(release or nbformat.read(RELEASE_NOTEBOOK, as_version=4))
+    unknown = set(answers) - {grade_id(cell) for cell in notebook.cells}
+    if unknown:
+        raise KeyError("the release has no cell %s" % ", ".join(sorted(unknown)))
+    for cell in notebook.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return notebook
+
+
+SAMPLES = {
+    "reference": solution_cells,
+    "blank": dict,
+    "seed": lambda: {"residual_network_with_batchnorm": SEED_ANSWER},
+}
+
+
+def write_samples(root=ROOT):
+    for student, answers in SAMPLES.items():
+        path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(make_submission(answers()), path)
+        print("wrote", path.relative_to(root))
+
+
+if __name__ == "__main__":
+    write_samples()
+    sys.exit(0)

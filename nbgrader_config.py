@@ -1,0 +1,33 @@
+"""nbgrader configuration for the UDL Notebook 11.3 course (batch normalization)."""
+import os
+import sys
+
+# The course tooling (coursekit) lives beside this file; nbgrader must import it.
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+if COURSE_ROOT not in sys.path:
+    sys.path.insert(0, COURSE_ROOT)
+
+from coursekit.preprocessors import ReleaseStub  # noqa: E402
+from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
+
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.course_id = "udl-11-3"
+c.CourseDirectory.root = COURSE_ROOT
+
+# The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
+_stock = GenerateAssignment.class_traits()["preprocessors"].default()
+_after = _stock.index(next(p for p in _stock if p.__name__ == "ClearSolutions")) + 1
+c.GenerateAssignment.preprocessors = _stock[:_after] + [ReleaseStub] + _stock[_after:]
+
+# The slowest honest cell (one SGD step, or building MNIST-1D) takes about a second here;
+# two minutes leaves room for a slow machine and still stops an endless loop.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# A warning torch or numpy prints to stderr would zero a test cell that passed.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\w+Warning: |warnings\.warn\("
+
+# A test cell the student deleted is put back and graded, instead of counting zero.
+c.OverwriteCells.add_missing_cells = True

@@ -1,0 +1,198 @@
+"""Student answers to the batch-norm TODO, one per category the course must grade.
+
+Each is the source of a solution cell, written the way students write it (the survey in
+shared/notes/student-solutions.md). ``FAILS`` names the network checks each one must fail;
+an empty set means full marks. The fast stability test runs the checks on these directly;
+the autograde test pastes them into notebooks and grades them with nbgrader.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PLAIN_INIT = """
+    self.linear1 = nn.Linear(input_size, hidden_size)
+    self.linear2 = nn.Linear(hidden_size, hidden_size)
+    self.linear3 = nn.Linear(hidden_size, hidden_size)
+    self.linear4 = nn.Linear(hidden_size, hidden_size)
+    self.linear5 = nn.Linear(hidden_size, hidden_size)
+    self.linear6 = nn.Linear(hidden_size, hidden_size)
+    self.linear7 = nn.Linear(hidden_size, output_size)
+"""
+FIVE_BN = """
+    self.bn1 = nn.BatchNorm1d(hidden_size)
+    self.bn2 = nn.BatchNorm1d(hidden_size)
+    self.bn3 = nn.BatchNorm1d(hidden_size)
+    self.bn4 = nn.BatchNorm1d(hidden_size)
+    self.bn5 = nn.BatchNorm1d(hidden_size)
+"""
+
+
+def _separate_attributes(init_extra, body):
+    return ("class ResidualNetworkWithBatchNorm(torch.nn.Module):\n"
+            "  def __init__(self, input_size, output_size, hidden_size=100):\n"
+            "    super(ResidualNetworkWithBatchNorm, self).__init__()\n"
+            + PLAIN_INIT + init_extra +
+            "\n  def count_params(self):\n"
+            "    return sum([p.view(-1).shape[0] for p in self.parameters()])\n\n"
+            "  def forward(self, x):\n" + body)
+
+
+def _blocks(template, names=("bn1", "bn2", "bn3", "bn4", "bn5")):
+    """Five residual blocks from a one-line template using {prev}, {res}, {bn}, {lin}."""
+    lines, prev = [], "f"
+    for k, bn in enumerate(names, start=1):
+        res = "res%d" % k
+        lines.append("    " + template.format(prev=prev, res=res, bn="self." + bn,
+                                               lin="self.linear%d" % (k + 1)))
+        lines.append('    print_variance("After residual connection %d", %s)' % (k, res))
+        prev = res
+    return "\n".join(lines) + "\n"
+
+
+STEM = ('    print_variance("Input", x)\n    f = self.linear1(x)\n'
+        '    print_variance("First preactivation", f)\n')
+HEAD = "    return self.linear7(res5)\n"
+
+BOOK = _separate_attributes(FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())")
+                            + HEAD)
+
+MODULE_LIST = """
+class ResidualNetworkWithBatchNorm(nn.Module):
+  def __init__(self, input_size, output_size, hidden_size=100):
+    super().__init__()
+    self.input_layer = nn.Linear(input_size, hidden_size)
+    self.norms = nn.ModuleList([nn.BatchNorm1d(hidden_size) for _ in range(5)])
+    self.hidden = nn.ModuleList([nn.Linear(hidden_size, hidden_size) for _ in range(5)])
+    self.output_layer = nn.Linear(hidden_size, output_size)
+
+  def forward(self, x):
+    print_variance("Input", x)
+    x = self.input_layer(x)
+    print_variance("First preactivation", x)
+    for i, (norm, linear) in enumerate(zip(self.norms, self.hidden)):
+      x = x + linear(F.relu(norm(x)))
+      print_variance("After residual connection %d" % (i + 1), x)
+    return self.output_layer(x)
+"""
+
+SEQUENTIAL = """
+class ResidualNetworkWithBatchNorm(torch.nn.Module):
+  def __init__(self, input_size, output_size, hidden_size=100):
+    super(ResidualNetworkWithBatchNorm, self).__init__()
+    self.linear1 = nn.Linear(input_size, hidden_size)
+    self.branches = nn.ModuleList([
+        nn.Sequential(nn.BatchNorm1d(hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size))
+        for _ in range(5)])
+    self.linear7 = nn.Linear(hidden_size, output_size)
+
+  def forward(self, x):
+    x = self.linear1(x)
+    for branch in self.branches:
+      x += branch(x)
+    return self.linear7(x)
+"""
+
+EXTRA_NORMS = _separate_attributes(
+    FIVE_BN + "    self.bn_in = nn.BatchNorm1d(input_size)\n"
+    "    self.bn_out = nn.BatchNorm1d(hidden_size)\n"
+    "    self.spare = nn.BatchNorm1d(hidden_size)  # never used\n",
+    '    x = self.bn_in(x)\n' + STEM.split("\n", 1)[1]
+    + _blocks("{res} = torch.add({prev}, {lin}(torch.relu({bn}({prev}))))")
+    + "    return self.linear7(self.bn_out(res5))\n")
+
+SHARED = _separate_attributes(
+    "    self.bn = nn.BatchNorm1d(hidden_size)\n",
+    STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())", names=("bn",) * 5) + HEAD)
+
+BRANCH_END = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {bn}({lin}({prev}.relu()))") + HEAD)
+
+STREAM_BEFORE_ADD = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {bn}({prev}); {res} = {res} + {lin}({res}.relu())") + HEAD)
+
+STREAM_AFTER_ADD = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {bn}({prev} + {lin}({prev}.relu()))") + HEAD)
+
+CREATED_IN_FORWARD = _separate_attributes(
+    "", STEM + _blocks("{res} = {prev} + {lin}(nn.BatchNorm1d({prev}.shape[1])({prev}).relu())")
+    + HEAD)
+
+# The seed document's answer: BatchNorm1d created in forward AND the stream normalised.
+SEED = _separate_attributes(
+    "", STEM + _blocks("{res} = nn.BatchNorm1d({prev}.shape[1])({prev}); "
+                       "{res} = {res} + {lin}({res}.relu())") + HEAD)
+
+AFTER_RELU = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}.relu()))") + HEAD)
+
+CALLED_TWICE = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())",
+                            names=("bn1", "bn2", "bn2", "bn4", "bn5")) + HEAD)
+
+LAYER_NORM = _separate_attributes(
+    FIVE_BN.replace("BatchNorm1d", "LayerNorm"),
+    STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())") + HEAD)
+
+NEVER_CALLED = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({prev}.relu())") + HEAD)
+
+NO_NORMALISATION = _separate_attributes(
+    "", STEM + _blocks("{res} = {prev} + {lin}({prev}.relu())") + HEAD)
+
+# The plain network with a print_variance that fakes linear growth.
+FAKED_PRINTOUT = NO_NORMALISATION + """
+_calls = [0]
+def print_variance(name, data):
+  _calls[0] += 1
+  print("%s variance=%f" % (name, 1.0 + 0.68 * (_calls[0] % 7)))
+"""
+
+VARIANTS = {
+    "book": BOOK,
+    "module_list": MODULE_LIST,
+    "sequential": SEQUENTIAL,
+    "extra_norms": EXTRA_NORMS,
+    "shared": SHARED,
+    "branch_end": BRANCH_END,
+    "stream_before_add": STREAM_BEFORE_ADD,
+    "stream_after_add": STREAM_AFTER_ADD,
+    "created_in_forward": CREATED_IN_FORWARD,
+    "seed": SEED,
+    "after_relu": AFTER_RELU,
+    "called_twice": CALLED_TWICE,
+    "layer_norm": LAYER_NORM,
+    "never_called": NEVER_CALLED,
+    "no_normalisation": NO_NORMALISATION,
+    "faked_printout": FAKED_PRINTOUT,
+}
+
+ALL = {"registered", "used", "no_compounding", "placement", "train_eval"}
+FAILS = {
+    "book": set(), "module_list": set(), "sequential": set(), "extra_norms": set(),
+    "shared": {"used"},
+    "branch_end": {"placement"},
+    "stream_before_add": {"placement"},
+    "stream_after_add": {"used", "placement"},
+    "created_in_forward": {"registered", "used", "train_eval"},
+    "seed": {"registered", "used", "placement", "train_eval"},
+    "after_relu": {"placement"},
+    "called_twice": {"used"},
+    "layer_norm": {"registered", "used", "placement", "train_eval"},
+    "never_called": {"used", "no_compounding", "placement", "train_eval"},
+    "no_normalisation": ALL,
+    "faked_printout": ALL,
+}
+
+
+def printed_variances():
+    """A print_variance like the notebook's, for running variants outside a notebook."""
+    def print_variance(name, data):
+        pass
+    return print_variance
+
+
+def model_class(variant):
+    """Execute a variant's source as a notebook cell would and return its class."""
+    namespace = {"torch": torch, "nn": nn, "F": F, "print_variance": printed_variances()}
+    exec(compile(VARIANTS[variant], "<%s>" % variant, "exec"), namespace)
+    return namespace["ResidualNetworkWithBatchNorm"]
