@@ -196,3 +196,21 @@ def model_class(variant):
     namespace = {"torch": torch, "nn": nn, "F": F, "print_variance": printed_variances()}
     exec(compile(VARIANTS[variant], "<%s>" % variant, "exec"), namespace)
     return namespace["ResidualNetworkWithBatchNorm"]
+
+# A phrase the failing checks' messages must contain: the mistake, named.
+MESSAGES = {
+    "shared": "shared by blocks",
+    "branch_end": "at the end of the branch",
+    "stream_before_add": "normalise the residual stream itself",
+    "stream_after_add": "normalise the residual stream itself",
+    "created_in_forward": "creates nn.BatchNorm1d layers as it runs",
+    "seed": "creates nn.BatchNorm1d layers as it runs",
+    "after_relu": "after the ReLU",
+    "called_twice": "never called (a copy-paste slip?)",
+    "layer_norm": "uses LayerNorm, not nn.BatchNorm1d",
+    "never_called": "forward never calls them",
+    "no_normalisation": "No nn.BatchNorm1d layer is registered",
+    "faked_printout": "The variance still compounds",
+}
+# Categories that may earn at most half of the network's points.
+AT_MOST_HALF = {"never_called", "no_normalisation", "faked_printout"}

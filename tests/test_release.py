@@ -1,0 +1,77 @@
+"""The release students get: generated from source, no answers, no hidden tests."""
+import json
+
+import nbformat
+from nbgrader.validator import Validator
+
+from conftest import ROOT, nbgrader
+from coursekit import sync
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+
+RELEASE = ROOT / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def cells(path):
+    return [(cell.cell_type, grade_id(cell), cell.source, cell.metadata.get("nbgrader"))
+            for cell in nbformat.read(path, as_version=4).cells]
+
+
+def test_config_loads_without_error():
+    # nbgrader only logs a broken config and then grades with its defaults.
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    names = [p.__name__ for p in config.GenerateAssignment.preprocessors]
+    assert names.index("ReleaseStub") == names.index("ClearSolutions") + 1
+    assert config.OverwriteCells.add_missing_cells is True
+
+
+def test_generated_cells_are_in_step_with_the_package():
+    notebook = nbformat.read(sync.SOURCE_NOTEBOOK, as_version=4)
+    assert sync.stale_cells(notebook) == [], "run: python -m coursekit.sync"
+
+
+def test_committed_release_is_what_nbgrader_generates(course_root):
+    generated = cells(course_root / "release" / ASSIGNMENT / NOTEBOOK)
+    committed = cells(RELEASE)
+    assert len(generated) == len(committed)
+    for fresh, kept in zip(generated, committed):
+        assert fresh == kept, "release/ is stale at cell %s: run make release" % fresh[1]
+
+
+def test_release_has_no_answers_hidden_tests_or_outputs():
+    release = RELEASE.read_text()
+    assert "BEGIN HIDDEN TESTS" not in release and "udl_bn_checks.require" not in release
+    assert "BEGIN SOLUTION" not in release and "release_source" not in release
+    source = nbformat.read(sync.SOURCE_NOTEBOOK, as_version=4)
+    for cell in source.cells:
+        if cell.metadata["nbgrader"].get("solution"):
+            answer_lines = [line for line in cell.source.splitlines()
+                            if "bn" in line or "ax." in line or "variance_log" in line]
+            assert not any(line.strip() and line in release.splitlines()
+                           for line in answer_lines if "print_variance" not in line)
+    notebook = json.loads(release)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def test_every_test_cell_is_locked_and_has_points():
+    graded = [meta for _, _, _, meta in cells(sync.SOURCE_NOTEBOOK) if meta["grade"]]
+    assert len(graded) >= 8
+    assert all(meta["locked"] and meta["points"] > 0 for meta in graded)
+
+
+def test_source_notebook_passes_its_own_tests(tmp_path):
+    # `nbgrader validate` exits 0 even on failure: read the validator's result.
+    copy = tmp_path / NOTEBOOK
+    copy.write_text(sync.SOURCE_NOTEBOOK.read_text())
+    result = Validator().validate(str(copy))
+    assert not result.get("failed") and not result.get("changed"), result
+
+
+def test_blank_release_passes_no_test(tmp_path):
+    copy = tmp_path / NOTEBOOK
+    copy.write_text(RELEASE.read_text())
+    result = Validator(invert=True).validate(str(copy))
+    assert result.get("passed", []) == [], result
