@@ -7,7 +7,7 @@ the autograde test pastes them into notebooks and grades them with nbgrader.
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import numpy as np
 
 PLAIN_INIT = """
     self.linear1 = nn.Linear(input_size, hidden_size)
@@ -57,6 +57,8 @@ BOOK = _separate_attributes(FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({bn}
                             + HEAD)
 
 MODULE_LIST = """
+import torch.nn.functional as F
+
 class ResidualNetworkWithBatchNorm(nn.Module):
   def __init__(self, input_size, output_size, hidden_size=100):
     super().__init__()
@@ -193,7 +195,8 @@ def printed_variances():
 
 def model_class(variant):
     """Execute a variant's source as a notebook cell would and return its class."""
-    namespace = {"torch": torch, "nn": nn, "F": F, "print_variance": printed_variances()}
+    # What the notebook has imported when the answer cell runs, and nothing more.
+    namespace = {"torch": torch, "nn": nn, "np": np, "print_variance": printed_variances()}
     exec(compile(VARIANTS[variant], "<%s>" % variant, "exec"), namespace)
     return namespace["ResidualNetworkWithBatchNorm"]
 
@@ -214,3 +217,6 @@ MESSAGES = {
 }
 # Categories that may earn at most half of the network's points.
 AT_MOST_HALF = {"never_called", "no_normalisation", "faked_printout"}
+# Tests outside the network's that a category also fails: a fake print_variance no longer
+# records what the network computes, so block_variances, which reads it, fails too.
+OTHER_FAILS = {"faked_printout": {"block_variances"}}
