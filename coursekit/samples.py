@@ -10,6 +10,7 @@ import sys
 
 import nbformat
 
+from coursekit import answers
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE_NOTEBOOK, grade_id
 
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
@@ -90,11 +91,27 @@ def make_submission(answers, release=None):
     return notebook
 
 
+CLASS_CELL = "residual_network_with_batchnorm"
+BROKEN_PLOT = ("def plot_variance_growth(ax, plain_variances, batchnorm_variances, "
+               "log_scale=False):\n  ax.plot(plain_variances)\n")
+
+
+def _with(**cells):
+    return lambda: dict(solution_cells(), **cells)
+
+
 SAMPLES = {
     "reference": solution_cells,
     "blank": dict,
-    "seed": lambda: {"residual_network_with_batchnorm": SEED_ANSWER},
+    "seed": lambda: {CLASS_CELL: SEED_ANSWER},
+    # Each exercise's points stand alone: a good network with a bad plot, and the reverse.
+    "book_class_broken_plot": _with(plot_variance_growth=BROKEN_PLOT),
+    "plain_class_rest_right": lambda: {k: v for k, v in solution_cells().items()
+                                       if k != CLASS_CELL},
 }
+# One student per answer category, everything else answered as in the reference.
+SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: source})
+                for name, source in answers.VARIANTS.items()})
 
 
 def write_samples(root=ROOT):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # coursekit, conftest
 
 from coursekit.sync import ASSIGNMENT, NOTEBOOK  # noqa: E402
 

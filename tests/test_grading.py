@@ -1,8 +1,9 @@
-"""Real `nbgrader autograde` on a class of submissions: every verdict the course promises.
+"""Real `nbgrader autograde` on the sample class: every verdict the course promises.
 
-One autograde run grades them all (split over two course copies that run side by side):
-the committed samples, one submission per student-answer category in variants.py, and
-two that show the exercises' points are independent of each other.
+The samples (coursekit/samples.py) are the reference, the blank release, the seed
+document's answer, one student per answer category of coursekit/answers.py, and two that
+show the exercises' points are independent. One autograde run grades them all, split over
+two course copies that run side by side on the two cores.
 """
 import subprocess
 import sys
@@ -10,13 +11,12 @@ import sys
 import nbformat
 import pytest
 
-import variants
+from coursekit import answers as variants
 from conftest import ROOT, make_course, nbgrader_env, submit
 from coursekit.report import collect
-from coursekit.samples import make_submission, solution_cells
+from coursekit.samples import SAMPLES, make_submission
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
-CLASS_CELL = "residual_network_with_batchnorm"
 NETWORK_TESTS = ["test_" + name for name in
                  ("registered", "used", "no_compounding", "placement", "train_eval")]
 PLOT_TESTS = ["test_plot_linear", "test_plot_log"]
@@ -29,19 +29,16 @@ def points():
 
 
 def class_of_submissions():
-    reference = solution_cells()
-    broken_plot = ("def plot_variance_growth(ax, plain_variances, batchnorm_variances, "
-                   "log_scale=False):\n  ax.plot(plain_variances)\n")
-    submissions = {student: nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
-                                          as_version=4)
-                   for student in ("reference", "blank", "seed")}
-    for variant, source in variants.VARIANTS.items():
-        submissions["variant_" + variant] = make_submission(dict(reference, **{CLASS_CELL: source}))
-    submissions["book_class_broken_plot"] = make_submission(
-        dict(reference, plot_variance_growth=broken_plot))
-    submissions["plain_class_rest_right"] = make_submission(
-        {k: v for k, v in reference.items() if k != CLASS_CELL})
-    return submissions
+    """The committed samples, which are what `make grade` grades."""
+    return {student: nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
+                                   as_version=4) for student in SAMPLES}
+
+
+def test_committed_samples_are_in_step_with_the_release():
+    for student, answers_of in SAMPLES.items():
+        committed = nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
+                                  as_version=4)
+        assert committed == make_submission(answers_of()), "run: make samples (%s)" % student
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 Each is the source of a solution cell, written the way students write it (the survey in
 shared/notes/student-solutions.md). ``FAILS`` names the network checks each one must fail;
-an empty set means full marks. The fast stability test runs the checks on these directly;
-the autograde test pastes them into notebooks and grades them with nbgrader.
+an empty set means full marks. The sample submissions (samples.py) paste them into the
+release so `make grade` grades every category; the fast stability test runs the checks on
+them directly.
 """
 import torch
 import torch.nn as nn
