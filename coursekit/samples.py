@@ -114,11 +114,20 @@ SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: source})
                 for name, source in answers.VARIANTS.items()})
 
 
+def submission_path(root, student):
+    return root / "submitted" / student / ASSIGNMENT / NOTEBOOK
+
+
+def submit(root, student, notebook):
+    path = submission_path(root, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
 def write_samples(root=ROOT):
-    for student, answers in SAMPLES.items():
-        path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(make_submission(answers()), path)
+    for student, answers_of in SAMPLES.items():
+        path = submit(root, student, make_submission(answers_of()))
         print("wrote", path.relative_to(root))
 
 

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # coursekit, conftest
 
-from coursekit.sync import ASSIGNMENT, NOTEBOOK  # noqa: E402
+from coursekit.sync import ASSIGNMENT  # noqa: E402
 
 # What a course copy needs to release and grade; submissions are added per test.
 COURSE_FILES = ["nbgrader_config.py", "coursekit", "source"]
@@ -42,15 +42,6 @@ def nbgrader(root, *args, check=True):
     if check and result.returncode != 0:
         raise AssertionError("nbgrader %s failed:\n%s" % (" ".join(args), result.stderr[-4000:]))
     return result
-
-
-def submit(root, student, notebook):
-    import nbformat
-
-    path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 
 from coursekit import answers as variants
-from conftest import ROOT, make_course, nbgrader_env, submit
+from conftest import ROOT, make_course, nbgrader_env
 from coursekit.report import collect
-from coursekit.samples import SAMPLES, make_submission
+from coursekit.samples import SAMPLES, make_submission, submission_path, submit
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
 NETWORK_TESTS = ["test_" + name for name in
@@ -30,14 +30,13 @@ def points():
 
 def class_of_submissions():
     """The committed samples, which are what `make grade` grades."""
-    return {student: nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
-                                   as_version=4) for student in SAMPLES}
+    return {student: nbformat.read(submission_path(ROOT, student), as_version=4)
+            for student in SAMPLES}
 
 
 def test_committed_samples_are_in_step_with_the_release():
     for student, answers_of in SAMPLES.items():
-        committed = nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
-                                  as_version=4)
+        committed = nbformat.read(submission_path(ROOT, student), as_version=4)
         assert committed == make_submission(answers_of()), "run: make samples (%s)" % student
 
 

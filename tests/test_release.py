@@ -4,7 +4,7 @@ import json
 import nbformat
 from nbgrader.validator import Validator
 
-from conftest import ROOT, nbgrader
+from conftest import ROOT
 from coursekit import sync
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
 
