@@ -7,8 +7,11 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit.preprocessors import ReleaseStub  # noqa: E402
+from coursekit import autograde  # noqa: E402
+from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
+from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
+from nbgrader.preprocessors import Execute  # noqa: E402
 
 c = get_config()  # noqa: F821
 
@@ -19,6 +22,20 @@ c.CourseDirectory.root = COURSE_ROOT
 _stock = GenerateAssignment.class_traits()["preprocessors"].default()
 _after = _stock.index(next(p for p in _stock if p.__name__ == "ClearSolutions")) + 1
 c.GenerateAssignment.preprocessors = _stock[:_after] + [ReleaseStub] + _stock[_after:]
+
+# Autograding runs student code in a sandbox and grades a whole class even when some
+# submissions are broken or hostile (coursekit/autograde.py says what that adds).
+autograde.install()
+_sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
+c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute if p is Execute else p
+    for p in Autograde.class_traits()["autograde_preprocessors"].default()]
+# Limits of each student's kernel (coursekit/sandbox.py). Grading code you trust on a
+# machine without bubblewrap: --Sandbox.unsafe_run_without_sandbox=True
+c.Sandbox.memory_gib = 4
+c.Sandbox.max_processes = 64
+c.Sandbox.cpu_seconds = 600
 
 # The slowest honest cell (one SGD step, or building MNIST-1D) takes about a second here;
 # two minutes leaves room for a slow machine and still stops an endless loop.

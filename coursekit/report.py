@@ -7,7 +7,7 @@ import csv
 import sys
 import warnings
 
-from coursekit.sync import ASSIGNMENT, ROOT
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT
 
 
 def gradebook_url(root=ROOT):
@@ -35,20 +35,43 @@ def collect(url, assignment=ASSIGNMENT):
     return sorted(rows), tests
 
 
-def write_csv(rows, tests, path):
+def problems(root=ROOT, assignment=ASSIGNMENT):
+    """{student: why their submission was not graded}, for every submission folder."""
+    from coursekit.autograde import problem_of, release_notebooks
+    from nbgrader.coursedir import CourseDirectory
+
+    releases = release_notebooks(CourseDirectory(root=str(root)), assignment)
+    found = {}
+    for folder in sorted((root / "submitted").glob("*/" + assignment)):
+        student = folder.parent.name
+        problem = problem_of(str(folder), releases)
+        if problem:
+            found[student] = problem.split(": ", 1)[1]
+        elif not (root / "autograded" / student / assignment / NOTEBOOK).exists():
+            found[student] = "not graded: see the autograde log"
+    return found
+
+
+def write_csv(rows, tests, path, problem_of=None):
+    problem_of = problem_of or {}
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max_score"] + tests)
+        writer.writerow(["student", "score", "max_score"] + tests + ["problem"])
         for student, score, max_score, per_test in rows:
             writer.writerow([student, "%g" % score, "%g" % max_score]
-                            + ["%g" % per_test[t] if t in per_test else "" for t in tests])
+                            + ["%g" % per_test[t] if t in per_test else "" for t in tests]
+                            + [problem_of.get(student, "")])
 
 
-def table(rows):
+def table(rows, problem_of=None):
+    problem_of = problem_of or {}
     width = max([len("student")] + [len(r[0]) for r in rows])
     lines = ["%-*s  %6s" % (width, "student", "points")]
     for student, score, max_score, _ in rows:
-        lines.append("%-*s  %6s" % (width, student, "%g/%g" % (score, max_score)))
+        line = "%-*s  %6s" % (width, student, "%g/%g" % (score, max_score))
+        if student in problem_of:
+            line += "  NEEDS ATTENTION: " + problem_of[student]
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -57,10 +80,11 @@ def main(root=ROOT):
     if not rows:
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
-    write_csv(rows, tests, root / "grades.csv")
-    print(table(rows))
+    attention = problems(root)
+    write_csv(rows, tests, root / "grades.csv", attention)
+    print(table(rows, attention))
     print("\nPer-test points for each student: grades.csv")
-    return 0
+    return 1 if attention else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ def test_config_loads_without_error():
     names = [p.__name__ for p in config.GenerateAssignment.preprocessors]
     assert names.index("ReleaseStub") == names.index("ClearSolutions") + 1
     assert config.OverwriteCells.add_missing_cells is True
+    # A config that fails to load would grade with stock nbgrader: no sandbox at all.
+    sanitize = [p.__name__ for p in config.Autograde.sanitize_preprocessors]
+    assert sanitize[0] == "RestoreMetadata" and "OverwriteCells" in sanitize
+    execute = [p.__name__ for p in config.Autograde.autograde_preprocessors]
+    assert "SandboxedExecute" in execute and "Execute" not in execute
+    from nbgrader.apps import autogradeapp
+    assert autogradeapp.Autograde.__name__ == "CourseAutograde"
 
 
 def test_generated_cells_are_in_step_with_the_package():

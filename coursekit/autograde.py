@@ -1,0 +1,114 @@
+"""`nbgrader autograde` for this course: safe to run on a whole class.
+
+`install()` (called by nbgrader_config.py) makes nbgrader's autograde command, and the
+formgrader's autograde button, use `CourseAutograde`, which adds to stock nbgrader:
+
+- it refuses to start when the sandbox (coursekit.sandbox) is missing, before anyone is
+  graded, with a message that says how to install it;
+- a submission that is missing, empty, not JSON, not a notebook, or cannot be matched to
+  the release is set aside with one clear line naming the student and the file (no
+  traceback); that student gets zero in the gradebook, everyone else is graded;
+- the command exits non-zero whenever a submission needs the instructor's attention.
+
+Sandboxing each kernel, surviving runaway code and restoring stripped metadata happen in
+the preprocessors (coursekit.preprocessors) that nbgrader_config.py puts in the pipeline.
+"""
+import glob
+import os
+import shutil
+import warnings
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde, NbGraderException
+
+from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
+from coursekit.sandbox import Sandbox, SandboxUnavailable
+
+
+def release_notebooks(coursedir, assignment):
+    """{notebook name: release notebook} of an assignment."""
+    folder = coursedir.format_path(coursedir.release_directory, ".", assignment)
+    return {name[:-len(".ipynb")]: nbformat.read(os.path.join(folder, name), as_version=4)
+            for name in sorted(os.listdir(folder)) if name.endswith(".ipynb")}
+
+
+def problem_of(student_folder, releases):
+    """Why a student's submission cannot be graded, or None when it can."""
+    student = os.path.basename(os.path.dirname(os.path.normpath(student_folder)))
+    try:
+        for name, release in releases.items():
+            notebook = read_submission(os.path.join(student_folder, name + ".ipynb"))
+            restore_metadata(notebook, release, name=os.path.join(student_folder,
+                                                                   name + ".ipynb"))
+    except SubmissionProblem as problem:
+        return "%s: %s" % (student, problem)
+    return None
+
+
+class CourseAutograde(Autograde):
+
+    def init_notebooks(self):
+        try:
+            Sandbox(parent=self).check()
+        except SandboxUnavailable as refusal:
+            self.log.error(str(refusal))
+            raise NbGraderException(str(refusal)) from None
+        self.problems = []
+        try:
+            super().init_notebooks()
+        except NbGraderException:
+            self.assignments = {}
+        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        for folder in sorted(glob.glob(pattern)):
+            folder = os.path.normpath(folder)
+            assignment_id = os.path.basename(folder)
+            problem = problem_of(folder, release_notebooks(self.coursedir, assignment_id))
+            if problem:
+                self.problems.append((assignment_id, folder, problem))
+                self.assignments.pop(folder, None)
+                self.assignments.pop(folder + os.sep, None)
+        if not self.assignments and not self.problems:
+            raise NbGraderException("No submissions were found by '%s'" % pattern)
+
+    def convert_notebooks(self):
+        failure = None
+        try:
+            super().convert_notebooks()
+        except NbGraderException as error:
+            failure = error
+        for assignment_id, folder, problem in self.problems:
+            self._grade_zero(assignment_id, os.path.basename(os.path.dirname(folder)))
+        if self.problems:
+            self.log.error("%d submission(s) could not be graded and got zero; fix or "
+                           "re-submit them, then autograde again:\n  %s", len(self.problems),
+                           "\n  ".join(problem for _, _, problem in self.problems))
+        if failure or self.problems:
+            raise NbGraderException(str(failure or "some submissions need attention"))
+
+    def _grade_zero(self, assignment_id, student_id):
+        """A student whose file cannot be read still appears in the grades, with zero."""
+        stale = self._format_dest(assignment_id, student_id)
+        if os.path.isdir(stale):
+            shutil.rmtree(stale)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gradebook:
+                gradebook.update_or_create_student(student_id)
+                try:
+                    gradebook.find_assignment(assignment_id)
+                except MissingEntry:
+                    return
+                submission = gradebook.update_or_create_submission(assignment_id, student_id)
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        grade.auto_score = 0
+                        grade.needs_manual_grade = False
+                gradebook.db.commit()
+
+
+def install():
+    """Make nbgrader's autograde app (command line and formgrader) use CourseAutograde."""
+    from nbgrader.apps import autogradeapp
+
+    autogradeapp.Autograde = CourseAutograde

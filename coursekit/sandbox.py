@@ -1,0 +1,195 @@
+"""Student code runs in a bubblewrap sandbox while nbgrader autogrades it.
+
+nbgrader starts each submission's kernel in the instructor's account with the student's
+folder as working directory: without a sandbox, a notebook can read `source/` (solutions
+and hidden tests), other students' work and the gradebook, write anywhere, reach the
+network and exhaust the machine. `SandboxedKernelManager` starts the kernel under
+bubblewrap (Debian package `bubblewrap`) instead:
+
+- the file system is the operating system and the Python environment, read-only, plus the
+  student's own autograded folder (writable) and a private scratch `/tmp`; nothing else of
+  the course exists inside;
+- no network at all, loopback included (the kernel talks to nbgrader over Unix sockets in
+  a private folder);
+- its own process and IPC namespaces, no capabilities; when grading runs as root the
+  kernel runs as an unprivileged user of its own (`Sandbox.first_uid`), because Linux
+  never applies a process limit to root;
+- resource limits on memory (address space), number of processes and CPU seconds.
+
+Every limit is a `Sandbox` option in `nbgrader_config.py` (`c.Sandbox.memory_gib = 4`...).
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+INSTALL_HINT = "sudo apt-get install bubblewrap"
+OPT_OUT = "--Sandbox.unsafe_run_without_sandbox=True"
+
+# Runs inside the sandbox, before the kernel: set the limits, drop to the sandbox user,
+# become the kernel. Passed inline so that no course file has to be visible inside.
+LIMIT_AND_EXEC = """\
+import os, resource, sys
+memory, processes, cpu, uid = map(int, sys.argv[1:5])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+if os.getuid() == 0:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+os.execv(sys.argv[5], sys.argv[5:])
+"""
+
+# What the kernel may see of the grader's environment; everything else (tokens, database
+# addresses, ...) stays outside.
+PASSED_ENVIRONMENT = ("NBGRADER_EXECUTION", "PYDEVD_DISABLE_FILE_VALIDATION", "OMP_NUM_THREADS",
+                      "MKL_NUM_THREADS", "LANG", "LC_ALL", "TZ")
+SYSTEM_DIRECTORIES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
+
+
+class SandboxUnavailable(RuntimeError):
+    """Autograding must not start: student code would run unconfined."""
+
+
+class Sandbox(LoggingConfigurable):
+    """Limits and switches of the sandbox, set as `c.Sandbox.*` in nbgrader_config.py."""
+
+    memory_gib = Float(4.0, help="Address space a kernel may use, in GiB.").tag(config=True)
+    max_processes = Integer(64, help="Processes and threads the kernel may run at once.").tag(
+        config=True)
+    cpu_seconds = Integer(600, help="CPU seconds one kernel may use in all.").tag(config=True)
+    first_uid = Integer(
+        1_000_000_000, help="When grading as root, each grading process runs its kernels "
+        "as its own unprivileged user, first_uid + (pid modulo 100000): Linux counts the "
+        "process limit per user, so kernels graded side by side must not share one.").tag(
+        config=True)
+    bwrap = Unicode("bwrap", help="The bubblewrap program.").tag(config=True)
+    unsafe_run_without_sandbox = Bool(
+        False, help="Run student code with all the grader's rights: it can read the "
+        "solutions, change grades and reach the network. Only for code you trust.").tag(
+        config=True)
+
+    def bwrap_path(self):
+        return shutil.which(self.bwrap)
+
+    def check(self):
+        """Raise SandboxUnavailable unless student code can be confined (or the opt-out is on)."""
+        if self.unsafe_run_without_sandbox or self.bwrap_path():
+            return
+        raise SandboxUnavailable(
+            "Refusing to autograde: the sandbox program bubblewrap (`%s`) is not installed, "
+            "and without it student code could read the solutions, change grades and reach "
+            "the network. Install it with `%s`. To grade code you trust without a sandbox, "
+            "pass %s." % (self.bwrap, INSTALL_HINT, OPT_OUT))
+
+    @property
+    def uid(self):
+        return self.first_uid + os.getpid() % 100000
+
+    def limits(self):
+        return [str(int(self.memory_gib * 2**30)), str(self.max_processes),
+                str(self.cpu_seconds), str(self.uid)]
+
+    def command(self, kernel_cmd, workdir, private):
+        """`kernel_cmd` wrapped in bwrap: `workdir` and `private` writable, nothing else."""
+        read_only = [d for d in SYSTEM_DIRECTORIES if os.path.isdir(d)]
+        for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
+                       os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}:
+            if not any(_inside(prefix, d) for d in read_only):
+                read_only.append(prefix)
+        args = [self.bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net",
+                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+                "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
+        if os.geteuid() == 0:
+            # Only to drop to the sandbox user; LIMIT_AND_EXEC gives them up at once.
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        made = set()
+        for path, how in sorted([(p, "--ro-bind") for p in read_only]
+                                + [(workdir, "--bind"), (private, "--bind")]):
+            # bwrap would create missing parents as 0700, out of the sandbox user's reach.
+            for parent in _parents(path):
+                if parent not in made and not any(_inside(parent, d) for d in read_only):
+                    args += ["--perms", "0755", "--dir", parent]
+                    made.add(parent)
+            args += [how, path, path]
+            made.add(path)
+        bin_dir = os.path.dirname(sys.executable)
+        environment = {"HOME": private, "MPLCONFIGDIR": os.path.join(private, "matplotlib"),
+                       "PATH": "%s:/usr/local/bin:/usr/bin:/bin" % bin_dir,
+                       # The grader's pid means nothing in the sandbox's pid namespace; 1
+                       # says "no parent to watch" (--die-with-parent does that) and keeps
+                       # ipykernel from printing its Ctrl-C note into the grading log.
+                       "JPY_PARENT_PID": "1"}
+        environment.update({k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ})
+        for name, value in sorted(environment.items()):
+            args += ["--setenv", name, value]
+        args += ["--chdir", workdir, "--", sys.executable, "-c", LIMIT_AND_EXEC]
+        return args + self.limits() + kernel_cmd
+
+
+def _inside(path, directory):
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _parents(path):
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def _chown_tree(top, uid, gid):
+    os.lchown(top, uid, gid)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), uid, gid)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels run inside the course's bubblewrap sandbox."""
+
+    @default("transport")
+    def _default_transport(self):
+        # The sandbox has no network, loopback included: Unix sockets cross into it.
+        return "ipc"
+
+    _private = None
+    _workdir = None
+    _workdir_owner = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        sandbox = Sandbox(parent=self)
+        sandbox.check()
+        # A SIGINT to the process group would stop bwrap itself; ipykernel's control
+        # thread turns an interrupt message into a SIGINT inside the sandbox instead.
+        self.kernel_spec.interrupt_mode = "message"
+        self._private = tempfile.mkdtemp(prefix="udl-kernel-")
+        self.connection_file = os.path.join(self._private, "kernel.json")
+        self.ip = os.path.join(self._private, "ipc")
+        kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        if sandbox.unsafe_run_without_sandbox:
+            self.log.warning("UNSAFE: student code runs WITHOUT a sandbox (%s is set).", OPT_OUT)
+            return kernel_cmd, kw
+        self._workdir = os.path.abspath(kw.get("cwd") or os.getcwd())
+        if os.geteuid() == 0:
+            status = os.stat(self._workdir)
+            self._workdir_owner = (status.st_uid, status.st_gid)
+            for path in (self._private, self._workdir):
+                _chown_tree(path, sandbox.uid, sandbox.uid)
+        return sandbox.command(kernel_cmd, self._workdir, self._private), kw
+
+    async def _async_cleanup_resources(self, restart=False):
+        await super()._async_cleanup_resources(restart=restart)
+        if self._workdir_owner is not None:
+            _chown_tree(self._workdir, *self._workdir_owner)
+            self._workdir_owner = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+
+    cleanup_resources = _async_cleanup_resources
