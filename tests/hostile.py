@@ -91,6 +91,14 @@ while True:
 '''
 
 
+CPU_HOG = "total = 0\nwhile True:\n    total += 1\n"
+
+
+def cpu_hog(port):
+    """Burns CPU right after the imports, for longer than the kernel's CPU allowance."""
+    return _insert_after(reference(), "imports", CPU_HOG)
+
+
 def reference():
     return make_submission(solution_cells())
 

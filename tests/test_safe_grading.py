@@ -4,6 +4,7 @@ One course copy holds an honest reference and one student per case of tests/host
 It is autograded twice with the course's config, sandbox on, as an instructor would: the
 tests then check what each case earned, what it could touch, and that nothing was lost.
 """
+import csv
 import hashlib
 from pathlib import Path
 import socket
@@ -207,6 +208,19 @@ def test_stripped_metadata_is_restored_and_graded_in_full(graded):
     assert graded["grades"]["stripped_metadata"] == points()
 
 
+def test_the_grade_table_flags_every_broken_file(graded, capsys):
+    from coursekit.report import main
+
+    assert main(graded["root"]) == 1
+    table = capsys.readouterr().out
+    for student, says in hostile.BROKEN.items():
+        line = next(line for line in table.splitlines() if line.startswith(student + " "))
+        assert "0/%g" % FULL in line and "NEEDS ATTENTION" in line and says in line
+    with open(graded["root"] / "grades.csv") as handle:
+        flagged = {row["student"] for row in csv.DictReader(handle) if row["problem"]}
+    assert flagged == set(hostile.BROKEN)
+
+
 def test_submitted_is_never_modified(graded):
     assert checksums(graded["root"] / "submitted") == graded["fixed"]["submitted"]
 
@@ -245,3 +259,15 @@ def test_the_unsafe_opt_out_grades_without_a_sandbox_and_says_so_loudly(one_stud
     assert run.returncode == 0, run.stderr[-3000:]
     assert "UNSAFE" in run.stderr
     assert sum(grades_of(one_student)["zz_reference"].values()) == FULL
+
+
+def test_a_kernel_past_its_cpu_allowance_is_stopped_and_graded_on_what_ran(one_student):
+    nbformat.write(hostile.cpu_hog(0), _path(one_student, "cpu_hog"))
+    run = nbgrader(one_student, "autograde", ASSIGNMENT, "--force", "--student=cpu_hog",
+                   "--Sandbox.cpu_seconds=20", "--Execute.timeout=100", check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    notebook = nbformat.read(one_student / "autograded" / "cpu_hog" / ASSIGNMENT / NOTEBOOK,
+                             as_version=4)
+    hog = next(cell for cell in notebook.cells if cell.source == hostile.CPU_HOG)
+    assert [o.ename for o in hog.outputs if o.output_type == "error"] == ["KernelStopped"]
+    assert sum(grades_of(one_student)["cpu_hog"].values()) == 0
