@@ -10,11 +10,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 ASSIGNMENT := bn
+# Workers for make autograde: one per core unless told otherwise (make autograde JOBS=4).
+JOBS ?= $(shell nproc)
 STAMP := $(VENV)/.installed
+# MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
+DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-SANDBOX := /usr/bin/bwrap
-
-.PHONY: all grade release autograde feedback report samples test clean
+.PHONY: all grade release autograde feedback report samples test bench clean sandbox postgresql
 
 all: grade
 
@@ -23,14 +25,22 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# Student code is graded inside bubblewrap (coursekit/sandbox.py); install it once.
-$(SANDBOX):
-	@command -v bwrap >/dev/null || { \
+# Debian packages the course needs, installed once when missing (as root; otherwise it
+# says what to install): bubblewrap is the grading sandbox (coursekit/sandbox.py);
+# the tests also start a PostgreSQL server.
+apt_need = $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	    echo "Installing $(2) (Debian package)"; \
+	    apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap"; exit 1; \
+	    echo "Please install $(2): sudo apt-get install $(2)"; exit 1; \
 	  fi; }
+
+sandbox:
+	@$(call apt_need,command -v bwrap,bubblewrap)
+
+postgresql:
+	@$(call apt_need,ls /usr/lib/postgresql/*/bin/initdb,postgresql)
 
 # Feedback and the grade table are written even when some submissions need attention;
 # the exit status still says so.
@@ -41,12 +51,16 @@ grade: release
 	if [ $$status != 0 ]; then echo "Some submissions need attention: see above and grades.csv."; fi; \
 	exit $$status
 
-release: $(STAMP)
+$(DATA): $(STAMP)
+	$(BIN)/python -m coursekit.data
+
+release: $(STAMP) $(DATA)
 	$(BIN)/python -m coursekit.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
 
-autograde: $(STAMP) $(SANDBOX)
-	$(BIN)/nbgrader autograde $(ASSIGNMENT) --force
+# nbgrader's own autograde, one student per worker (coursekit/parallel.py).
+autograde: $(STAMP) sandbox
+	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS)
 
 feedback: $(STAMP)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
@@ -58,8 +72,12 @@ report: $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python -m coursekit.samples
 
-test: $(STAMP) $(SANDBOX)
+test: $(STAMP) $(DATA) sandbox postgresql
 	$(BIN)/python -m pytest tests
+
+# Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
+bench: $(STAMP) $(DATA) sandbox
+	$(BIN)/python -m coursekit.bench
 
 clean:
 	rm -rf gradebook.db grades.csv .pytest_cache

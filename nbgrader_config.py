@@ -7,7 +7,7 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde  # noqa: E402
+from coursekit import autograde, gradebook  # noqa: E402
 from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
@@ -31,11 +31,15 @@ c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute if p is Execute else p
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
+# Graders running side by side (make autograde JOBS=N, the formgrader) share gradebook.db.
+gradebook.serialise_sqlite_writers()
 # Limits of each student's kernel (coursekit/sandbox.py). Grading code you trust on a
 # machine without bubblewrap: --Sandbox.unsafe_run_without_sandbox=True
 c.Sandbox.memory_gib = 4
 c.Sandbox.max_processes = 64
 c.Sandbox.cpu_seconds = 600
+# One thread per kernel: identical outputs whatever else runs (and JOBS=N scales).
+c.Sandbox.threads = 1
 
 # The slowest honest cell (one SGD step, or building MNIST-1D) takes about a second here;
 # two minutes leaves room for a slow machine and still stops an endless loop.

@@ -109,6 +109,7 @@ class CourseAutograde(Autograde):
 
 def install():
     """Make nbgrader's autograde app (command line and formgrader) use CourseAutograde."""
-    from nbgrader.apps import autogradeapp
+    from nbgrader.apps import api, autogradeapp
 
     autogradeapp.Autograde = CourseAutograde
+    api.Autograde = CourseAutograde

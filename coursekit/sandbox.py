@@ -48,8 +48,8 @@ os.execv(sys.argv[5], sys.argv[5:])
 
 # What the kernel may see of the grader's environment; everything else (tokens, database
 # addresses, ...) stays outside.
-PASSED_ENVIRONMENT = ("NBGRADER_EXECUTION", "PYDEVD_DISABLE_FILE_VALIDATION", "OMP_NUM_THREADS",
-                      "MKL_NUM_THREADS", "LANG", "LC_ALL", "TZ")
+PASSED_ENVIRONMENT = ("NBGRADER_EXECUTION", "PYDEVD_DISABLE_FILE_VALIDATION", "LANG", "LC_ALL",
+                      "TZ")
 SYSTEM_DIRECTORIES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 
 
@@ -69,6 +69,10 @@ class Sandbox(LoggingConfigurable):
         "as its own unprivileged user, first_uid + (pid modulo 100000): Linux counts the "
         "process limit per user, so kernels graded side by side must not share one.").tag(
         config=True)
+    threads = Integer(
+        1, help="Threads torch and numpy may use in a kernel. With more than one, sums are "
+        "added in an order that depends on the machine's load, and the last printed digit "
+        "of a variance can differ between gradings.").tag(config=True)
     bwrap = Unicode("bwrap", help="The bubblewrap program.").tag(config=True)
     unsafe_run_without_sandbox = Bool(
         False, help="Run student code with all the grader's rights: it can read the "
@@ -128,6 +132,8 @@ class Sandbox(LoggingConfigurable):
                        # ipykernel from printing its Ctrl-C note into the grading log.
                        "JPY_PARENT_PID": "1"}
         environment.update({k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ})
+        environment.update({name: str(self.threads) for name in (
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
         for name, value in sorted(environment.items()):
             args += ["--setenv", name, value]
         args += ["--chdir", workdir, "--", sys.executable, "-c", LIMIT_AND_EXEC]

@@ -29,8 +29,7 @@ def make_course(root):
     for name in COURSE_FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pkl"))
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, root / name)
     return root

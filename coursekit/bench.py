@@ -1,0 +1,134 @@
+"""`make bench`: what grading costs on this machine, as ratios to a floor measured here.
+
+The floor is a fresh Jupyter kernel that imports torch, numpy, matplotlib and mnist1d and
+builds MNIST-1D: no grading of this notebook can cost less. One run, on a copy of the
+course holding 20 of the sample submissions, measures that floor, sequential
+`nbgrader autograde`, `coursekit.parallel` with 2 workers, and the notebook's execution
+alone in the sandbox, then prints times, ratios and peak memory.
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT
+
+FLOOR_CODE = """\
+import numpy, torch, matplotlib.pyplot, mnist1d
+args = mnist1d.data.get_dataset_args()
+data = mnist1d.data.get_dataset(args, path='./floor.pkl', download=False, regenerate=True)
+"""
+SUBMISSIONS = 20
+COURSE_FILES = ("nbgrader_config.py", "coursekit", "source")
+
+
+def run_notebook(notebook, folder, kernel_manager_class=None):
+    """Seconds to execute `notebook` in a fresh kernel with `folder` as working directory."""
+    from nbclient import NotebookClient
+
+    options = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
+    started = time.monotonic()
+    NotebookClient(notebook, timeout=600, allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}, **options).execute()
+    return time.monotonic() - started
+
+
+def floor_seconds(scratch, runs=3):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FLOOR_CODE)])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}
+    times = []
+    for run in range(runs):
+        folder = scratch / ("floor%d" % run)
+        folder.mkdir()
+        times.append(run_notebook(notebook, folder))
+    return statistics.median(times)
+
+
+def course_copy(scratch, students):
+    root = scratch / "course"
+    root.mkdir()
+    for name in COURSE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    for student in students:
+        shutil.copytree(ROOT / "submitted" / student, root / "submitted" / student)
+    return root
+
+
+def nbgrader(root, *args):
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+               + os.environ.get("PATH", ""), PYDEVD_DISABLE_FILE_VALIDATION="1")
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def grades(root):
+    from coursekit.report import collect
+
+    rows, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    return {student: per_test for student, _, _, per_test in rows}
+
+
+def main():
+    from coursekit.parallel import grade_class
+    from coursekit.sandbox import SandboxedKernelManager
+
+    students = sorted(p.name for p in (ROOT / "submitted").iterdir()
+                      if (p / ASSIGNMENT / NOTEBOOK).exists())[:SUBMISSIONS]
+    with tempfile.TemporaryDirectory(prefix="udl-bench-") as scratch:
+        scratch = Path(scratch)
+        print("Benchmark: %d submissions, %d cores" % (len(students), os.cpu_count()))
+        floor = floor_seconds(scratch)
+        root = course_copy(scratch, students)
+        nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+        sequential = nbgrader(root, "autograde", ASSIGNMENT, "--force")
+        sequential_grades = grades(root)
+        with open(os.devnull, "w") as quiet:
+            started = time.monotonic()
+            outcomes = grade_class(root, ASSIGNMENT, jobs=2, stream=quiet)
+            parallel = time.monotonic() - started
+        same = grades(root) == sequential_grades and all(o["ok"] for o in outcomes)
+
+        alone = scratch / "alone"
+        shutil.copytree(root / "autograded" / "reference" / ASSIGNMENT, alone)
+        notebook = nbformat.read(ROOT / "submitted" / "reference" / ASSIGNMENT / NOTEBOOK,
+                                 as_version=4)
+        execution = run_notebook(notebook, alone, SandboxedKernelManager)
+
+    per = sequential / len(students)
+    peak = max(outcomes, key=lambda o: o["peak_mib"])
+    rows = [
+        ("floor: fresh kernel, imports, builds MNIST-1D", floor, 1.0),
+        ("one notebook executed alone, sandboxed", execution, execution / floor),
+        ("sequential nbgrader autograde, per submission", per, per / floor),
+        ("  of which nbgrader's own work", per - execution, (per - execution) / floor),
+        ("coursekit.parallel --jobs 2, per submission", parallel / len(students),
+         parallel / len(students) / floor),
+    ]
+    print("\n%-50s %8s %10s" % ("", "seconds", "x floor"))
+    for label, seconds, ratio in rows:
+        print("%-50s %8.2f %10.2f" % (label, seconds, ratio))
+    print("\nsequential, %d submissions: %7.1f s" % (len(students), sequential))
+    print("--jobs 2,    %d submissions: %7.1f s" % (len(students), parallel))
+    print("speed-up of 2 workers: %.2fx (target >= 1.8x)" % (sequential / parallel))
+    print("per-submission cost, sequential: %.2fx floor (target <= 1.5x)" % (per / floor))
+    print("peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
+          "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
+    print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

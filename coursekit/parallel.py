@@ -1,0 +1,309 @@
+"""Autograde a whole class with several workers.
+
+    python -m coursekit.parallel bn --jobs 2                        # this machine
+    python -m coursekit.parallel bn --db postgresql://...  \\
+                                    --scheduler tcp://host:8786      # a Dask cluster
+
+Each worker grades one student at a time with nbgrader's own autograde, through the
+course's config (sandbox, repairs, broken files: coursekit.autograde), so every student
+gets exactly what `nbgrader autograde bn` gives them. Workers are local processes
+(`--jobs`, default: the number of cores), or the workers of a Dask cluster that share the
+course folder (`--scheduler`). The gradebook is the course's SQLite file, whose writers
+take turns (coursekit.gradebook), or any database nbgrader supports (`--db`). A student
+whose grading fails is reported and never stops the others; the exit status is non-zero
+when anyone needs attention.
+"""
+import argparse
+import concurrent.futures
+import multiprocessing
+import os
+import sys
+import threading
+import time
+
+_apis = {}
+
+
+def _config(root, db_url, settings):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    config.CourseDirectory.root = root
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    for name, value in settings.items():
+        section, trait = name.split(".")
+        config.merge(Config({section: {trait: value}}))
+    return config
+
+
+def _api(root, db_url, settings):
+    key = (root, db_url, tuple(sorted(settings.items())))
+    if key not in _apis:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from nbgrader.apps import NbGraderAPI
+
+        _apis[key] = NbGraderAPI(config=_config(root, db_url, settings))
+    return _apis[key]
+
+
+class PeakMemory:
+    """Largest resident memory of this worker and of its kernel, sampled while grading.
+
+    (getrusage cannot see the kernel: it runs three processes down, under bubblewrap.)
+    """
+
+    def __init__(self, interval=0.05):
+        import psutil
+
+        self.process, self.interval = psutil.Process(), interval
+        self.worker = self.kernel = self.together = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        import psutil
+
+        while not self._stop.wait(self.interval):
+            try:
+                own = self.process.memory_info().rss
+                kernel = 0
+                for child in self.process.children(recursive=True):
+                    try:
+                        kernel += child.memory_info().rss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        pass
+            except psutil.Error:
+                continue
+            self.worker = max(self.worker, own)
+            self.kernel = max(self.kernel, kernel)
+            self.together = max(self.together, own + kernel)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def grade_student(root, assignment, student, db_url=None, settings=None):
+    """Autograde one student; runs in a worker. Never raises: failures are reported."""
+    started = time.monotonic()
+    with PeakMemory() as memory:
+        try:
+            api = _api(root, db_url, settings or {})
+            result = api.autograde(assignment, student, force=True, create=True)
+            score = _score(api, assignment, student)
+            problem = None if result["success"] else _problem(result, student)
+        except Exception as error:  # one student's failure must not stop the class
+            result, score, problem = {"success": False}, None, "%s: %s" % (
+                type(error).__name__, error)
+    return {"student": student, "ok": bool(result["success"]), "score": score,
+            "problem": problem, "seconds": time.monotonic() - started,
+            "worker_mib": memory.worker / 2**20, "kernel_mib": memory.kernel / 2**20,
+            "peak_mib": memory.together / 2**20, "pid": os.getpid()}
+
+
+def _score(api, assignment, student):
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return submission.score, submission.max_score
+
+
+def _problem(result, student):
+    """The line of the log that says what is wrong with this student's submission."""
+    lines = [line.strip() for line in (result.get("log") or "").splitlines()]
+    for line in lines:
+        if line.startswith(student + ":"):
+            return line.split(": ", 1)[1]
+    errors = [line for line in lines if line.startswith("[ERROR]")]
+    return errors[0][len("[ERROR] "):] if errors else "grading failed: see the log"
+
+
+class Progress:
+    """A bar and one line per finished student (the bar only on a terminal)."""
+
+    def __init__(self, total, stream=sys.stdout):
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+
+    def update(self, outcome):
+        self.done += 1
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write("[%*d/%d] %s\n" % (len(str(self.total)), self.done, self.total,
+                                           describe(outcome)))
+        if self.tty and self.done < self.total:
+            filled = 30 * self.done // self.total
+            self.stream.write("[%s%s] %d/%d graded" % ("#" * filled, "." * (30 - filled),
+                                                     self.done, self.total))
+        self.stream.flush()
+
+
+def describe(outcome):
+    points = "%g/%g" % outcome["score"] if outcome["score"] else "-"
+    status = "graded" if outcome["ok"] else "NEEDS ATTENTION: " + outcome["problem"]
+    return "%-26s %7s  %5.1f s  %s" % (outcome["student"], points, outcome["seconds"], status)
+
+
+def summary(outcomes, seconds, workers):
+    lines = ["", "%-26s %7s  %7s  %s" % ("student", "points", "time", "status")]
+    lines += [describe(o) for o in sorted(outcomes, key=lambda o: o["student"])]
+    lines.append("")
+    for pid in sorted({o["pid"] for o in outcomes if o["pid"]}):
+        own = [o for o in outcomes if o["pid"] == pid]
+        lines.append("%d students, peak memory %.0f MiB (worker %.0f + kernel %.0f), worker pid %d"
+                     % (len(own), max(o["peak_mib"] for o in own),
+                        max(o["worker_mib"] for o in own), max(o["kernel_mib"] for o in own),
+                        pid))
+    attention = [o for o in outcomes if not o["ok"]]
+    lines.append("%d graded, %d need attention, in %.1f s with %s" % (
+        len(outcomes) - len(attention), len(attention), seconds, workers))
+    return "\n".join(lines)
+
+
+def students_of(root, assignment, pattern="*"):
+    import glob
+
+    folders = glob.glob(os.path.join(root, "submitted", pattern, assignment))
+    return sorted(os.path.basename(os.path.dirname(f)) for f in folders if os.path.isdir(f))
+
+
+def preflight(root, assignment, db_url, settings):
+    """Refuse before starting any worker when grading cannot be done safely or at all."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from coursekit.sandbox import Sandbox, SandboxUnavailable
+
+    config = _config(root, db_url, settings)
+    try:
+        Sandbox(config=config).check()
+    except SandboxUnavailable as refusal:
+        return str(refusal)
+    url = db_url or "sqlite:///%s" % os.path.join(root, "gradebook.db")
+    with Gradebook(url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment)
+        except MissingEntry:
+            return ("The gradebook has no assignment '%s': release it first "
+                    "(make release, or nbgrader generate_assignment %s)" % (assignment,
+                                                                             assignment))
+    return None
+
+
+def run_local(jobs, tasks, progress):
+    """Grade with `jobs` worker processes; a worker that dies costs only its student.
+
+    When a worker process dies, every unfinished student of that pool fails with it; each
+    is then graded again in a pool of its own, so only the one that kills its worker is lost.
+    """
+    outcomes = []
+    for task in _run_pool(jobs, tasks, outcomes, progress):
+        if _run_pool(1, [task], outcomes, progress):
+            outcome = _lost(task, "its worker process died while grading it")
+            outcomes.append(outcome)
+            progress.update(outcome)
+    return outcomes
+
+
+def _run_pool(jobs, tasks, outcomes, progress):
+    lost = []
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(grade_student, *task): task for task in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                outcome = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                lost.append(futures[future])
+                continue
+            outcomes.append(outcome)
+            progress.update(outcome)
+    return lost
+
+
+def run_dask(scheduler, tasks, progress):
+    from distributed import Client, as_completed
+
+    outcomes = []
+    with Client(scheduler) as client:
+        futures = {client.submit(grade_student, *task, key="autograde-%s" % task[2],
+                                 pure=False): task for task in tasks}
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as error:  # the worker running it was lost
+                outcome = _lost(futures[future], "%s: %s" % (type(error).__name__, error))
+            outcomes.append(outcome)
+            progress.update(outcome)
+    return outcomes
+
+
+def _lost(task, why):
+    return {"student": task[2], "ok": False, "score": None, "problem": why, "seconds": 0.0,
+            "worker_mib": 0.0, "kernel_mib": 0.0, "peak_mib": 0.0, "pid": None}
+
+
+def grade_class(root, assignment, jobs=None, db_url=None, scheduler=None, settings=None,
+                students="*", stream=sys.stdout):
+    """Grade every submission of `assignment`; returns the outcomes, one per student."""
+    root = os.path.abspath(root)
+    settings = settings or {}
+    refusal = preflight(root, assignment, db_url, settings)
+    if refusal:
+        raise SystemExit(refusal)
+    names = students_of(root, assignment, students)
+    tasks = [(root, assignment, student, db_url, settings) for student in names]
+    progress = Progress(len(tasks), stream)
+    if scheduler:
+        return run_dask(scheduler, tasks, progress)
+    return run_local(jobs or os.cpu_count(), tasks, progress)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("assignment")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(),
+                        help="local worker processes (default: the number of cores)")
+    parser.add_argument("--db", help="gradebook URL (default: the course's gradebook.db)")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler whose workers "
+                        "share this course folder (e.g. tcp://10.0.0.5:8786)")
+    parser.add_argument("--student", default="*", help="which students (a glob)")
+    parser.add_argument("--set", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
+                        help="a config value for this run, e.g. Execute.timeout=60")
+    parser.add_argument("--root", default=os.getcwd(), help="the course folder")
+    args = parser.parse_args(argv)
+    settings = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        settings[name] = _literal(value)
+    started = time.monotonic()
+    outcomes = grade_class(args.root, args.assignment, args.jobs, args.db, args.scheduler,
+                           settings, args.student)
+    workers = ("the Dask cluster at %s" % args.scheduler if args.scheduler
+               else "%d worker%s" % (args.jobs, "" if args.jobs == 1 else "s"))
+    print(summary(outcomes, time.monotonic() - started, workers))
+    return 0 if outcomes and all(o["ok"] for o in outcomes) else 1
+
+
+def _literal(value):
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Grading at scale (issue 5): parallel workers, a shared SQLite gradebook, PostgreSQL + Dask.
+
+A small class (honest, wrong, blank, tampered and broken submissions) is graded by plain
+sequential `nbgrader autograde`, then by `coursekit.parallel` with two local workers, then
+by a Dask cluster of separate worker processes on a PostgreSQL gradebook. Every grade and
+every autograded notebook must agree.
+"""
+import glob
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import nbformat
+import pytest
+
+import hostile
+from conftest import make_course, nbgrader, nbgrader_env
+from coursekit.report import collect
+from coursekit.samples import SAMPLES, make_submission, submit
+from coursekit.sync import ASSIGNMENT, NOTEBOOK
+
+CLASS = ["reference", "blank", "seed", "variant_shared", "variant_branch_end"]
+TAMPERED = ["deleted_tests", "stripped_metadata"]
+BROKEN = ["not_json"]
+
+
+def build_class(root):
+    for student in CLASS:
+        submit(root, student, make_submission(SAMPLES[student]()))
+    for student in TAMPERED:
+        submit(root, student, hostile.CASES[student](0))
+    for student in BROKEN:
+        path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
+        path.parent.mkdir(parents=True)
+        path.write_bytes(hostile.CASES[student](0))
+    return root
+
+
+def parallel(root, *args):
+    env = nbgrader_env()
+    env["PYTHONPATH"] = str(root)
+    return subprocess.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+
+
+def grades(url):
+    rows, _ = collect(url)
+    return {student: (score, per_test) for student, score, _, per_test in rows}
+
+
+def notebooks(root):
+    """{student: [(cell id, text of its outputs, kinds of output)]} of every autograded notebook."""
+    found = {}
+    for path in sorted((root / "autograded").glob("*/%s/%s" % (ASSIGNMENT, NOTEBOOK))):
+        notebook = nbformat.read(path, as_version=4)
+        found[path.parts[-3]] = [
+            (cell.metadata.get("nbgrader", {}).get("grade_id"),
+             "".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", [])),
+             sorted(set(k for o in cell.get("outputs", []) for k in o.get("data", {}))))
+            for cell in notebook.cells]
+    return found
+
+
+def sqlite(root):
+    return "sqlite:///%s" % (root / "gradebook.db")
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    root = build_class(make_course(tmp_path_factory.mktemp("sequential")))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(root, "autograde", ASSIGNMENT, "--force", check=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    root = build_class(make_course(tmp_path_factory.mktemp("two_workers")))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    return root, parallel(root, "--jobs", "2")
+
+
+def test_two_workers_give_the_grades_of_sequential_nbgrader(sequential, two_workers):
+    root, _ = two_workers
+    assert grades(sqlite(root)) == grades(sqlite(sequential))
+    assert set(grades(sqlite(root))) == set(CLASS + TAMPERED + BROKEN)
+
+
+def test_two_workers_write_the_autograded_notebooks_of_sequential_nbgrader(sequential,
+                                                                           two_workers):
+    root, _ = two_workers
+    assert notebooks(root) == notebooks(sequential)
+
+
+def test_both_workers_graded(two_workers):
+    _, run = two_workers
+    pids = {line.split()[-1] for line in run.stdout.splitlines() if "worker pid" in line}
+    assert len(pids) == 2, run.stdout
+
+
+def test_a_broken_submission_is_reported_and_stops_nobody(two_workers):
+    _, run = two_workers
+    assert run.returncode == 1, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    broken = [line for line in lines if line.startswith("not_json ")]
+    assert broken and all("NEEDS ATTENTION" in line and "is not valid JSON" in line
+                          for line in broken)
+    graded = {line.split()[0] for line in lines if line.endswith("graded")}
+    assert set(CLASS + TAMPERED) <= graded
+    assert "%d graded, 1 need attention" % len(CLASS + TAMPERED) in run.stdout
+
+
+def test_progress_shows_each_student_as_it_finishes(two_workers):
+    _, run = two_workers
+    progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
+    total = len(CLASS + TAMPERED + BROKEN)
+    assert [line.split("]")[0] for line in progress] == [
+        "[%*d/%d" % (len(str(total)), n, total) for n in range(1, total + 1)]
+
+
+def _increment_shared_counter(url, times, failures):
+    sys.path.insert(0, os.environ["COURSE_ROOT"])
+    from coursekit.gradebook import serialise_sqlite_writers
+    from nbgrader.api import Gradebook
+
+    serialise_sqlite_writers()
+    worker = multiprocessing.current_process().name
+    try:
+        for n in range(times):
+            with Gradebook(url) as gradebook:
+                student = gradebook.find_student("counter")
+                student.email = str(int(student.email) + 1)
+                gradebook.update_or_create_student("%s-%d" % (worker, n))
+                gradebook.db.commit()
+    except Exception as error:
+        failures.put("%s: %s" % (type(error).__name__, error))
+
+
+def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(tmp_path,
+                                                                             monkeypatch):
+    """Read-modify-write from four processes at once: every update and every row survives."""
+    from nbgrader.api import Gradebook
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # nbgrader runs alembic by name
+    monkeypatch.setenv("COURSE_ROOT", str(ROOT))
+    url = "sqlite:///%s" % (tmp_path / "gradebook.db")
+    with Gradebook(url) as gradebook:
+        gradebook.update_or_create_student("counter", email="0")
+    context = multiprocessing.get_context("spawn")
+    failures = context.Queue()
+    workers = [context.Process(target=_increment_shared_counter, args=(url, 40, failures),
+                               name="w%d" % i) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    assert errors == []
+    with Gradebook(url) as gradebook:
+        assert gradebook.find_student("counter").email == "160"
+        names = [s.id for s in gradebook.students]
+        assert len(names) == len(set(names)) == 161
+
+
+# --- Beyond one machine: PostgreSQL gradebook, Dask workers in separate processes ---
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("%s did not start within %d s" % (what, seconds))
+
+
+def run(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, "%s failed:\n%s" % (" ".join(command), result.stderr)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server on loopback (as the `postgres` user when run as root)."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    assert binaries, "PostgreSQL is not installed: make test installs it (apt-get install postgresql)"
+    bindir = binaries[-1]
+    # Outside pytest's own folders, which only root may enter.
+    data = tempfile.mkdtemp(prefix="udl-postgres-")
+    run_as = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run(run_as + [bindir + "/initdb", "-D", data, "-A", "trust", "-U", "grader"])
+    run(run_as + [bindir + "/pg_ctl", "-D", data, "-l", data + "/log", "-w", "start",
+                  "-o", "-p %d -k %s -c listen_addresses=127.0.0.1" % (port, data)])
+    try:
+        run(run_as + [bindir + "/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "grader",
+                      "gradebook"])
+        yield "postgresql://grader@127.0.0.1:%d/gradebook" % port
+    finally:
+        subprocess.run(run_as + [bindir + "/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two workers, each its own process, as on separate machines."""
+    root = build_class(make_course(tmp_path_factory.mktemp("dask_course")))
+    port = free_port()
+    env = nbgrader_env()
+    env["PYTHONPATH"] = str(root)
+    dask = [str(os.path.join(os.path.dirname(sys.executable), "dask"))]
+    processes = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port",
+                                          str(port), "--no-dashboard"], cwd=root, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    address = "tcp://127.0.0.1:%d" % port
+    for _ in range(2):
+        processes.append(subprocess.Popen(
+            dask + ["worker", address, "--nworkers", "1", "--nthreads", "1",
+                    "--no-dashboard", "--host", "127.0.0.1"],
+            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two Dask workers")
+    yield root, address
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def on_dask_and_postgres(dask_cluster, postgres):
+    root, address = dask_cluster
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force",
+             "--CourseDirectory.db_url=%s" % postgres)
+    return root, parallel(root, "--db", postgres, "--scheduler", address)
+
+
+def test_dask_workers_on_postgres_give_the_grades_of_sequential_sqlite(
+        sequential, on_dask_and_postgres, postgres):
+    root, run = on_dask_and_postgres
+    assert run.returncode == 1, run.stderr[-3000:]  # the broken submission
+    assert grades(postgres) == grades(sqlite(sequential))
+    assert notebooks(root) == notebooks(sequential)
+    assert not (root / "gradebook.db").exists()
+
+
+def test_the_dask_run_used_both_workers(on_dask_and_postgres):
+    _, run = on_dask_and_postgres
+    pids = {line.split()[-1] for line in run.stdout.splitlines() if "worker pid" in line}
+    assert len(pids) == 2, run.stdout
