@@ -68,6 +68,9 @@ class SandboxedExecute(Execute):
         from coursekit.sandbox import SandboxedKernelManager
 
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        # Every output is in by the last reply; a graceful exit of a kernel holding torch
+        # takes another second and a half per notebook, for nothing.
+        kwargs.setdefault("shutdown_kernel", "immediate")
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):

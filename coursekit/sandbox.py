@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -156,8 +157,29 @@ def _chown_tree(top, uid, gid):
             os.lchown(os.path.join(folder, name), uid, gid)
 
 
+class PromptKernelClient(AsyncKernelClient):
+    """A kernel client that closes at once.
+
+    jupyter_client gives each socket a one-second linger; when nbclient stops the
+    channels after grading, the kernel is gone and that wait added about half a second
+    to every graded notebook. Nothing left unsent matters then.
+    """
+
+    def stop_channels(self):
+        for name in ("_shell_channel", "_iopub_channel", "_stdin_channel", "_hb_channel",
+                     "_control_channel"):
+            socket = getattr(getattr(self, name, None), "socket", None)
+            if socket is not None and not socket.closed:
+                socket.linger = 0
+        super().stop_channels()
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernels run inside the course's bubblewrap sandbox."""
+
+    @default("client_class")
+    def _default_client_class(self):
+        return "coursekit.sandbox.PromptKernelClient"
 
     @default("transport")
     def _default_transport(self):
@@ -188,6 +210,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             for path in (self._private, self._workdir):
                 _chown_tree(path, sandbox.uid, sandbox.uid)
         return sandbox.command(kernel_cmd, self._workdir, self._private), kw
+
+    def _close_control_socket(self):
+        # As in PromptKernelClient: the kernel is gone, nothing left unsent matters.
+        if self._control_socket is not None:
+            self._control_socket.linger = 0
+        super()._close_control_socket()
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
