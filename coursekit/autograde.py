@@ -60,14 +60,17 @@ class CourseAutograde(Autograde):
         except NbGraderException:
             self.assignments = {}
         pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        releases = {}
         for folder in sorted(glob.glob(pattern)):
             folder = os.path.normpath(folder)
             assignment_id = os.path.basename(folder)
-            problem = problem_of(folder, release_notebooks(self.coursedir, assignment_id))
+            if assignment_id not in releases:
+                releases[assignment_id] = release_notebooks(self.coursedir, assignment_id)
+            problem = problem_of(folder, releases[assignment_id])
             if problem:
                 self.problems.append((assignment_id, folder, problem))
-                self.assignments.pop(folder, None)
-                self.assignments.pop(folder + os.sep, None)
+                for key in [k for k in self.assignments if os.path.normpath(k) == folder]:
+                    del self.assignments[key]
         if not self.assignments and not self.problems:
             raise NbGraderException("No submissions were found by '%s'" % pattern)
 

@@ -25,7 +25,6 @@ args = mnist1d.data.get_dataset_args()
 data = mnist1d.data.get_dataset(args, path='./floor.pkl', download=False, regenerate=True)
 """
 SUBMISSIONS = 20
-COURSE_FILES = ("nbgrader_config.py", "coursekit", "source")
 
 
 def run_notebook(notebook, folder, kernel_manager_class=None, shutdown="graceful"):
@@ -52,20 +51,6 @@ def floor_seconds(scratch, runs=3, shutdown="graceful"):
     return statistics.median(times)
 
 
-def course_copy(scratch, students):
-    root = scratch / "course"
-    root.mkdir()
-    for name in COURSE_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / name)
-    for student in students:
-        shutil.copytree(ROOT / "submitted" / student, root / "submitted" / student)
-    return root
-
-
 def nbgrader(root, *args):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
                + os.environ.get("PATH", ""), PYDEVD_DISABLE_FILE_VALIDATION="1")
@@ -84,6 +69,7 @@ def grades(root):
 
 def main():
     from coursekit.parallel import grade_class
+    from coursekit.samples import course_copy
     from coursekit.sandbox import SandboxedKernelManager
 
     students = sorted(p.name for p in (ROOT / "submitted").iterdir()
@@ -95,7 +81,7 @@ def main():
         # Grading stops a kernel at once after its last cell (SandboxedExecute); the same
         # floor stopped that way shows how much of the saving is that alone.
         floor_stopped = floor_seconds(scratch, shutdown="immediate")
-        root = course_copy(scratch, students)
+        root = course_copy(scratch / "course", students)
         nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
         sequential = nbgrader(root, "autograde", ASSIGNMENT, "--force")
         sequential_grades = grades(root)
@@ -105,18 +91,23 @@ def main():
             parallel = time.monotonic() - started
         same = grades(root) == sequential_grades and all(o["ok"] for o in outcomes)
 
-        alone = scratch / "alone"
-        shutil.copytree(root / "autograded" / "reference" / ASSIGNMENT, alone)
         notebook = nbformat.read(ROOT / "submitted" / "reference" / ASSIGNMENT / NOTEBOOK,
                                  as_version=4)
-        execution = run_notebook(notebook, alone, SandboxedKernelManager, "immediate")
+        executions = []
+        for run in range(3):
+            # The reference's graded folder as autograde prepares it, MNIST-1D included.
+            alone = scratch / ("alone%d" % run)
+            shutil.copytree(root / "autograded" / "reference" / ASSIGNMENT, alone)
+            executions.append(run_notebook(nbformat.from_dict(notebook), alone,
+                                           SandboxedKernelManager, "immediate"))
+        execution = statistics.median(executions)
 
     per = sequential / len(students)
     peak = max(outcomes, key=lambda o: o["peak_mib"])
     rows = [
         ("floor: fresh kernel, imports, builds MNIST-1D", floor, 1.0),
         ("  the same, kernel stopped at once at the end", floor_stopped, floor_stopped / floor),
-        ("one notebook executed alone, sandboxed", execution, execution / floor),
+        ("one notebook executed alone, sandboxed (median of 3)", execution, execution / floor),
         ("sequential nbgrader autograde, per submission", per, per / floor),
         ("  of which nbgrader's own work", per - execution, (per - execution) / floor),
         ("coursekit.parallel --jobs 2, per submission", parallel / len(students),

@@ -6,6 +6,7 @@ samples under ``submitted/`` after the release changes. It writes only the stude
 named in SAMPLES, so real submissions next to them are never touched.
 """
 import copy
+import shutil
 import sys
 
 import nbformat
@@ -112,6 +113,24 @@ SAMPLES = {
 # One student per answer category, everything else answered as in the reference.
 SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: source})
                 for name, source in answers.VARIANTS.items()})
+
+
+# What a copy of the course needs to release and grade (tests, benchmark).
+COURSE_FILES = ("nbgrader_config.py", "coursekit", "source")
+
+
+def course_copy(root, students=()):
+    """A copy of the course at `root` with a fresh gradebook and the named submissions."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in COURSE_FILES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, root / name)
+    for student in students:
+        shutil.copytree(ROOT / "submitted" / student, root / "submitted" / student)
+    return root
 
 
 def submission_path(root, student):

@@ -24,8 +24,9 @@ found = glob.glob("../../../source/*/*.ipynb") + [
 print("found", found)
 for path in found:
     for cell in json.load(open(path))["cells"]:
-        if cell["cell_type"] == "code" and "ResidualNetworkWithBatchNorm(" in "".join(cell["source"]):
-            exec("".join(cell["source"]))
+        code = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "ResidualNetworkWithBatchNorm(" in code:
+            exec(code)
 '''
 
 WRITE_EVERYWHERE = r'''

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 
 from coursekit import answers as variants
-from conftest import ROOT, make_course, nbgrader_env
+from conftest import ROOT, nbgrader_env
 from coursekit.report import collect
-from coursekit.samples import SAMPLES, make_submission, submission_path, submit
+from coursekit.samples import course_copy, SAMPLES, make_submission, submission_path, submit
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
 NETWORK_TESTS = ["test_" + name for name in
@@ -46,7 +46,7 @@ def graded(tmp_path_factory):
     submissions = sorted(class_of_submissions().items())
     roots, runs = [], []
     for half in range(2):
-        root = make_course(tmp_path_factory.mktemp("class%d" % half))
+        root = course_copy(tmp_path_factory.mktemp("class%d" % half))
         for student, notebook in submissions[half::2]:
             submit(root, student, notebook)
         roots.append(root)

@@ -19,9 +19,9 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import make_course, nbgrader, nbgrader_env
+from conftest import nbgrader, nbgrader_env
 from coursekit.report import collect
-from coursekit.samples import SAMPLES, make_submission, submit
+from coursekit.samples import course_copy, SAMPLES, make_submission, submit
 from coursekit.sync import ASSIGNMENT, NOTEBOOK
 
 CLASS = ["reference", "blank", "seed", "variant_shared", "variant_branch_end"]
@@ -72,7 +72,7 @@ def sqlite(root):
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
-    root = build_class(make_course(tmp_path_factory.mktemp("sequential")))
+    root = build_class(course_copy(tmp_path_factory.mktemp("sequential")))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(root, "autograde", ASSIGNMENT, "--force", check=False)
     return root
@@ -80,7 +80,7 @@ def sequential(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    root = build_class(make_course(tmp_path_factory.mktemp("two_workers")))
+    root = build_class(course_copy(tmp_path_factory.mktemp("two_workers")))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     return root, parallel(root, "--jobs", "2")
 
@@ -197,7 +197,7 @@ def run(command):
 def postgres():
     """A throwaway PostgreSQL server on loopback (as the `postgres` user when run as root)."""
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    assert binaries, "PostgreSQL is not installed: make test installs it (apt-get install postgresql)"
+    assert binaries, "PostgreSQL is missing: make test installs it (apt-get install postgresql)"
     bindir = binaries[-1]
     # Outside pytest's own folders, which only root may enter.
     data = tempfile.mkdtemp(prefix="udl-postgres-")
@@ -222,7 +222,7 @@ def postgres():
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """A scheduler and two workers, each its own process, as on separate machines."""
-    root = build_class(make_course(tmp_path_factory.mktemp("dask_course")))
+    root = build_class(course_copy(tmp_path_factory.mktemp("dask_course")))
     port = free_port()
     env = nbgrader_env()
     env["PYTHONPATH"] = str(root)

@@ -14,9 +14,9 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import make_course, nbgrader
+from conftest import nbgrader
 from coursekit.report import collect, problems
-from coursekit.samples import submission_path
+from coursekit.samples import course_copy, submission_path
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
 from test_grading import NETWORK_TESTS, points
 
@@ -50,7 +50,7 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = make_course(tmp_path_factory.mktemp("hostile"))
+    root = course_copy(tmp_path_factory.mktemp("hostile"))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     listener = Listener()
     for student, build in hostile.CASES.items():
@@ -231,7 +231,7 @@ def test_grading_again_gives_the_same_grades(graded):
 
 @pytest.fixture(scope="module")
 def one_student(tmp_path_factory):
-    root = make_course(tmp_path_factory.mktemp("one_student"))
+    root = course_copy(tmp_path_factory.mktemp("one_student"))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     nbformat.write(hostile.reference(), _path(root, "zz_reference"))
     return root
