@@ -13,6 +13,7 @@ formgrader's autograde button, use `CourseAutograde`, which adds to stock nbgrad
 Sandboxing each kernel, surviving runaway code and restoring stripped metadata happen in
 the preprocessors (coursekit.preprocessors) that nbgrader_config.py puts in the pipeline.
 """
+import functools
 import glob
 import os
 import shutil
@@ -27,10 +28,20 @@ from coursekit.sandbox import Sandbox, SandboxUnavailable
 
 
 def release_notebooks(coursedir, assignment):
-    """{notebook name: release notebook} of an assignment."""
+    """{notebook name: release notebook} of an assignment (read again only when changed).
+
+    Callers only read these notebooks: every student of a class shares one copy.
+    """
     folder = coursedir.format_path(coursedir.release_directory, ".", assignment)
+    names = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
+    return _read_release(folder, tuple(
+        (name, os.stat(os.path.join(folder, name)).st_mtime_ns) for name in names))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_release(folder, stamped_names):
     return {name[:-len(".ipynb")]: nbformat.read(os.path.join(folder, name), as_version=4)
-            for name in sorted(os.listdir(folder)) if name.endswith(".ipynb")}
+            for name, _ in stamped_names}
 
 
 def problem_of(student_folder, releases):

@@ -52,11 +52,11 @@ def floor_seconds(scratch, runs=3, shutdown="graceful"):
 
 
 def nbgrader(root, *args):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
-               + os.environ.get("PATH", ""), PYDEVD_DISABLE_FILE_VALIDATION="1")
+    from coursekit.samples import nbgrader_env
+
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=nbgrader_env(),
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - started
 
 

@@ -1,6 +1,4 @@
 """nbgrader preprocessors the course adds to ``generate_assignment`` and ``autograde``."""
-import os
-
 import nbformat
 from nbclient.util import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -39,14 +37,12 @@ class RestoreMetadata(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         from nbgrader.coursedir import CourseDirectory
 
+        from coursekit.autograde import release_notebooks
         from coursekit.intake import restore_metadata
 
         info = resources["nbgrader"]
-        course = CourseDirectory(parent=self)
-        release = course.format_path(course.release_directory, ".", info["assignment"])
-        release_nb = nbformat.read(os.path.join(release, info["notebook"] + ".ipynb"),
-                                   as_version=4)
-        restored = restore_metadata(nb, release_nb, name="%s's %s" % (
+        release = release_notebooks(CourseDirectory(parent=self), info["assignment"])
+        restored = restore_metadata(nb, release[info["notebook"]], name="%s's %s" % (
             info["student"], info["notebook"]))
         if restored:
             self.log.warning("%s: restored nbgrader metadata of %d cells by matching them "

@@ -6,6 +6,7 @@ samples under ``submitted/`` after the release changes. It writes only the stude
 named in SAMPLES, so real submissions next to them are never touched.
 """
 import copy
+import os
 import shutil
 import sys
 
@@ -131,6 +132,15 @@ def course_copy(root, students=()):
     for student in students:
         shutil.copytree(ROOT / "submitted" / student, root / "submitted" / student)
     return root
+
+
+def nbgrader_env():
+    """The environment nbgrader needs when run from a course copy: it runs alembic by
+    name, so this interpreter's bin folder comes first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env
 
 
 def submission_path(root, student):

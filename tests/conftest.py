@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,16 +7,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # coursekit, conftest
 
-from coursekit.samples import course_copy  # noqa: E402
+from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
 from coursekit.sync import ASSIGNMENT  # noqa: E402
-
-
-def nbgrader_env():
-    env = dict(os.environ)
-    # nbgrader runs alembic by name; the test's interpreter is the course's venv.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
-    return env
 
 
 def nbgrader(root, *args, check=True):
