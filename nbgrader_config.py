@@ -8,9 +8,11 @@ if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
 from coursekit import autograde, gradebook  # noqa: E402
+from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
+from nbgrader.converters.generate_feedback import GenerateFeedback  # noqa: E402
 from nbgrader.preprocessors import Execute  # noqa: E402
 
 c = get_config()  # noqa: F821
@@ -31,6 +33,10 @@ c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute if p is Execute else p
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
+# Feedback shows each test's name, points and message, never the hidden tests' code.
+_feedback = GenerateFeedback.class_traits()["preprocessors"].default()
+_after = _feedback.index(next(p for p in _feedback if p.__name__ == "GetGrades")) + 1
+c.GenerateFeedback.preprocessors = _feedback[:_after] + [SummariseTests] + _feedback[_after:]
 # Graders running side by side (make autograde JOBS=N, the formgrader) share gradebook.db.
 gradebook.serialise_sqlite_writers()
 # Limits of each student's kernel (coursekit/sandbox.py). Grading code you trust on a

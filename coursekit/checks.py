@@ -589,8 +589,13 @@ def score(verdict, points):
     return float(points) if verdict.passed else 0.0
 
 
-def require(verdict):
-    """Hidden tests: pass silently, or fail with the verdict's message and no traceback."""
+def require(*verdicts):
+    """Hidden tests: pass silently, or fail with the first failing verdict's message.
+
+    A hidden test passes the visible check's verdict first, then the same check on other
+    seeds, so a student who failed the visible check reads the very message they saw.
+    """
     __tracebackhide__ = True
-    if not verdict.passed:
-        raise AssertionError(verdict.message)
+    for verdict in verdicts:
+        if not verdict.passed:
+            raise AssertionError(verdict.message)

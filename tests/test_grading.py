@@ -5,14 +5,18 @@ document's answer, one student per answer category of coursekit/answers.py, and 
 show the exercises' points are independent. One autograde run grades them all, split over
 two course copies that run side by side on the two cores.
 """
+import html
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from coursekit import answers as variants
 from conftest import ROOT, nbgrader_env
+from coursekit.feedback import hidden_lines
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, submission_path, submit
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
@@ -41,8 +45,8 @@ def test_committed_samples_are_in_step_with_the_release():
 
 
 @pytest.fixture(scope="session")
-def graded(tmp_path_factory):
-    """{student: ({test: points}, {test: text of its outputs})} after one autograde."""
+def graded_class(tmp_path_factory):
+    """Two course copies, each with half the samples autograded by plain nbgrader."""
     submissions = sorted(class_of_submissions().items())
     roots, runs = [], []
     for half in range(2):
@@ -60,8 +64,14 @@ def graded(tmp_path_factory):
     for run in runs:
         log = run.communicate()[0]
         assert run.returncode == 0, log[-4000:]
+    return roots
+
+
+@pytest.fixture(scope="session")
+def graded(graded_class):
+    """{student: ({test: points}, {test: text of its outputs}, autograded notebook)}."""
     results = {}
-    for root in roots:
+    for root in graded_class:
         rows, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
         for student, _, _, per_test in rows:
             autograded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK,
@@ -70,7 +80,7 @@ def graded(tmp_path_factory):
                                                 for o in cell.get("outputs", []))
                        for cell in autograded.cells if cell.cell_type == "code"}
             results[student] = (per_test, outputs, autograded)
-    assert len(results) == len(submissions)
+    assert len(results) == len(SAMPLES)
     return results
 
 
@@ -125,3 +135,83 @@ def test_completed_notebook_runs_top_to_bottom_and_draws_the_figures(graded):
     assert errors == []
     figure = next(cell for cell in notebook.cells if grade_id(cell) == "draw_figure")
     assert any("image/png" in o.get("data", {}) for o in figure.outputs)
+
+
+# --- feedback: every test's verdict, never the hidden tests' code --------------------------
+
+def page_text(path):
+    """What a reader of a feedback page sees: the HTML without tags, one space per run."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", Path(path).read_text()))
+    return re.sub(r"\s+", " ", text)
+
+
+def hidden_code():
+    source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    lines = [line for cell in source.cells for line in hidden_lines(cell.source)]
+    assert len(lines) >= 8
+    return lines
+
+
+def leaks(text):
+    return [line for line in hidden_code() if re.sub(r"\s+", " ", line) in text]
+
+
+@pytest.fixture(scope="session")
+def feedback_pages(graded_class):
+    pages = {}
+    for root in graded_class:
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", ASSIGNMENT,
+                        "--force"], cwd=root, env=nbgrader_env(), check=True,
+                       capture_output=True)
+        for page in root.glob("feedback/*/%s/*.html" % ASSIGNMENT):
+            pages[page.parts[-3]] = page_text(page)
+    assert set(pages) == set(SAMPLES)
+    return pages
+
+
+def test_the_leak_finder_finds_hidden_code_in_stock_feedback(graded, tmp_path):
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(graded["seed"][2])
+    (tmp_path / "stock.html").write_text(body)
+    assert len(leaks(page_text(tmp_path / "stock.html"))) >= 8
+
+
+def test_no_feedback_page_contains_hidden_test_code(feedback_pages):
+    for student, text in feedback_pages.items():
+        assert leaks(text) == [], student
+    committed = sorted(ROOT.glob("feedback/*/%s/*.html" % ASSIGNMENT))
+    assert len(committed) == len(SAMPLES)
+    for page in committed:
+        assert leaks(page_text(page)) == [], page
+
+
+def test_feedback_gives_every_test_its_points_verdict_and_message(graded, feedback_pages):
+    for student in SAMPLES:
+        scores, outputs, _ = graded[student]
+        for test, possible in points().items():
+            earned = scores[test]
+            state = "passed" if earned >= possible else "failed"
+            heading = "%s %s: %s, %g of %g point%s " % (
+                "✓" if state == "passed" else "✗", test[len("test_"):], state, earned,
+                possible, "" if possible == 1 else "s")
+            assert heading in feedback_pages[student], (student, heading)
+    seed = feedback_pages["seed"]
+    assert "creates nn.BatchNorm1d layers as it runs" in seed
+    assert "normalise the residual stream itself" in seed
+
+
+def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
+    compared = 0
+    for student in SAMPLES:
+        _, _, notebook = graded[student]
+        for cell in notebook.cells:
+            if grade_id(cell) not in points():
+                continue
+            printed = [line[2:] for o in cell.outputs if o.output_type == "stream"
+                       for line in o.text.splitlines() if line.startswith("✗ ")]
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            if printed and errors[0].ename == "AssertionError":
+                assert errors[0].evalue == printed[0], (student, grade_id(cell))
+                compared += 1
+    assert compared >= 50

@@ -1,0 +1,88 @@
+"""Feedback pages that teach without giving the hidden tests away.
+
+nbgrader's feedback HTML is the autograded notebook, hidden tests and their tracebacks
+included: a student who reads it can learn every hidden check by heart. ``SummariseTests``
+runs in ``generate_feedback`` after nbgrader's GetGrades and rewrites every autograded test
+cell to what the student may see: the visible part of its code (the release's), and one
+verdict: the test's name, points earned and possible, passed or failed, and the message.
+"""
+import re
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+# nbgrader's default delimiters (ClearHiddenTests); the course uses them.
+BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+# What the visible self-checks print (checks.score): one line per verdict.
+VERDICT_LINE = re.compile(r"^([✓✗]) (.*)$", re.MULTILINE)
+
+
+def visible_source(source):
+    """The cell's code with every hidden-test block (delimiter lines included) removed."""
+    kept, hidden = [], False
+    for line in source.splitlines():
+        if BEGIN_HIDDEN in line:
+            hidden = True
+        elif END_HIDDEN in line:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
+def hidden_lines(source):
+    """The lines of code inside hidden-test blocks (for the tests that look for leaks)."""
+    found, hidden = [], False
+    for line in source.splitlines():
+        if BEGIN_HIDDEN in line:
+            hidden = True
+        elif END_HIDDEN in line:
+            hidden = False
+        elif hidden and line.strip():
+            found.append(line.strip())
+    return found
+
+
+def verdict(outputs, passed):
+    """The message explaining a test's result, from the outputs it left."""
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    marks = VERDICT_LINE.findall(text)
+    errors = [o for o in outputs if o.output_type == "error"]
+    if passed:
+        return " ".join(message for mark, message in marks if mark == "✓") or "Passed."
+    if errors:
+        # Hidden tests raise the visible check's own message (checks.require).
+        error = errors[0]
+        if error.ename == "AssertionError" and error.evalue:
+            return error.evalue
+        return "%s: %s" % (error.ename, error.evalue) if error.evalue else error.ename
+    failed = [message for mark, message in marks if mark == "✗"]
+    return " ".join(failed) or "This test did not pass."
+
+
+def test_name(grade_id):
+    return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
+
+
+def summary(grade_id, score, points, message):
+    passed = score >= points
+    return "%s %s: %s, %g of %g point%s\n%s\n" % (
+        "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
+        score, points, "" if points == 1 else "s", message)
+
+
+class SummariseTests(NbGraderPreprocessor):
+    """Show each autograded test as name, points, pass/fail and message; never its code."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        info = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not info.get("grade") or info.get("solution"):
+            return cell, resources
+        score, points = float(info.get("score") or 0), float(info.get("points") or 0)
+        message = verdict(cell.outputs, score >= points)
+        cell.source = visible_source(cell.source)
+        cell.outputs = [nbformat.v4.new_output(
+            "stream", name="stdout", text=summary(info.get("grade_id", ""), score, points,
+                                                 message))]
+        cell.execution_count = None
+        return cell, resources
