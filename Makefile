@@ -80,4 +80,4 @@ bench: $(STAMP) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench
 
 clean:
-	rm -rf gradebook.db grades.csv .pytest_cache
+	rm -rf gradebook.db grades.csv grades.png .pytest_cache

@@ -63,7 +63,7 @@ def nbgrader(root, *args):
 def grades(root):
     from coursekit.report import collect
 
-    rows, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
     return {student: per_test for student, _, _, per_test in rows}
 
 

@@ -1,7 +1,8 @@
 """The grade table: ``grades.csv`` and a short summary, read from the gradebook.
 
 One row per student: total points, then the points of every test cell, so an instructor
-sees at a glance which checks a class fails. ``python -m coursekit.report``.
+sees at a glance which checks a class fails; and ``grades.png`` beside it, how many students
+passed each test, which shows the class's common mistakes. ``python -m coursekit.report``.
 """
 import csv
 import sys
@@ -15,10 +16,11 @@ def gradebook_url(root=ROOT):
 
 
 def collect(url, assignment=ASSIGNMENT):
-    """[(student, score, max_score, {test name: score})] sorted by student, and test names."""
+    """[(student, score, max_score, {test name: score})] sorted by student, test names, and
+    {test name: points possible}."""
     from nbgrader.api import Gradebook
 
-    rows, tests = [], []
+    rows, tests, max_points = [], [], {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
         with Gradebook(url) as gradebook:
@@ -28,11 +30,12 @@ def collect(url, assignment=ASSIGNMENT):
                     for grade in notebook.grades:
                         if grade.cell.cell_type == "code" and grade.auto_score is not None:
                             per_test[grade.name] = grade.score
+                            max_points[grade.name] = grade.max_score
                             if grade.name not in tests:
                                 tests.append(grade.name)
                 rows.append((submission.student_id, submission.score, submission.max_score,
                              per_test))
-    return sorted(rows), tests
+    return sorted(rows), tests, max_points
 
 
 def problems(root=ROOT, assignment=ASSIGNMENT):
@@ -63,6 +66,33 @@ def write_csv(rows, tests, path, problem_of=None):
                             + [problem_of.get(student, "")])
 
 
+def pass_counts(rows, tests, max_points):
+    """{test: how many students earned its full points}, in notebook order."""
+    return {test: sum(1 for *_, per_test in rows
+                      if per_test.get(test, 0) >= max_points[test]) for test in tests}
+
+
+def write_pass_chart(rows, tests, max_points, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = pass_counts(rows, tests, max_points)
+    names = [test[len("test_"):] if test.startswith("test_") else test for test in tests]
+    figure, ax = plt.subplots(figsize=(8, 0.45 * len(tests) + 1.4))
+    bars = ax.barh(names, [counts[t] for t in tests], color="#4c72b0")
+    ax.bar_label(bars, labels=["%d of %d" % (counts[t], len(rows)) for t in tests],
+                 padding=4)
+    ax.invert_yaxis()  # notebook order, top to bottom
+    ax.set_xlim(0, len(rows) * 1.15)
+    ax.set_xlabel("students who earned the test's full points")
+    ax.set_title("Which checks the class passes (%d students)" % len(rows))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return counts
+
+
 def table(rows, problem_of=None):
     problem_of = problem_of or {}
     width = max([len("student")] + [len(r[0]) for r in rows])
@@ -76,14 +106,16 @@ def table(rows, problem_of=None):
 
 
 def main(root=ROOT):
-    rows, tests = collect(gradebook_url(root))
+    rows, tests, max_points = collect(gradebook_url(root))
     if not rows:
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
     attention = problems(root)
     write_csv(rows, tests, root / "grades.csv", attention)
+    write_pass_chart(rows, tests, max_points, root / "grades.png")
     print(table(rows, attention))
-    print("\nPer-test points for each student: grades.csv")
+    print("\nPer-test points for each student: grades.csv; "
+          "how many passed each test: grades.png")
     return 1 if attention else 0
 
 

@@ -72,7 +72,7 @@ def graded(graded_class):
     """{student: ({test: points}, {test: text of its outputs}, autograded notebook)}."""
     results = {}
     for root in graded_class:
-        rows, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+        rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
         for student, _, _, per_test in rows:
             autograded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                                        as_version=4)
@@ -215,3 +215,22 @@ def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
                 assert errors[0].evalue == printed[0], (student, grade_id(cell))
                 compared += 1
     assert compared >= 50
+
+
+def test_report_writes_the_grade_table_and_the_class_picture(graded_class, graded):
+    from coursekit.report import pass_counts
+
+    root = graded_class[0]
+    result = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root,
+                            env=nbgrader_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "grades.png" in result.stdout
+    assert (root / "grades.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(root / "grades.csv") as handle:
+        students = [line.split(",")[0] for line in handle][1:]
+    assert students and set(students) < set(SAMPLES)
+    rows, tests, max_points = collect("sqlite:///%s" % (root / "gradebook.db"))
+    counts = pass_counts(rows, tests, max_points)
+    assert list(counts) == list(points())  # notebook order
+    for test, count in counts.items():
+        assert count == sum(1 for s in students if graded[s][0][test] >= points()[test])

@@ -49,7 +49,7 @@ def parallel(root, *args):
 
 
 def grades(url):
-    rows, _ = collect(url)
+    rows, _, _ = collect(url)
     return {student: (score, per_test) for student, score, _, per_test in rows}
 
 

@@ -74,7 +74,7 @@ def graded(tmp_path_factory):
 
 
 def grades_of(root):
-    rows, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
     return {student: per_test for student, _, _, per_test in rows}
 
 
