@@ -1,0 +1,112 @@
+"""Self-study in Colab: the release runs with only torch, numpy, matplotlib and mnist1d.
+
+Colab has no nbgrader and no course files, so the release is run here the way Colab would
+run it: alone in an empty folder, in a fresh virtualenv holding exactly those four packages
+(at the course's pinned versions) and a kernel.
+"""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from coursekit import sync
+from coursekit.samples import RELEASE_NOTEBOOK, SAMPLES, make_submission
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+
+STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "mnist1d", "ipykernel")
+
+
+def pinned(names):
+    """The requirement lines of requirements.txt for these packages (same versions)."""
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    found = [line for line in lines
+             if re.split(r"[<>=\[ ]", line, maxsplit=1)[0] in names]
+    assert len(found) == len(names), found
+    return found
+
+
+@pytest.fixture(scope="session")
+def plain_kernel(tmp_path_factory):
+    """A kernel spec whose Python has only the student packages."""
+    home = tmp_path_factory.mktemp("colab")
+    venv = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # pip from this interpreter installs into the new venv, which then holds no pip either.
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                    "--disable-pip-version-check", *pinned(STUDENT_PACKAGES)],
+                   check=True, capture_output=True)
+    subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(home / "jp"),
+                    "--name", "plain"], check=True, capture_output=True)
+    return python, home / "jp" / "share" / "jupyter" / "kernels"
+
+
+def run_in_plain_kernel(notebook, plain_kernel, folder):
+    _, kernels = plain_kernel
+    manager = KernelManager(kernel_name="plain",
+                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    client = NotebookClient(notebook, km=manager, timeout=300, allow_errors=True,
+                            resources={"metadata": {"path": str(folder)}})
+    client.execute()
+    return notebook
+
+
+def test_plain_environment_has_no_course_tooling(plain_kernel):
+    python, _ = plain_kernel
+    for module in ("nbgrader", "coursekit", "jupyterlab", "udl_bn_checks"):
+        found = subprocess.run([str(python), "-c", "import %s" % module],
+                               capture_output=True, cwd="/")
+        assert found.returncode != 0, module
+
+
+def test_reference_answers_run_in_colab_alone(plain_kernel, tmp_path):
+    notebook = make_submission(SAMPLES["reference"]())
+    run_in_plain_kernel(notebook, plain_kernel, tmp_path)
+    errors = [(grade_id(c), o.ename, o.evalue) for c in notebook.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    install = next(c for c in notebook.cells if grade_id(c) == "install")
+    assert install.outputs == [], "the install cell should do nothing when mnist1d is there"
+    # MNIST-1D was built right there, not downloaded or copied in.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist1d_data.pkl"]
+    checks = [c for c in notebook.cells if grade_id(c).startswith("test_")]
+    printed = "".join(o.get("text", "") for c in checks for o in c.outputs)
+    assert printed.count("✓ ") == len(checks) and "✗" not in printed
+    figure = next(c for c in notebook.cells if grade_id(c) == "draw_figure")
+    assert any("image/png" in o.get("data", {}) for o in figure.outputs)
+
+
+def test_self_checks_in_colab_say_what_the_grader_says(plain_kernel, tmp_path):
+    """The seed's mistakes, diagnosed in Colab with the messages its feedback gives."""
+    notebook = make_submission(SAMPLES["seed"]())
+    run_in_plain_kernel(notebook, plain_kernel, tmp_path)
+    graded = nbformat.read(ROOT / "autograded" / "seed" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    hidden = {grade_id(c): o.evalue for c in graded.cells for o in c.get("outputs", [])
+              if o.output_type == "error" and o.ename == "AssertionError"}
+    seen = {grade_id(c): line[2:] for c in notebook.cells if c.cell_type == "code"
+            for o in c.outputs if o.output_type == "stream"
+            for line in o.text.splitlines() if line.startswith("✗ ")}
+    assert len(hidden) >= 5 and seen == hidden
+
+
+def test_colab_badge_opens_this_repositorys_release():
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    badge = release.cells[0]
+    assert grade_id(badge) == sync.BADGE_ID and badge.source == sync.badge_source()
+    url = re.search(r'href="([^"]+)"', badge.source).group(1)
+    prefix = "https://colab.research.google.com/github/%s/blob/%s/" % (sync.REPOSITORY,
+                                                                        sync.BRANCH)
+    assert url.startswith(prefix)
+    assert (ROOT / url[len(prefix):]).resolve() == Path(RELEASE_NOTEBOOK).resolve()
+    # Set in one place: no other file of the course spells the address out.
+    spelled = subprocess.run(["git", "grep", "-l", sync.REPOSITORY], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert [f for f in spelled if not f.endswith(".ipynb") and not f.endswith(".html")] == \
+        ["coursekit/sync.py"]
