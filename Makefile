@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-.PHONY: all grade release autograde feedback report samples test bench clean sandbox postgresql
+.PHONY: all grade release autograde feedback report samples test bench clean sandbox postgresql chromium
 
 all: grade
 
@@ -27,7 +27,7 @@ $(STAMP): requirements.txt
 
 # Debian packages the course needs, installed once when missing (as root; otherwise it
 # says what to install): bubblewrap is the grading sandbox (coursekit/sandbox.py);
-# the tests also start a PostgreSQL server.
+# the tests also start a PostgreSQL server and open JupyterLab in Chromium.
 apt_need = $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "Installing $(2) (Debian package)"; \
@@ -41,6 +41,9 @@ sandbox:
 
 postgresql:
 	@$(call apt_need,ls /usr/lib/postgresql/*/bin/initdb,postgresql)
+
+chromium:
+	@$(call apt_need,command -v chromium,chromium)
 
 # Feedback and the grade table are written even when some submissions need attention;
 # the exit status still says so.
@@ -72,7 +75,7 @@ report: $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python -m coursekit.samples
 
-test: $(STAMP) $(DATA) sandbox postgresql
+test: $(STAMP) $(DATA) sandbox postgresql chromium
 	$(BIN)/python -m pytest tests
 
 # Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
