@@ -194,12 +194,29 @@ def printed_variances():
     return print_variance
 
 
+WEIGHTS_INIT = """
+def weights_init(layer_in):
+  if isinstance(layer_in, nn.Linear):
+    nn.init.kaiming_uniform_(layer_in.weight)
+    layer_in.bias.data.fill_(0.0)
+"""
+
+
+def run_answer(source, name="<answer>"):
+    """Execute an answer cell as the notebook would; returns the cell's namespace."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    # What the notebook has defined when an answer cell runs, and nothing more.
+    namespace = {"torch": torch, "nn": nn, "np": np, "DataLoader": DataLoader,
+                 "TensorDataset": TensorDataset, "print_variance": printed_variances()}
+    exec(WEIGHTS_INIT, namespace)
+    exec(compile(source, name, "exec"), namespace)
+    return namespace
+
+
 def model_class(variant):
     """Execute a variant's source as a notebook cell would and return its class."""
-    # What the notebook has imported when the answer cell runs, and nothing more.
-    namespace = {"torch": torch, "nn": nn, "np": np, "print_variance": printed_variances()}
-    exec(compile(VARIANTS[variant], "<%s>" % variant, "exec"), namespace)
-    return namespace["ResidualNetworkWithBatchNorm"]
+    return run_answer(VARIANTS[variant], "<%s>" % variant)["ResidualNetworkWithBatchNorm"]
 
 # A phrase the failing checks' messages must contain: the mistake, named.
 MESSAGES = {
@@ -221,3 +238,98 @@ AT_MOST_HALF = {"never_called", "no_normalisation", "faked_printout"}
 # Tests outside the network's that a category also fails: a fake print_variance no longer
 # records what the network computes, so block_variances, which reads it, fails too.
 OTHER_FAILS = {"faked_printout": {"block_variances"}}
+
+
+# --- The other exercises ---------------------------------------------------------------------
+# Typical wrong answers to each of the later TODOs, each with the checks it must fail (an
+# exercise's own checks only: its points do not depend on the others) and a phrase its
+# message must contain. The reference answers are the source notebook's solution cells.
+
+def _rescaled(block):
+    """ResidualNetworkRescaled with one residual connection written as `block`."""
+    lines = ["class ResidualNetworkRescaled(torch.nn.Module):",
+             "  def __init__(self, input_size, output_size, hidden_size=100):",
+             "    super(ResidualNetworkRescaled, self).__init__()"]
+    lines += PLAIN_INIT.strip("\n").split("\n")
+    lines += ["", "  def forward(self, x):", STEM.rstrip("\n")]
+    return ("\n".join(lines) + "\n" + _blocks(block, names=("",) * 5).replace("self.)", ")")
+            + HEAD)
+
+
+TRAIN_LOOP = '''def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+  loss_function = nn.CrossEntropyLoss()
+  optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
+  data_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True)
+  model.apply(weights_init)
+  losses = []
+  for epoch in range(n_epochs):
+    total = 0.0
+    for x_batch, y_batch in data_loader:
+      ZERO_GRAD
+      loss = loss_function(model(x_batch), y_batch)
+      loss.backward()
+      optimizer.step()
+      total += loss.item()
+    losses.append(total / len(data_loader))
+  return losses
+'''
+TRAIN_RIGHT = TRAIN_LOOP.replace("MOMENTUM", "0.9").replace("ZERO_GRAD", "optimizer.zero_grad()")
+
+RUNNING = '''def running_statistics(batches, momentum=0.1):
+  mean, var = torch.zeros(batches[0].shape[1]), torch.ones(batches[0].shape[1])
+  for batch in batches:
+    mean = (1 - momentum) * mean + momentum * batch.mean(dim=0)
+    var = (1 - momentum) * var + momentum * batch.var(dim=0, unbiased=UNBIASED)
+  return mean, var
+'''
+
+SLIPS = {
+    # (answer cell, its source, checks it fails, phrase of the message)
+    "increment_without_he": ("predicted_increment",
+                             "def predicted_increment():\n  return 0.5 - 1 / (2 * np.pi)\n",
+                             {"increment"}, "doubles the variance"),
+    "increment_mean_square": ("predicted_increment", "def predicted_increment():\n  return 1.0\n",
+                              {"increment"}, "subtracts the squared mean"),
+    "increment_rounded": ("predicted_increment", "def predicted_increment():\n  return 0.68\n",
+                          {"increment"}, "exact value"),
+    "slope_end_points": ("measured_slope",
+                         "def measured_slope(variances):\n"
+                         "  return (variances[-1] - variances[0]) / (len(variances) - 1)\n",
+                         {"slope"}, "first and last"),
+    "slope_intercept": ("measured_slope",
+                        "def measured_slope(variances):\n"
+                        "  return np.polyfit(range(len(variances)), variances, 1)[1]\n",
+                        {"slope"}, "intercept"),
+    "rescaled_branch_only": ("residual_network_rescaled",
+                             _rescaled("{res} = {prev} + {lin}({prev}.relu()) / np.sqrt(2)"),
+                             {"rescaled_blocks", "rescaled_flat"}, "rescale only the branch"),
+    "rescaled_by_half": ("residual_network_rescaled",
+                         _rescaled("{res} = ({prev} + {lin}({prev}.relu())) / 2"),
+                         {"rescaled_blocks", "rescaled_flat"}, "not 1/sqrt(2)"),
+    "rescaled_not_at_all": ("residual_network_rescaled",
+                            _rescaled("{res} = {prev} + {lin}({prev}.relu())"),
+                            {"rescaled_blocks", "rescaled_flat"}, "without rescaling"),
+    "running_biased": ("running_statistics", RUNNING.replace("UNBIASED", "False"),
+                       {"running_var"}, "unbiased"),
+    "running_reversed": ("running_statistics",
+                         RUNNING.replace("UNBIASED", "True").replace(
+                             "(1 - momentum) * mean + momentum", "momentum * mean + (1 - momentum)")
+                         .replace("(1 - momentum) * var + momentum",
+                                  "momentum * var + (1 - momentum)"),
+                         {"running_mean", "running_var"}, "weighs the new batch"),
+    "running_fixed_momentum": ("running_statistics",
+                               RUNNING.replace("UNBIASED", "True").replace(
+                                   "for batch in batches:", "momentum = 0.1\n  for batch in batches:"),
+                               {"running_mean", "running_var"}, "momentum argument"),
+    "train_without_momentum": ("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.0").replace(
+                                   "ZERO_GRAD", "optimizer.zero_grad()"),
+                               {"train_model", "training_comparison"}, "without momentum"),
+    "train_without_zero_grad": ("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.9").replace(
+                                    "ZERO_GRAD", "pass"),
+                                {"train_model", "training_comparison"}, "zero_grad"),
+    "train_summed_loss": ("train_model", TRAIN_RIGHT.replace(" / len(data_loader)", ""),
+                          {"train_model", "training_comparison"}, "mean"),
+    "train_without_init": ("train_model", TRAIN_RIGHT.replace(
+                               "  model.apply(weights_init)\n", ""),
+                           {"train_model", "training_comparison"}, "weights_init"),
+}

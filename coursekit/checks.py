@@ -577,6 +577,515 @@ def check_plot(plot_variance_growth, log_scale, seed=0):
                    % ("log-scale" if log_scale else "linear"))
 
 
+# --- Why +0.68 per block ------------------------------------------------------------------
+
+# Wrong derivations students reach, and what each one missed.
+INCREMENT_SLIPS = (
+    (0.5 - 1 / (2 * math.pi),
+     "that is the variance of the ReLU's output. The He-initialised linear layer then "
+     "doubles the variance it receives (He initialisation is built to make up for the "
+     "ReLU halving it)"),
+    (1.0,
+     "that would hold if the ReLU's output had mean zero: E[relu(z)^2] = 1/2, doubled by He "
+     "initialisation. But a variance subtracts the squared mean, and E[relu(z)] = "
+     "1/sqrt(2 pi), so the ReLU's output has variance 1/2 - 1/(2 pi) before the doubling"),
+    (0.5,
+     "that is E[relu(z)^2], the ReLU's mean square: subtract its squared mean "
+     "(1/sqrt(2 pi))^2 to get the variance, then double it for He initialisation"),
+    (2.0,
+     "that is the factor by which a plain block multiplies the variance, not what one "
+     "batch-normalised branch adds"),
+)
+
+
+def check_increment(predicted_increment):
+    """predicted_increment() is 1 - 1/pi, derived exactly rather than read off a plot."""
+    name = "increment"
+    try:
+        with quiet():
+            value = float(predicted_increment())
+    except NotImplementedError:
+        return Verdict(name, False, "predicted_increment still raises NotImplementedError: "
+                       "replace that line with your derivation.")
+    except Exception as error:
+        return Verdict(name, False, "predicted_increment() should return one number; it "
+                       "raised %s: %s." % (type(error).__name__, error))
+    if abs(value - BOOK_SLOPE) < 1e-6:
+        return Verdict(name, True, "Derived: each branch adds 1 - 1/pi = %.4f to the "
+                       "variance of the stream." % value)
+    for slip, why in INCREMENT_SLIPS:
+        if abs(value - slip) < 1e-6:
+            return Verdict(name, False, "You predict %.4f per block, but %s." % (value, why))
+    if abs(value - BOOK_SLOPE) < 0.02:
+        return Verdict(name, False, "%.4f is close to what the network measures, but the "
+                       "check wants the exact value of your derivation: write it with np.pi "
+                       "rather than a rounded number." % value)
+    return Verdict(name, False, "You predict %.4f per block. Follow the branch at "
+                   "initialisation: batch norm hands it a standard normal z; the ReLU's "
+                   "output has variance E[relu(z)^2] - E[relu(z)]^2; the He-initialised "
+                   "linear layer doubles that." % value)
+
+
+def _slope_sample(seed):
+    """Six variances with linear growth and a bend, so that two-point answers differ."""
+    generator = np.random.default_rng(20 + seed)
+    return [float(v) for v in 2.0 + 0.7 * np.arange(6) + generator.normal(0, 0.15, 6)]
+
+
+def check_slope(measured_slope, seed=0):
+    """measured_slope(variances) is the least-squares slope of the six values."""
+    name = "slope"
+    variances = _slope_sample(seed)
+    blocks = np.arange(len(variances))
+    expected = float(np.polyfit(blocks, variances, 1)[0])
+    try:
+        with quiet():
+            returned = measured_slope(list(variances))
+    except NotImplementedError:
+        return Verdict(name, False, "measured_slope still raises NotImplementedError: replace "
+                       "that line with your code.")
+    except Exception as error:
+        return Verdict(name, False, "measured_slope(variances) raised %s: %s."
+                       % (type(error).__name__, error))
+    try:
+        value = float(returned)
+    except Exception:
+        return Verdict(name, False, "measured_slope should return one number, the slope; it "
+                       "returned %r. (np.polyfit returns the slope first, then the "
+                       "intercept.)" % (returned,))
+    if abs(value - expected) < 1e-6:
+        return Verdict(name, True, "measured_slope fits a straight line through all six "
+                       "variances and returns its slope.")
+    if abs(value - float(np.polyfit(blocks, variances, 1)[1])) < 1e-6:
+        return Verdict(name, False, "measured_slope returned the intercept of the line; "
+                       "np.polyfit(x, y, 1) returns [slope, intercept].")
+    if abs(value - (variances[-1] - variances[0]) / (len(variances) - 1)) < 1e-6:
+        return Verdict(name, False, "measured_slope uses only the first and last values; "
+                       "fit a line through all six by least squares (np.polyfit), so one "
+                       "noisy block does not decide the answer.")
+    if abs(value - float(np.polyfit(blocks[1:], variances[1:], 1)[0])) < 1e-6:
+        return Verdict(name, False, "measured_slope leaves out the first pre-activation; fit "
+                       "all six values, against block numbers 0 to 5.")
+    return Verdict(name, False, "measured_slope returned %.4f for the variances %s; the "
+                   "least-squares slope against block numbers 0 to 5 is %.4f."
+                   % (value, _fmt(variances), expected))
+
+
+# --- The 1/sqrt(2) fix of figure 11.6b -----------------------------------------------------
+
+RESCALE = 1 / math.sqrt(2)
+# Measured over 100 seeds: rescaled networks end at 0.39-0.71 of the first pre-activation's
+# variance, rescaling only the branch at 3.9-5.8, dividing by 2 at 0.01-0.02.
+RESCALED_BAND = (0.25, 1.6)
+
+
+def _rescaled_streams(trace):
+    """The stream leaving each block (after any rescaling): what block k+1 adds to, or what
+    the output layer receives. [] when the forward pass does not have that shape."""
+    leaving = []
+    for index, block in enumerate(trace.blocks):
+        if index + 1 < len(trace.blocks):
+            nxt = trace.blocks[index + 1]
+            branch = nxt["linears"][-1].output if nxt["linears"] else None
+            left, right = nxt["add"].inputs
+            if branch is not None and _proportional(right, branch):
+                leaving.append(left)
+            elif branch is not None and _proportional(left, branch):
+                leaving.append(right)
+            else:
+                return []
+        else:
+            head = [e for e in trace.events if e.kind == "module"
+                    and isinstance(e.module, nn.Linear) and e.output.shape[-1] == OUTPUT_SIZE]
+            if not head:
+                return []
+            leaving.append(head[-1].inputs[0])
+    return leaving
+
+
+def _proportional(a, b):
+    if a.shape != b.shape:
+        return False
+    a, b = a.flatten().double(), b.flatten().double()
+    scale = float(a @ b / (b @ b))
+    return scale != 0 and torch.allclose(a, scale * b, rtol=1e-4, atol=1e-5)
+
+
+def _scale_between(total, leaving):
+    """c such that leaving = c * total, or None."""
+    total, leaving = total.flatten().double(), leaving.flatten().double()
+    scale = float(leaving @ total / (total @ total))
+    return scale if torch.allclose(leaving, scale * total, rtol=1e-4, atol=1e-5) else None
+
+
+def _rescaled_trace(model_class, seed, name):
+    trace = ForwardTrace(model_class, seed)
+    if trace.error:
+        return None, Verdict(name, False, "Could not follow your forward pass: %s."
+                             % trace.error)
+    if trace.batchnorm_calls() or any(isinstance(m, OTHER_NORMS)
+                                      for m in trace.model.modules()):
+        return None, Verdict(name, False, "ResidualNetworkRescaled normalises: figure 11.6b "
+                             "has no batch norm, only a rescaling of each block's sum by "
+                             "1/sqrt(2).")
+    leaving = _rescaled_streams(trace)
+    if not leaving:
+        return None, Verdict(name, False, "Could not find each block's stream: every block "
+                             "should add its branch, linear(relu(x)), to the stream x.")
+    return (trace, leaving), None
+
+
+def _branch_rescaled(block):
+    """Whether one operand of the block's addition is its Linear's output times 1/sqrt(2)."""
+    if not block["linears"]:
+        return False
+    branch = block["linears"][-1].output
+    scales = [_scale_between(branch, operand) for operand in block["add"].inputs]
+    return any(scale is not None and abs(scale - RESCALE) < 1e-3 for scale in scales)
+
+
+def check_rescaled_blocks(model_class, seed=0):
+    """Each block passes on (x + linear(relu(x))) / sqrt(2)."""
+    name = "rescaled_blocks"
+    found, failed = _rescaled_trace(model_class, seed, name)
+    if failed:
+        return failed
+    trace, leaving = found
+    found = {}
+    for index, (block, out) in enumerate(zip(trace.blocks, leaving), start=1):
+        scale = _scale_between(block["add"].output, out)
+        if scale is not None and abs(scale - RESCALE) < 1e-3:
+            continue
+        if scale is None:
+            kind = "in %s what leaves the block is not a multiple of x + linear(relu(x))"
+        elif abs(scale - 1) < 1e-3 and _branch_rescaled(block):
+            kind = ("in %s you rescale only the branch, so the skip adds the stream back at "
+                    "full size and the variance still grows")
+        elif abs(scale - 1) < 1e-3:
+            kind = "in %s the sum passes on without rescaling"
+        else:
+            kind = "in %%s the sum is multiplied by %.3f, not 1/sqrt(2) = %.3f" % (scale, RESCALE)
+        found.setdefault(kind, []).append(index)
+    if found:
+        details = "; ".join(kind % _blocks_list(blocks) for kind, blocks in found.items())
+        details = details[0].upper() + details[1:]
+        return Verdict(name, False, "%s. Figure 11.6b multiplies the whole "
+                       "sum by 1/sqrt(2): (x + linear(relu(x))) / math.sqrt(2), which halves "
+                       "the variance the block nearly doubled." % details)
+    return Verdict(name, True, "Every block passes on (x + linear(relu(x))) / sqrt(2).")
+
+
+def check_rescaled_flat(model_class, seed=0):
+    """The rescaled network's variance stays within a small factor over five blocks."""
+    name = "rescaled_flat"
+    found, failed = _rescaled_trace(model_class, seed, name)
+    if failed:
+        return failed
+    trace, leaving = found
+    variances = [trace.variances[0]] + [stream_variance(v) for v in leaving]
+    ratio = variances[-1] / variances[0]
+    low, high = RESCALED_BAND
+    measured = "measured at initialisation: %s" % _fmt(variances)
+    if ratio > high:
+        return Verdict(name, False, "The variance still grows %.1f-fold over five blocks (%s). "
+                       "Rescale each block's whole sum, stream and branch together, by "
+                       "1/sqrt(2)." % (ratio, measured))
+    if ratio < low:
+        return Verdict(name, False, "The variance shrinks to %.2f of its start over five "
+                       "blocks (%s): you rescale by too much. Each block nearly doubles the "
+                       "variance, so the sum needs 1/sqrt(2), which halves it, not 1/2, which "
+                       "quarters it." % (ratio, measured))
+    return Verdict(name, True, "The variance stays put: %.2f of its start after five blocks "
+                   "(%s)." % (ratio, measured))
+
+
+# --- Running statistics of BatchNorm1d -----------------------------------------------------
+
+def _stat_batches(seed, features=6):
+    generator = torch.Generator().manual_seed(30_000 + seed)
+    return [2.0 + 3.0 * torch.randn(size, features, generator=generator)
+            for size in (50, 20, 35)]
+
+
+def _momentum_for(seed):
+    # Never the default 0.1, so an answer that ignores the argument fails on every seed.
+    return 0.25 + 0.1 * (seed % 5)
+
+
+def _reference_running(batches, momentum, unbiased=True, start_var=1.0, reverse=False,
+                       cumulative=False):
+    mean = torch.zeros(batches[0].shape[1], dtype=torch.float64)
+    var = torch.full_like(mean, start_var)
+    for count, batch in enumerate(batches, start=1):
+        batch = batch.double()
+        weight = 1 / count if cumulative else (1 - momentum if reverse else momentum)
+        mean = (1 - weight) * mean + weight * batch.mean(0)
+        var = (1 - weight) * var + weight * batch.var(0, unbiased=unbiased)
+    return mean, var
+
+
+def _running_of_batchnorm(batches, momentum):
+    layer = nn.BatchNorm1d(batches[0].shape[1], momentum=momentum).double()
+    layer.train()
+    with torch.no_grad():
+        for batch in batches:
+            layer(batch.double())
+    return layer.running_mean, layer.running_var
+
+
+def _call_running(running_statistics, seed):
+    batches, momentum = _stat_batches(seed), _momentum_for(seed)
+    try:
+        with quiet(), torch.no_grad():
+            returned = running_statistics([b.clone() for b in batches], momentum=momentum)
+    except NotImplementedError:
+        return None, "running_statistics still raises NotImplementedError: replace that line " \
+                     "with your code."
+    except Exception as error:
+        return None, "running_statistics(batches, momentum=%g) raised %s: %s." % (
+            momentum, type(error).__name__, error)
+    try:
+        mean, var = (torch.as_tensor(v, dtype=torch.float64).detach().flatten()
+                     for v in returned)
+    except Exception:
+        return None, "running_statistics should return two tensors, (running_mean, " \
+                     "running_var); it returned %r." % (type(returned).__name__,)
+    features = batches[0].shape[1]
+    if mean.numel() != features or var.numel() != features:
+        return None, ("running_statistics returned %d and %d numbers for batches of %d "
+                      "features: keep one statistic per feature (average over the batch, "
+                      "dim 0)." % (mean.numel(), var.numel(), features))
+    return (batches, momentum, mean, var), None
+
+
+def _running_verdict(name, which, running_statistics, seed):
+    found, problem = _call_running(running_statistics, seed)
+    if problem:
+        return Verdict(name, False, problem)
+    batches, momentum, mean, var = found
+    index = 0 if which == "mean" else 1
+    got = (mean, var)[index]
+    truth = _running_of_batchnorm(batches, momentum)[index]
+    label = "running_" + which
+
+    def matches(**how):
+        return torch.allclose(got, _reference_running(batches, momentum, **how)[index],
+                              rtol=1e-4, atol=1e-5)
+
+    if torch.allclose(got, truth.double(), rtol=1e-4, atol=1e-5):
+        return Verdict(name, True, "%s matches what nn.BatchNorm1d keeps (momentum %g)."
+                       % (label, momentum))
+    if which == "var" and matches(unbiased=False):
+        why = ("you average the biased batch variance (divide by N). BatchNorm1d normalises "
+               "with that one, but stores the unbiased one (divide by N - 1, "
+               "batch.var(dim=0, unbiased=True)) in running_var")
+    elif which == "var" and matches(start_var=0.0):
+        why = "running_var starts at 1, not 0 (a layer that has seen nothing assumes unit " \
+              "variance)"
+    elif matches(reverse=True):
+        why = ("the momentum weighs the new batch: running = (1 - momentum) * running + "
+               "momentum * batch_statistic")
+    elif momentum != 0.1 and torch.allclose(
+            got, _reference_running(batches, 0.1)[index], rtol=1e-4, atol=1e-5):
+        why = "use the momentum argument (it was %g here), not a fixed 0.1" % momentum
+    elif matches(cumulative=True):
+        why = ("you take the plain average of the batches (what momentum=None does); with a "
+               "momentum, each update keeps (1 - momentum) of the old value")
+    else:
+        why = ("for each batch in turn, running = (1 - momentum) * running + momentum * "
+               "batch_statistic, starting from mean 0 and variance 1")
+    return Verdict(name, False, "Your %s is %s; nn.BatchNorm1d holds %s after these batches: "
+                   "%s." % (label, _fmt(got[:3]) + ", ...", _fmt(truth[:3]) + ", ...", why))
+
+
+def check_running_mean(running_statistics, seed=0):
+    """running_statistics(batches, momentum) gives BatchNorm1d's running_mean."""
+    return _running_verdict("running_mean", "mean", running_statistics, seed)
+
+
+def check_running_var(running_statistics, seed=0):
+    """running_statistics(batches, momentum) gives BatchNorm1d's (unbiased) running_var."""
+    return _running_verdict("running_var", "var", running_statistics, seed)
+
+
+# --- Training with and without batch norm ---------------------------------------------------
+
+class _Affine(nn.Module):
+    """A linear classifier without nn.Linear, so weights_init leaves its start alone."""
+
+    def __init__(self, seed):
+        super().__init__()
+        generator = torch.Generator().manual_seed(40_000 + seed)
+        self.weight = nn.Parameter(0.1 * torch.randn(OUTPUT_SIZE, INPUT_SIZE,
+                                                     generator=generator))
+        self.bias = nn.Parameter(torch.zeros(OUTPUT_SIZE))
+
+    def forward(self, x):
+        return x @ self.weight.t() + self.bias
+
+
+def _training_data(seed, size=400):
+    generator = torch.Generator().manual_seed(50_000 + seed)
+    x = torch.randn(size, INPUT_SIZE, generator=generator)
+    y = (x[:, :OUTPUT_SIZE].argmax(1) + (x[:, 0] > 1.5).long()) % OUTPUT_SIZE
+    return x, y
+
+
+def _sgd_losses(model, x, y, n_epochs, lr, momentum=0.9, zero_grad=True):
+    """Full-batch SGD, one step per epoch: the loss before each step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    losses = []
+    for _ in range(n_epochs):
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _call_train(train_model, model, x, y, n_epochs, lr, batch_size):
+    try:
+        with quiet():
+            returned = train_model(model, x, y, n_epochs, lr, batch_size=batch_size)
+    except NotImplementedError:
+        return None, "train_model still raises NotImplementedError: replace that line with " \
+                     "your code."
+    except Exception as error:
+        return None, "train_model(model, x_train, y_train, %d, %g, batch_size=%d) raised %s: %s." \
+            % (n_epochs, lr, batch_size, type(error).__name__, error)
+    try:
+        losses = [float(v) for v in returned]
+    except Exception:
+        return None, "train_model should return a list of numbers, one mean loss per " \
+                     "epoch; it returned %r." % (type(returned).__name__,)
+    if len(losses) != n_epochs:
+        return None, "train_model returned %d numbers for %d epochs; return one per epoch, " \
+                     "the mean training loss over that epoch's batches." % (len(losses), n_epochs)
+    return losses, None
+
+
+def check_train_model(train_model, seed=0):
+    """train_model: He start, SGD with momentum 0.9 at the given lr, mean loss per epoch."""
+    name = "train_model"
+    x, y = _training_data(seed)
+    with seeded(seed):
+        # With lr 0 nothing moves, so every epoch's mean batch loss is the whole set's loss.
+        model = _Affine(seed)
+        with torch.no_grad():
+            whole = float(nn.functional.cross_entropy(model(x), y))
+        losses, problem = _call_train(train_model, model, x, y, 2, 0.0, len(x) // 4)
+        if problem:
+            return Verdict(name, False, problem)
+        if not np.allclose(losses, whole, rtol=1e-4):
+            if np.allclose(losses, 4 * whole, rtol=1e-4):
+                why = "you add up the batch losses; return their mean"
+            else:
+                why = ("each number should be the mean cross-entropy loss "
+                       "(nn.CrossEntropyLoss) over the epoch's batches")
+            return Verdict(name, False, "With lr=0 the model never changes, so every epoch's "
+                           "loss is %.4f; train_model returned %s: %s." % (
+                               whole, _fmt(losses), why))
+        # One batch per epoch makes the run deterministic, whatever the shuffling.
+        model = _Affine(seed)
+        start = model.weight.detach().clone()
+        losses, problem = _call_train(train_model, model, x, y, 4, 0.5, len(x))
+        if problem:
+            return Verdict(name, False, problem)
+        if torch.equal(model.weight.detach(), start):
+            return Verdict(name, False, "train_model did not change the model it was given: "
+                           "train that model in place (its parameters, through the "
+                           "optimizer).")
+        expected = _sgd_losses(_Affine(seed), x, y, 4, 0.5)
+        if not np.allclose(losses, expected, rtol=1e-3, atol=1e-5):
+            slips = (("momentum", _sgd_losses(_Affine(seed), x, y, 4, 0.5, momentum=0.0),
+                      "this is SGD without momentum (or with an optimizer made afresh every "
+                      "epoch): create torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9) "
+                      "once, before the loop"),
+                     ("zero_grad", _sgd_losses(_Affine(seed), x, y, 4, 0.5, zero_grad=False),
+                      "the gradients pile up from step to step: call optimizer.zero_grad() "
+                      "before each backward pass"),
+                     ("lr", _sgd_losses(_Affine(seed), x, y, 4, 0.05),
+                      "this is learning rate 0.05: use the lr argument"))
+            why = next((text for _, other, text in slips
+                        if np.allclose(losses, other, rtol=1e-3, atol=1e-5)),
+                       "train with torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), "
+                       "zero_grad, loss.backward() and optimizer.step() for each batch")
+            return Verdict(name, False, "From the same start, full-batch SGD with momentum 0.9 "
+                           "at lr=0.5 gives the losses %s; train_model gave %s: %s." % (
+                               _fmt(expected), _fmt(losses), why))
+        # Both networks must start from He initialisation, as run_one_step_of_model does.
+        model = nn.Sequential(nn.Linear(INPUT_SIZE, OUTPUT_SIZE))
+        with torch.no_grad():
+            model[0].weight.fill_(5.0)
+            model[0].bias.fill_(5.0)
+        _, problem = _call_train(train_model, model, x, y, 1, 0.0, len(x))
+        if problem:
+            return Verdict(name, False, problem)
+        if torch.all(model[0].weight == 5.0) or torch.any(model[0].bias != 0):
+            return Verdict(name, False, "train_model should start with "
+                           "model.apply(weights_init), as run_one_step_of_model does, so "
+                           "both networks train from He initialisation.")
+    return Verdict(name, True, "train_model starts from He initialisation, steps SGD with "
+                   "momentum 0.9 at the lr it is given, and returns each epoch's mean loss.")
+
+
+class _PlainNetwork(nn.Module):
+    def __init__(self, hidden=HIDDEN_SIZE, batchnorm=False):
+        super().__init__()
+        self.stem = nn.Linear(INPUT_SIZE, hidden)
+        self.branches = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(N_BLOCKS))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) if batchnorm else nn.Identity()
+                                   for _ in range(N_BLOCKS))
+        self.head = nn.Linear(hidden, OUTPUT_SIZE)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for norm, branch in zip(self.norms, self.branches):
+            x = x + branch(torch.relu(norm(x)))
+        return self.head(x)
+
+
+# Measured on MNIST-1D (5 epochs, batches of 100, SGD with momentum 0.9): at lr 0.1 the plain
+# network's loss overflows to nan for 30 seeds out of 30, batch norm's ends at 1.06-1.19.
+COMPARISON_LR, COMPARISON_EPOCHS, COMPARISON_EXAMPLES = 0.1, 3, 2000
+
+
+def check_training_comparison(train_model, x_train, y_train, seed=0):
+    """With train_model, batch norm trains at a learning rate where the plain net diverges."""
+    name = "training_comparison"
+    # A train_model that is off (no momentum, say) makes the outcome depend on the seed:
+    # then the experiment says nothing, and this check says so whatever the seed.
+    loop = check_train_model(train_model, seed)
+    if not loop.passed:
+        return Verdict(name, False, "This comparison runs your train_model, which is not "
+                       "right yet (see its check above): " + loop.message)
+    x = torch.as_tensor(x_train[:COMPARISON_EXAMPLES], dtype=torch.float32)
+    y = torch.as_tensor(y_train[:COMPARISON_EXAMPLES], dtype=torch.long)
+    finals = {}
+    with seeded(seed):
+        for label, batchnorm in (("plain", False), ("batch norm", True)):
+            losses, problem = _call_train(train_model, _PlainNetwork(batchnorm=batchnorm), x, y,
+                                          COMPARISON_EPOCHS, COMPARISON_LR, 100)
+            if problem:
+                return Verdict(name, False, problem)
+            finals[label] = losses
+    plain, batchnorm = finals["plain"], finals["batch norm"]
+    plain_end = plain[-1] if math.isfinite(plain[-1]) else float("inf")
+    story = ("at lr %g the plain network's loss went %s, batch norm's %s"
+             % (COMPARISON_LR, _fmt(plain), _fmt(batchnorm)))
+    if not all(math.isfinite(v) for v in batchnorm) or batchnorm[-1] >= batchnorm[0]:
+        return Verdict(name, False, "With your train_model the batch-norm network did not "
+                       "learn: %s. Its loss should fall from epoch to epoch." % story)
+    if batchnorm[-1] >= plain_end:
+        return Verdict(name, False, "With your train_model %s: the plain network did not "
+                       "fall behind, though from He initialisation at this learning rate it "
+                       "should diverge. Check that train_model starts from weights_init and "
+                       "uses SGD with momentum 0.9 at the lr it is given." % story)
+    return Verdict(name, True, "Batch norm trains where the plain network cannot: %s." % story)
+
+
 # --- what the notebook calls -------------------------------------------------------------
 
 def score(verdict, points):

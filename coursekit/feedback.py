@@ -7,6 +7,7 @@ cell to what the student may see: the visible part of its code (the release's), 
 verdict: the test's name, points earned and possible, passed or failed, and the message.
 """
 import re
+import textwrap
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -66,9 +67,10 @@ def test_name(grade_id):
 
 def summary(grade_id, score, points, message):
     passed = score >= points
+    # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %g of %g point%s\n%s\n" % (
         "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
-        score, points, "" if points == 1 else "s", message)
+        score, points, "" if points == 1 else "s", textwrap.fill(message, width=90))
 
 
 class SummariseTests(NbGraderPreprocessor):

@@ -38,6 +38,18 @@ def collect(url, assignment=ASSIGNMENT):
     return sorted(rows), tests, max_points
 
 
+def awaiting_hand_grading(url, assignment=ASSIGNMENT):
+    """Students whose written answers still need an instructor's grade."""
+    from nbgrader.api import Gradebook
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(url) as gradebook:
+            return sorted(submission.student_id
+                          for submission in gradebook.assignment_submissions(assignment)
+                          if submission.needs_manual_grade)
+
+
 def problems(root=ROOT, assignment=ASSIGNMENT):
     """{student: why their submission was not graded}, for every submission folder."""
     from coursekit.autograde import problem_of, release_notebooks
@@ -114,6 +126,11 @@ def main(root=ROOT):
     write_csv(rows, tests, root / "grades.csv", attention)
     write_pass_chart(rows, tests, max_points, root / "grades.png")
     print(table(rows, attention))
+    by_hand = awaiting_hand_grading(gradebook_url(root))
+    if by_hand:
+        print("\n%d of %d submissions have a written answer to grade by hand (the "
+              "formgrader: Manual Grading); their totals do not include it yet."
+              % (len(by_hand), len(rows)))
     print("\nPer-test points for each student: grades.csv; "
           "how many passed each test: grades.png")
     return 1 if attention else 0

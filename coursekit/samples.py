@@ -114,6 +114,12 @@ SAMPLES = {
 # One student per answer category, everything else answered as in the reference.
 SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: source})
                 for name, source in answers.VARIANTS.items()})
+# One typical slip in each later exercise, everything else as in the reference (the fast
+# tests run every slip of answers.SLIPS; these show nbgrader grades them the same way).
+SAMPLE_SLIPS = ("increment_without_he", "slope_end_points", "rescaled_branch_only",
+                "running_biased", "train_without_momentum")
+SAMPLES.update({"slip_" + name: _with(**{answers.SLIPS[name][0]: answers.SLIPS[name][1]})
+                for name in SAMPLE_SLIPS})
 
 
 # What a copy of the course needs to release and grade (tests, benchmark).

@@ -100,3 +100,90 @@ def test_plot_verdicts():
         plt.plot(batchnorm, label="bn")
 
     assert "ax.plot" in checks.check_plot(pyplot_state, False).message
+
+
+# --- the later exercises: reference answers pass, each slip fails only its own checks -----
+
+def mnist1d_training_set():
+    import pickle
+
+    from coursekit.data import DATA_FILE
+
+    with open(DATA_FILE, "rb") as handle:
+        data = pickle.load(handle)
+    return (torch.tensor(data["x"].astype("float32")), torch.tensor(data["y"].astype("int64")))
+
+
+def later_verdicts(cell, source, seed, training_set):
+    """{check name: verdict} for one answer to one of the later exercises, as its test
+    cells call the checks."""
+    names = variants.run_answer(source, "<%s>" % cell)
+    if cell == "predicted_increment":
+        return {"increment": checks.check_increment(names["predicted_increment"])}
+    if cell == "measured_slope":
+        return {"slope": checks.check_slope(names["measured_slope"], seed)}
+    if cell == "residual_network_rescaled":
+        model = names["ResidualNetworkRescaled"]
+        return {"rescaled_blocks": checks.check_rescaled_blocks(model, seed),
+                "rescaled_flat": checks.check_rescaled_flat(model, seed)}
+    if cell == "running_statistics":
+        function = names["running_statistics"]
+        return {"running_mean": checks.check_running_mean(function, seed),
+                "running_var": checks.check_running_var(function, seed)}
+    if cell == "train_model":
+        function = names["train_model"]
+        return {"train_model": checks.check_train_model(function, seed),
+                "training_comparison": checks.check_training_comparison(
+                    function, *training_set, seed)}
+    raise KeyError(cell)
+
+
+LATER_CELLS = sorted({cell for cell, *_ in variants.SLIPS.values()})
+
+
+def seeds_for(cell):
+    # Training runs real SGD, so its checks get fewer seeds than the instant ones.
+    return range(30) if cell == "train_model" else SEEDS
+
+
+@pytest.fixture(scope="module")
+def training_set():
+    return mnist1d_training_set()
+
+
+@pytest.mark.parametrize("cell", LATER_CELLS)
+def test_reference_answers_to_the_later_exercises_pass_for_every_seed(cell, training_set):
+    source = solution_cells()[cell]
+    for seed in seeds_for(cell):
+        verdicts = later_verdicts(cell, source, seed, training_set)
+        assert all(v.passed for v in verdicts.values()), (seed, verdicts)
+
+
+@pytest.mark.parametrize("slip", sorted(variants.SLIPS))
+def test_each_slip_fails_its_own_checks_for_every_seed(slip, training_set):
+    cell, source, fails, phrase = variants.SLIPS[slip]
+    for seed in seeds_for(cell):
+        verdicts = later_verdicts(cell, source, seed, training_set)
+        assert {name for name, v in verdicts.items() if not v.passed} == fails, (seed, verdicts)
+    assert any(phrase in verdicts[name].message for name in fails), verdicts
+
+
+def test_batch_norm_trains_where_the_plain_network_diverges_for_30_seeds(training_set):
+    """The comparison the notebook reports, with the reference train_model."""
+    train_model = variants.run_answer(solution_cells()["train_model"])["train_model"]
+    for seed in range(30):
+        verdict = checks.check_training_comparison(train_model, *training_set, seed)
+        assert verdict.passed and "nan" in verdict.message, (seed, verdict.message)
+
+
+def test_blank_answers_to_the_later_exercises_fail_with_a_pointer_to_the_todo(training_set):
+    from coursekit.samples import RELEASE_NOTEBOOK
+    import nbformat
+
+    release = {cell.metadata["nbgrader"]["grade_id"]: cell.source
+               for cell in nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells}
+    for cell in LATER_CELLS:
+        verdicts = later_verdicts(cell, release[cell], 0, training_set)
+        assert not any(v.passed for v in verdicts.values()), (cell, verdicts)
+        if cell != "residual_network_rescaled":  # released as the plain network to adapt
+            assert all("NotImplementedError" in v.message for v in verdicts.values())

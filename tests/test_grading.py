@@ -18,7 +18,8 @@ from coursekit import answers as variants
 from conftest import ROOT, nbgrader_env
 from coursekit.feedback import hidden_lines
 from coursekit.report import collect
-from coursekit.samples import course_copy, SAMPLES, make_submission, submission_path, submit
+from coursekit.samples import (SAMPLE_SLIPS, SAMPLES, course_copy, make_submission,
+                               submission_path, submit)
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
 NETWORK_TESTS = ["test_" + name for name in
@@ -27,9 +28,10 @@ PLOT_TESTS = ["test_plot_linear", "test_plot_log"]
 
 
 def points():
+    """{test cell: points} of every autograded cell (the written answer is graded by hand)."""
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     return {grade_id(cell): cell.metadata.nbgrader["points"] for cell in notebook.cells
-            if cell.metadata.nbgrader.get("grade")}
+            if cell.metadata.nbgrader.get("grade") and cell.cell_type == "code"}
 
 
 def class_of_submissions():
@@ -126,6 +128,27 @@ def test_points_of_the_exercises_are_independent(graded):
     assert failing(scores) == set(PLOT_TESTS)
     scores, _, _ = graded["plain_class_rest_right"]
     assert failing(scores) == set(NETWORK_TESTS)
+
+
+@pytest.mark.parametrize("slip", SAMPLE_SLIPS)
+def test_a_slip_in_a_later_exercise_costs_only_its_own_points(graded, slip):
+    scores, outputs, _ = graded["slip_" + slip]
+    _, _, fails, phrase = variants.SLIPS[slip]
+    assert failing(scores) == {"test_" + name for name in fails}
+    assert all(scores["test_" + name] == 0 for name in fails)
+    assert any(phrase in outputs["test_" + name] for name in fails)
+
+
+def test_the_assignment_has_enough_exercises_and_autograded_tests():
+    source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    answer_cells = [c for c in source.cells if c.metadata.nbgrader.get("solution")]
+    written = [c for c in answer_cells if c.cell_type == "markdown"
+               and c.metadata.nbgrader.get("grade")]
+    assert len(answer_cells) >= 5 and len(written) >= 1 and len(points()) >= 8
+    rubric = written[0].source
+    assert "Rubric" in rubric and "BEGIN SOLUTION" in rubric
+    release = nbformat.read(ROOT / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    assert "Rubric" not in "".join(c.source for c in release.cells)
 
 
 def test_completed_notebook_runs_top_to_bottom_and_draws_the_figures(graded):

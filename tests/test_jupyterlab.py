@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
+import nbformat
 import pytest
 
 from conftest import ROOT
 from coursekit.samples import RELEASE_NOTEBOOK, solution_cells
 from coursekit.sync import NOTEBOOK, grade_id
-
-import nbformat
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -107,6 +105,8 @@ def type_into_cell(page, index, text):
     """Replace a cell's code the way a student would: click it, select all, type."""
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     cell.scroll_into_view_if_needed()
+    if "jp-MarkdownCell" in (cell.get_attribute("class") or ""):
+        cell.locator(".jp-MarkdownOutput").dblclick()  # a rendered answer opens for editing
     editor = cell.locator(".cm-content")
     editor.click()
     page.keyboard.press("Control+a")

@@ -64,9 +64,13 @@ def test_release_has_no_answers_hidden_tests_or_outputs():
 
 
 def test_every_test_cell_is_locked_and_has_points():
-    graded = [meta for _, _, _, meta in cells(sync.SOURCE_NOTEBOOK) if meta["grade"]]
-    assert len(graded) >= 8
-    assert all(meta["locked"] and meta["points"] > 0 for meta in graded)
+    graded = [(kind, meta) for kind, _, _, meta in cells(sync.SOURCE_NOTEBOOK) if meta["grade"]]
+    tests = [meta for kind, meta in graded if kind == "code"]
+    assert len(tests) >= 8
+    assert all(meta["locked"] and not meta["solution"] and meta["points"] > 0 for meta in tests)
+    # The written answer: the student's to edit, graded by hand.
+    written = [meta for kind, meta in graded if kind == "markdown"]
+    assert written and all(meta["solution"] and meta["points"] > 0 for meta in written)
 
 
 def test_source_notebook_passes_its_own_tests(tmp_path):
