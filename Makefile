@@ -70,6 +70,7 @@ feedback: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m coursekit.report
+	$(BIN)/python -m coursekit.pictures
 
 # Rewrites the sample submissions (reference, blank, seed) after the release changes.
 samples: $(STAMP)

@@ -257,3 +257,14 @@ def test_report_writes_the_grade_table_and_the_class_picture(graded_class, grade
     assert list(counts) == list(points())  # notebook order
     for test, count in counts.items():
         assert count == sum(1 for s in students if graded[s][0][test] >= points()[test])
+
+
+def test_readme_pictures_are_the_graded_references_figures():
+    from coursekit import pictures
+
+    drawn = pictures.figures(nbformat.read(pictures.reference_notebook(), as_version=4))
+    readme = (ROOT / "README.md").read_text()
+    for cell, name in pictures.PICTURES.items():
+        assert (ROOT / "docs" / name).read_bytes() == drawn[cell], "run: make report"
+        assert "](docs/%s)" % name in readme
+    assert "](grades.png)" in readme and (ROOT / "grades.png").exists()

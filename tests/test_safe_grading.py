@@ -17,7 +17,7 @@ import hostile
 from conftest import nbgrader
 from coursekit.report import collect, problems
 from coursekit.samples import course_copy, submission_path
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 from test_grading import NETWORK_TESTS, points
 
 # Short enough to keep the suite quick, far above the slowest honest cell (about 1 s).
@@ -99,6 +99,9 @@ def total(graded, student):
 
 
 FULL = sum(points().values())
+WRITTEN = sum(cell.metadata.nbgrader["points"] for cell in nbformat.read(
+    SOURCE_NOTEBOOK, as_version=4).cells
+    if cell.cell_type == "markdown" and cell.metadata.nbgrader.get("grade"))
 
 
 def test_the_honest_student_is_graded_in_full(graded):
@@ -215,7 +218,8 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
     table = capsys.readouterr().out
     for student, says in hostile.BROKEN.items():
         line = next(line for line in table.splitlines() if line.startswith(student + " "))
-        assert "0/%g" % FULL in line and "NEEDS ATTENTION" in line and says in line
+        # Out of every point of the assignment, the written answer's included.
+        assert "0/%g " % (FULL + WRITTEN) in line and "NEEDS ATTENTION" in line and says in line
     with open(graded["root"] / "grades.csv") as handle:
         flagged = {row["student"] for row in csv.DictReader(handle) if row["problem"]}
     assert flagged == set(hostile.BROKEN)
