@@ -268,3 +268,15 @@ def test_readme_pictures_are_the_graded_references_figures():
         assert (ROOT / "docs" / name).read_bytes() == drawn[cell], "run: make report"
         assert "](docs/%s)" % name in readme
     assert "](grades.png)" in readme and (ROOT / "grades.png").exists()
+
+
+def test_committed_autograded_notebooks_are_what_grading_gives(graded):
+    """Grading is deterministic to the output message, so the committed results are
+    exactly what `make grade` writes (run it after changing the notebook)."""
+    for student in SAMPLES:
+        committed = nbformat.read(ROOT / "autograded" / student / ASSIGNMENT / NOTEBOOK,
+                                  as_version=4)
+        fresh = graded[student][2]
+        assert [(grade_id(c), c.get("outputs")) for c in fresh.cells] == \
+            [(grade_id(c), c.get("outputs")) for c in committed.cells], \
+            "%s: run make grade" % student
