@@ -319,7 +319,8 @@ SLIPS = {
                          {"running_mean", "running_var"}, "weighs the new batch"),
     "running_fixed_momentum": ("running_statistics",
                                RUNNING.replace("UNBIASED", "True").replace(
-                                   "for batch in batches:", "momentum = 0.1\n  for batch in batches:"),
+                                   "for batch in batches:",
+                                   "momentum = 0.1\n  for batch in batches:"),
                                {"running_mean", "running_var"}, "momentum argument"),
     "train_without_momentum": ("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.0").replace(
                                    "ZERO_GRAD", "optimizer.zero_grad()"),
