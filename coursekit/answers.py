@@ -91,9 +91,13 @@ class ResidualNetworkWithBatchNorm(torch.nn.Module):
   def forward(self, x):
     x = self.linear1(x)
     for branch in self.branches:
-      x += branch(x)
+      x = x + branch(x)
     return self.linear7(x)
 """
+
+# The same network adding in place: batch norm's saved input is overwritten, so the
+# forward pass is right but the backward pass fails and the network cannot be trained.
+IN_PLACE_ADD = SEQUENTIAL.replace("x = x + branch(x)", "x += branch(x)")
 
 EXTRA_NORMS = _separate_attributes(
     FIVE_BN + "    self.bn_in = nn.BatchNorm1d(input_size)\n"
@@ -154,6 +158,7 @@ VARIANTS = {
     "book": BOOK,
     "module_list": MODULE_LIST,
     "sequential": SEQUENTIAL,
+    "in_place_add": IN_PLACE_ADD,
     "extra_norms": EXTRA_NORMS,
     "shared": SHARED,
     "branch_end": BRANCH_END,
@@ -173,6 +178,7 @@ ALL = {"registered", "used", "no_compounding", "placement", "train_eval"}
 FAILS = {
     "book": set(), "module_list": set(), "sequential": set(), "extra_norms": set(),
     "shared": {"used"},
+    "in_place_add": {"train_eval"},
     "branch_end": {"placement"},
     "stream_before_add": {"placement"},
     "stream_after_add": {"used", "placement"},
@@ -221,6 +227,7 @@ def model_class(variant):
 # A phrase the failing checks' messages must contain: the mistake, named.
 MESSAGES = {
     "shared": "shared by blocks",
+    "in_place_add": "write x = x + branch(x)",
     "branch_end": "at the end of the branch",
     "stream_before_add": "normalise the residual stream itself",
     "stream_after_add": "normalise the residual stream itself",

@@ -412,8 +412,28 @@ def check_placement(model_class, seed=0):
                    "the raw stream: the variance grows linearly, %+.2f per block." % slope)
 
 
+def _backward_problem(model_class, seed):
+    """Why one training step's backward pass fails on a fresh model, or None."""
+    with seeded(seed), quiet():
+        try:
+            model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
+            he_init(model)
+            model.train()
+            model(input_batch(seed)).square().mean().backward()
+        except Exception as error:
+            text = str(error).split("\n")[0]
+            if "inplace" in text or "in-place" in text:
+                return ("its backward pass fails, because a value it needs was "
+                        "\"modified by an inplace operation\". An in-place addition such as "
+                        "x += branch(x) overwrites the values batch norm saved to compute its "
+                        "gradient; write x = x + branch(x)")
+            return "a training step fails: %s: %s" % (type(error).__name__, text)
+    return None
+
+
 def check_train_eval(model_class, seed=0):
-    """Running statistics update in train mode; eval mode treats each example on its own."""
+    """The network trains; running statistics update in train mode; eval mode treats each
+    example on its own."""
     name = "train_eval"
     with seeded(seed), quiet():
         try:
@@ -422,6 +442,10 @@ def check_train_eval(model_class, seed=0):
         except Exception as error:
             return Verdict(name, False, "Your network could not be built: %s: %s."
                            % (type(error).__name__, error))
+    problem = _backward_problem(model_class, seed)
+    if problem:
+        return Verdict(name, False, "Your network cannot be trained: %s." % problem)
+    with seeded(seed), quiet():
         layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)
                   and m.track_running_stats]
         before = [m.running_mean.clone() for m in layers]
