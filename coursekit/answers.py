@@ -253,14 +253,9 @@ OTHER_FAILS = {"faked_printout": {"block_variances"}}
 # message must contain. The reference answers are the source notebook's solution cells.
 
 def _rescaled(block):
-    """ResidualNetworkRescaled with one residual connection written as `block`."""
-    lines = ["class ResidualNetworkRescaled(torch.nn.Module):",
-             "  def __init__(self, input_size, output_size, hidden_size=100):",
-             "    super(ResidualNetworkRescaled, self).__init__()"]
-    lines += PLAIN_INIT.strip("\n").split("\n")
-    lines += ["", "  def forward(self, x):", STEM.rstrip("\n")]
-    return ("\n".join(lines) + "\n" + _blocks(block, names=("",) * 5).replace("self.)", ")")
-            + HEAD)
+    """ResidualNetworkRescaled with every residual connection written as `block`."""
+    return _separate_attributes("", STEM + _blocks(block) + HEAD).replace(
+        "ResidualNetworkWithBatchNorm", "ResidualNetworkRescaled")
 
 
 TRAIN_LOOP = '''def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):

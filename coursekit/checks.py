@@ -727,19 +727,18 @@ def _rescaled_streams(trace):
     return leaving
 
 
-def _proportional(a, b):
-    if a.shape != b.shape:
-        return False
-    a, b = a.flatten().double(), b.flatten().double()
-    scale = float(a @ b / (b @ b))
-    return scale != 0 and torch.allclose(a, scale * b, rtol=1e-4, atol=1e-5)
-
-
 def _scale_between(total, leaving):
     """c such that leaving = c * total, or None."""
+    if total.shape != leaving.shape:
+        return None
     total, leaving = total.flatten().double(), leaving.flatten().double()
     scale = float(leaving @ total / (total @ total))
     return scale if torch.allclose(leaving, scale * total, rtol=1e-4, atol=1e-5) else None
+
+
+def _proportional(a, b):
+    """Whether a is a non-zero multiple of b."""
+    return _scale_between(b, a) not in (None, 0)
 
 
 def _rescaled_trace(model_class, seed, name):

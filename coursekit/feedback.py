@@ -18,30 +18,26 @@ BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 VERDICT_LINE = re.compile(r"^([✓✗]) (.*)$", re.MULTILINE)
 
 
-def visible_source(source):
-    """The cell's code with every hidden-test block (delimiter lines included) removed."""
-    kept, hidden = [], False
+def _lines(source):
+    """(inside a hidden-test block?, line) for each line but the delimiters."""
+    hidden = False
     for line in source.splitlines():
         if BEGIN_HIDDEN in line:
             hidden = True
         elif END_HIDDEN in line:
             hidden = False
-        elif not hidden:
-            kept.append(line)
-    return "\n".join(kept).rstrip()
+        else:
+            yield hidden, line
+
+
+def visible_source(source):
+    """The cell's code with every hidden-test block (delimiter lines included) removed."""
+    return "\n".join(line for hidden, line in _lines(source) if not hidden).rstrip()
 
 
 def hidden_lines(source):
     """The lines of code inside hidden-test blocks (for the tests that look for leaks)."""
-    found, hidden = [], False
-    for line in source.splitlines():
-        if BEGIN_HIDDEN in line:
-            hidden = True
-        elif END_HIDDEN in line:
-            hidden = False
-        elif hidden and line.strip():
-            found.append(line.strip())
-    return found
+    return [line.strip() for hidden, line in _lines(source) if hidden and line.strip()]
 
 
 def verdict(outputs, passed):

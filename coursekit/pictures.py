@@ -17,7 +17,6 @@ PICTURES = {
     "draw_three_curves": "three-networks.png",
     "draw_training": "training.png",
 }
-DOCS = ROOT / "docs"
 
 
 def figures(notebook):

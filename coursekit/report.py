@@ -89,8 +89,10 @@ def write_pass_chart(rows, tests, max_points, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from coursekit.feedback import test_name
+
     counts = pass_counts(rows, tests, max_points)
-    names = [test[len("test_"):] if test.startswith("test_") else test for test in tests]
+    names = [test_name(test) for test in tests]
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(tests) + 1.4))
     bars = ax.barh(names, [counts[t] for t in tests], color="#4c72b0")
     ax.bar_label(bars, labels=["%d of %d" % (counts[t], len(rows)) for t in tests],
