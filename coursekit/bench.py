@@ -91,25 +91,29 @@ def main():
             parallel = time.monotonic() - started
         same = grades(root) == sequential_grades and all(o["ok"] for o in outcomes)
 
-        notebook = nbformat.read(ROOT / "submitted" / "reference" / ASSIGNMENT / NOTEBOOK,
-                                 as_version=4)
-        executions = []
-        for run in range(3):
-            # The reference's graded folder as autograde prepares it, MNIST-1D included.
-            alone = scratch / ("alone%d" % run)
-            shutil.copytree(root / "autograded" / "reference" / ASSIGNMENT, alone)
-            executions.append(run_notebook(nbformat.from_dict(notebook), alone,
-                                           SandboxedKernelManager, "immediate"))
-        execution = statistics.median(executions)
+        def alone(student, run="class"):
+            """One submission executed in its graded folder (MNIST-1D included), no nbgrader."""
+            notebook = nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
+                                     as_version=4)
+            folder = scratch / ("alone-%s-%s" % (student, run))
+            shutil.copytree(root / "autograded" / student / ASSIGNMENT, folder)
+            return run_notebook(notebook, folder, SandboxedKernelManager, "immediate")
+
+        execution = statistics.median(alone("reference", run) for run in range(3))
+        # Submissions that fail early run shorter: nbgrader's own share is measured against
+        # the very same notebooks executed alone.
+        class_alone = sum(alone(student) for student in students) / len(students)
 
     per = sequential / len(students)
     peak = max(outcomes, key=lambda o: o["peak_mib"])
     rows = [
         ("floor: fresh kernel, imports, builds MNIST-1D", floor, 1.0),
         ("  the same, kernel stopped at once at the end", floor_stopped, floor_stopped / floor),
-        ("one notebook executed alone, sandboxed (median of 3)", execution, execution / floor),
+        ("the reference alone, sandboxed (median of 3)", execution, execution / floor),
+        ("the same %d submissions alone, each" % len(students), class_alone,
+         class_alone / floor),
         ("sequential nbgrader autograde, per submission", per, per / floor),
-        ("  of which nbgrader's own work", per - execution, (per - execution) / floor),
+        ("  of which nbgrader's own work", per - class_alone, (per - class_alone) / floor),
         ("coursekit.parallel --jobs 2, per submission", parallel / len(students),
          parallel / len(students) / floor),
     ]
@@ -119,9 +123,10 @@ def main():
     print("\nsequential, %d submissions: %7.1f s" % (len(students), sequential))
     print("--jobs 2,    %d submissions: %7.1f s" % (len(students), parallel))
     print("speed-up of 2 workers: %.2fx (target >= 1.8x)" % (sequential / parallel))
-    print("the completed notebook alone: %.2fx floor (target <= 3x)" % (execution / floor))
-    print("per-submission cost, sequential: %.2fx floor; %.2fx the notebook alone (grading "
-          "overhead; target <= 1.5x)" % (per / floor, per / execution))
+    print("the completed notebook (the reference) alone: %.2fx floor (target <= 3x)"
+          % (execution / floor))
+    print("per-submission cost, sequential: %.2fx floor; %.2fx the same notebooks alone "
+          "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone))
     print("peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
           "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
     print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
