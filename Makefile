@@ -13,6 +13,9 @@ ASSIGNMENT := bn
 # Workers for make autograde: one per core unless told otherwise (make autograde JOBS=4).
 JOBS ?= $(shell nproc)
 STAMP := $(VENV)/.installed
+# Loaded by every nbgrader command and Jupyter server of the venv before the course's
+# config: autograding refuses unless that config loads in full (coursekit/failclosed.py).
+GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
@@ -24,6 +27,10 @@ $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+$(GUARD): coursekit/failclosed.py $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
 
 # Debian packages the course needs, installed once when missing (as root; otherwise it
 # says what to install): bubblewrap is the grading sandbox (coursekit/sandbox.py);
@@ -54,33 +61,33 @@ grade: release
 	if [ $$status != 0 ]; then echo "Some submissions need attention: see above and grades.csv."; fi; \
 	exit $$status
 
-$(DATA): $(STAMP)
+$(DATA): $(GUARD)
 	$(BIN)/python -m coursekit.data
 
-release: $(STAMP) $(DATA)
+release: $(GUARD) $(DATA)
 	$(BIN)/python -m coursekit.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
 
 # nbgrader's own autograde, one student per worker (coursekit/parallel.py).
-autograde: $(STAMP) sandbox
+autograde: $(GUARD) sandbox
 	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS)
 
-feedback: $(STAMP)
+feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
 
-report: $(STAMP)
+report: $(GUARD)
 	$(BIN)/python -m coursekit.report
 	$(BIN)/python -m coursekit.pictures
 
 # Rewrites the sample submissions (reference, blank, seed) after the release changes.
-samples: $(STAMP)
+samples: $(GUARD)
 	$(BIN)/python -m coursekit.samples
 
-test: $(STAMP) $(DATA) sandbox postgresql chromium
+test: $(GUARD) $(DATA) sandbox postgresql chromium
 	$(BIN)/python -m pytest tests
 
 # Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
-bench: $(STAMP) $(DATA) sandbox
+bench: $(GUARD) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench
 
 clean:

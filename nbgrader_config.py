@@ -7,9 +7,10 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde, gradebook  # noqa: E402
+from coursekit import autograde, feedback, gradebook  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
+from coursekit.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
 from nbgrader.converters.generate_feedback import GenerateFeedback  # noqa: E402
@@ -33,12 +34,19 @@ c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute if p is Execute else p
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
-# Feedback shows each test's name, points and message, never the hidden tests' code.
+# Last: student markup in the stored notebook (what the formgrader shows) is inert.
+c.Autograde.autograde_preprocessors.append(InertStudentHTML)
+# Feedback shows each test's name, points and message, never the hidden tests' code;
+# feedback folders receive the pages and nothing else of the autograded folder.
+feedback.install()
 _feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 _after = _feedback.index(next(p for p in _feedback if p.__name__ == "GetGrades")) + 1
-c.GenerateFeedback.preprocessors = _feedback[:_after] + [SummariseTests] + _feedback[_after:]
-# Graders running side by side (make autograde JOBS=N, the formgrader) share gradebook.db.
-gradebook.serialise_sqlite_writers()
+c.GenerateFeedback.preprocessors = (_feedback[:_after] + [SummariseTests] + _feedback[_after:]
+                                    + [InertStudentHTML])
+# Graders running side by side share gradebook.db: in `nbgrader autograde` (and the
+# coursekit.parallel workers) SQLite writers queue; never in the Jupyter server, where the
+# formgrader would deadlock on its own second connection (coursekit/gradebook.py).
+gradebook.serialise_if_autograde_command()
 # Limits of each student's kernel (coursekit/sandbox.py). Grading code you trust on a
 # machine without bubblewrap: --Sandbox.unsafe_run_without_sandbox=True
 c.Sandbox.memory_gib = 4
@@ -53,6 +61,10 @@ c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 # Without timings a re-run writes identical autograded notebooks.
 c.Execute.record_timing = False
+# What a student's output may leave in the graded notebook; the rest is cut, with a note.
+# Honest output is at most 95 KB in a cell (a figure) and 233 KB in a notebook.
+c.SandboxedExecute.max_cell_output_bytes = 1_000_000
+c.SandboxedExecute.max_notebook_output_bytes = 5_000_000
 
 # A warning torch or numpy prints to stderr would zero a test cell that passed.
 c.IgnorePattern.enabled = True

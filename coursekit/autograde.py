@@ -23,7 +23,9 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, NbGraderException
 
+from coursekit.folders import describe, foreign_entries
 from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
+from coursekit.preprocessors import SandboxedExecute
 from coursekit.sandbox import Sandbox, SandboxUnavailable
 
 
@@ -47,6 +49,15 @@ def _read_release(folder, stamped_names):
 def problem_of(student_folder, releases):
     """Why a student's submission cannot be graded, or None when it can."""
     student = os.path.basename(os.path.dirname(os.path.normpath(student_folder)))
+    # Read nothing through a link: it could lead to the solutions, the gradebook or
+    # another student's work (coursekit.folders).
+    student_root = os.path.dirname(os.path.normpath(student_folder))
+    linked = foreign_entries(student_root)
+    if linked:
+        return ("%s: %s holds a link or special file (%s): those are never graded, and "
+                "nothing of this submission was read; ask the student to submit the files "
+                "themselves" % (student, student_folder,
+                                describe(linked, os.path.dirname(student_root))))
     try:
         for name, release in releases.items():
             notebook = read_submission(os.path.join(student_folder, name + ".ipynb"))
@@ -54,6 +65,10 @@ def problem_of(student_folder, releases):
                                                                    name + ".ipynb"))
     except SubmissionProblem as problem:
         return "%s: %s" % (student, problem)
+    except Exception as error:  # one student's file must never stop the class
+        return "%s: %s could not be read (%s: %s)" % (
+            student, student_folder, type(error).__name__, str(error).splitlines()[0]
+            if str(error) else "")
     return None
 
 
@@ -62,6 +77,7 @@ class CourseAutograde(Autograde):
     def init_notebooks(self):
         try:
             Sandbox(parent=self).check()
+            self.check_pipeline()
         except SandboxUnavailable as refusal:
             self.log.error(str(refusal))
             raise NbGraderException(str(refusal)) from None
@@ -84,6 +100,18 @@ class CourseAutograde(Autograde):
                     del self.assignments[key]
         if not self.assignments and not self.problems:
             raise NbGraderException("No submissions were found by '%s'" % pattern)
+
+    def check_pipeline(self):
+        """Refuse when the config runs notebooks with anything but the sandboxed Execute."""
+        from traitlets.utils.importstring import import_item
+
+        steps = [import_item(p) if isinstance(p, str) else p
+                 for p in self.autograde_preprocessors]
+        if not any(isinstance(p, type) and issubclass(p, SandboxedExecute) for p in steps):
+            raise SandboxUnavailable(
+                "Refusing to autograde: the config's Autograde.autograde_preprocessors do "
+                "not run notebooks with coursekit.preprocessors.SandboxedExecute, so "
+                "student code would run without its sandbox. Restore nbgrader_config.py.")
 
     def convert_notebooks(self):
         failure = None

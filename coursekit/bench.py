@@ -51,6 +51,33 @@ def floor_seconds(scratch, runs=3, shutdown="graceful"):
     return statistics.median(times)
 
 
+class NoLimits:
+    """SubmissionLimits that limit nothing: the sandbox as it was before them."""
+
+    def __init__(self, *args):
+        pass
+
+    def wrap(self, command):
+        return command
+
+    def watch(self, pid):
+        pass
+
+    def why_it_died(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def bare_sandbox():
+    """The course's kernel manager without the limits of the whole submission."""
+    from coursekit.sandbox import SandboxedKernelManager
+
+    return type("BareSandboxedKernelManager", (SandboxedKernelManager,),
+                {"limits_class": NoLimits})
+
+
 def nbgrader(root, *args):
     from coursekit.samples import nbgrader_env
 
@@ -91,15 +118,21 @@ def main():
             parallel = time.monotonic() - started
         same = grades(root) == sequential_grades and all(o["ok"] for o in outcomes)
 
-        def alone(student, run="class"):
+        def alone(student, run="class", manager=SandboxedKernelManager):
             """One submission executed in its graded folder (MNIST-1D included), no nbgrader."""
             notebook = nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
                                      as_version=4)
             folder = scratch / ("alone-%s-%s" % (student, run))
             shutil.copytree(root / "autograded" / student / ASSIGNMENT, folder)
-            return run_notebook(notebook, folder, SandboxedKernelManager, "immediate")
+            return run_notebook(notebook, folder, manager, "immediate")
 
         execution = statistics.median(alone("reference", run) for run in range(3))
+        # Interleaved, so that the machine's drift during the run falls on both alike.
+        guarded, bare = [], []
+        for run in range(3):
+            guarded.append(alone("reference", "guarded-%d" % run))
+            bare.append(alone("reference", "bare-%d" % run, bare_sandbox()))
+        limits_cost = statistics.median(guarded) - statistics.median(bare)
         # Submissions that fail early run shorter: nbgrader's own share is measured against
         # the very same notebooks executed alone.
         class_alone = sum(alone(student) for student in students) / len(students)
@@ -116,6 +149,8 @@ def main():
         ("  of which nbgrader's own work", per - class_alone, (per - class_alone) / floor),
         ("coursekit.parallel --jobs 2, per submission", parallel / len(students),
          parallel / len(students) / floor),
+        ("limits of the whole submission (cgroup, watchdog), per submission", limits_cost,
+         limits_cost / floor),
     ]
     print("\n%-50s %8s %10s" % ("", "seconds", "x floor"))
     for label, seconds, ratio in rows:
@@ -129,6 +164,8 @@ def main():
           "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone))
     print("peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
           "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
+    print("added cost of the whole-submission limits: %.3fx floor (target <= 0.1x)"
+          % (limits_cost / floor))
     print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
     return 0 if same else 1
 

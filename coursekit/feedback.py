@@ -10,6 +10,7 @@ import re
 import textwrap
 
 import nbformat
+from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
@@ -84,3 +85,24 @@ class SummariseTests(NbGraderPreprocessor):
                                                  message))]
         cell.execution_count = None
         return cell, resources
+
+
+class CourseGenerateFeedback(GenerateFeedback):
+    """nbgrader's generate_feedback, writing nothing but the feedback pages.
+
+    Stock nbgrader also copies every other file of the autograded folder into the
+    feedback folder, which `release_feedback` hands to the student: files the student's
+    code wrote while graded (any size) and, were one ever left there, links followed to
+    what they point at. Students get their pages, nothing else.
+    """
+
+    def init_assignment(self, assignment_id, student_id):
+        pass
+
+
+def install():
+    """Make nbgrader's generate_feedback (command line and formgrader) use the course's."""
+    from nbgrader.apps import api, generatefeedbackapp
+
+    generatefeedbackapp.GenerateFeedback = CourseGenerateFeedback
+    api.GenerateFeedback = CourseGenerateFeedback

@@ -2,20 +2,38 @@
 nbgrader metadata.
 
 `read_submission(path)` returns the notebook or raises `SubmissionProblem` with a sentence
-an instructor can act on (missing, empty, not JSON, not a notebook). `restore_metadata`
-gives back the nbgrader metadata that some editors strip, by matching the student's cells
-to the release: unchanged cells match exactly, the cells in between are paired by type
-and similarity. A notebook too far from the release to match raises `SubmissionProblem`.
+an instructor can act on (missing, empty, too big, not JSON, not a notebook, cells or
+nbgrader metadata broken). `restore_metadata` gives back the nbgrader metadata that some
+editors strip, by matching the student's cells to the release: unchanged cells match
+exactly, the cells in between are paired by type and similarity. A notebook too far from
+the release to match raises `SubmissionProblem`. Everything here takes time at most
+linear in the file's size, which is capped: one student's file never stops the class.
 """
+import copy
 import difflib
+import hashlib
 import json
 import os
 
 import nbformat
+from nbgrader.nbgraderformat import MetadataValidator
 
 # A submission is matched when at least this share of the release's fixed (locked)
 # cells is found unchanged in it.
 MIN_LOCKED_FOUND = 0.5
+# The release is 133 KB and 73 cells; the course's graded sample notebooks, figures
+# included, are at most 380 KB. Anything far beyond is not an honest submission of this
+# assignment, and reading, checking and matching it costs time linear in its size.
+MAX_NOTEBOOK_BYTES = 20_000_000
+MAX_CELLS = 1000
+# Pairing an edited cell with the most similar candidate: difflib's ratio is quadratic in
+# the length of what it compares, so it sees at most this much of each source, among at
+# most this many candidates (the nearest to where the release has the cell). Honest
+# answer cells are under 2 KB and a stretch between two unchanged cells holds a handful.
+COMPARED_CHARS = 2000
+MAX_CANDIDATES = 12
+
+CELL_TYPES = ("code", "markdown", "raw")
 
 
 class SubmissionProblem(Exception):
@@ -28,34 +46,147 @@ def read_submission(path):
         others = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
         holds = "it holds: %s" % ", ".join(others) if others else "it is empty"
         raise SubmissionProblem("%s is missing (%s)" % (path, holds))
+    size = os.path.getsize(path)
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionProblem(
+            "%s is %s; grading takes notebooks of up to %s (an honest one is well under "
+            "1 MB): it probably holds saved data or huge outputs; clear them and resubmit"
+            % (path, _megabytes(size), _megabytes(MAX_NOTEBOOK_BYTES)))
     with open(path, "rb") as handle:
         raw = handle.read()
     if not raw.strip():
         raise SubmissionProblem("%s is empty (%d bytes): the upload probably failed"
                                 % (path, len(raw)))
     try:
-        content = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        content = json.loads(text)
     except UnicodeDecodeError:
         raise SubmissionProblem("%s is not a text file, so not a notebook" % path) from None
     except json.JSONDecodeError as error:
         raise SubmissionProblem(
             "%s is not valid JSON (line %d, column %d: %s): the file was cut short or "
             "edited outside Jupyter" % (path, error.lineno, error.colno, error.msg)) from None
-    if not isinstance(content, dict) or not isinstance(content.get("cells"), list):
+    except RecursionError:
+        raise SubmissionProblem("%s is not a notebook (its JSON is nested thousands of "
+                                "levels deep)" % path) from None
+    if not isinstance(content, dict):
         raise SubmissionProblem("%s is JSON but not a notebook (it has no list of cells)" % path)
+    version = content.get("nbformat")
+    if version == 3 and isinstance(content.get("worksheets"), list):
+        return _read_version_3(text, path)
+    if not isinstance(content.get("cells"), list):
+        if version not in (None, 4):
+            raise SubmissionProblem("%s is a notebook of format %s; grading reads formats 3 "
+                                    "and 4: open and save it in Jupyter" % (path, _short(version)))
+        raise SubmissionProblem("%s is JSON but not a notebook (it has no list of cells)" % path)
+    if version != 4:
+        raise SubmissionProblem("%s %s; grading reads formats 3 and 4: open and save it in "
+                                "Jupyter" % (path, "has no format number" if version is None
+                                             else "is a notebook of format %s" % _short(version)))
+    if not isinstance(content.get("metadata", {}), dict):
+        raise SubmissionProblem("%s has notebook metadata %s, not a dictionary: it was probably "
+                                "edited outside Jupyter" % (path, _short(content["metadata"])))
+    _check_cells(content["cells"], path)
+    return _parse(text, path)
+
+
+def _read_version_3(text, path):
+    """Jupyter's older format, converted as Jupyter itself would."""
+    notebook = _parse(text, path)
+    _check_cells(notebook.cells, path)
+    return notebook
+
+
+def _parse(text, path):
     try:
-        return nbformat.reads(raw.decode("utf-8"), as_version=4)
+        return nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises several kinds for malformed notebooks
+        first = (str(error).splitlines() or [type(error).__name__])[0]
         raise SubmissionProblem("%s is not a readable notebook (%s)"
-                                % (path, str(error).splitlines()[0])) from None
+                                % (path, _clip(first, 120))) from None
+
+
+def _check_cells(cells, path):
+    """Refuse what nbgrader or the matching would trip over, naming the cell."""
+    if len(cells) > MAX_CELLS:
+        raise SubmissionProblem(
+            "%s has %d cells; grading takes at most %d, far more than an honest submission "
+            "needs: it was probably generated by a program"
+            % (path, len(cells), MAX_CELLS))
+    for number, cell in enumerate(cells, 1):
+        problem = _cell_problem(cell)
+        if problem:
+            raise SubmissionProblem("%s: cell %d of %d %s: it was probably edited outside "
+                                    "Jupyter; fix that cell or ask for a fresh copy"
+                                    % (path, number, len(cells), problem))
+
+
+def _cell_problem(cell):
+    if not isinstance(cell, dict):
+        return "is %s, not a cell" % _short(cell)
+    if cell.get("cell_type") not in CELL_TYPES:
+        return ("has no cell type" if "cell_type" not in cell
+                else "has cell type %s, not code, markdown or raw" % _short(cell["cell_type"]))
+    source = cell.get("source")
+    if not (isinstance(source, str) or isinstance(source, list)
+            and all(isinstance(line, str) for line in source)):
+        return "has no source" if "source" not in cell else (
+            "has source %s, not text" % _short(source))
+    metadata = cell.get("metadata")
+    if not isinstance(metadata, dict):
+        return "has no metadata" if "metadata" not in cell else (
+            "has metadata %s, not a dictionary" % _short(metadata))
+    if "outputs" in cell and not (isinstance(cell["outputs"], list)
+                                  and all(isinstance(o, dict) for o in cell["outputs"])):
+        return "has outputs %s, not a list of outputs" % _short(cell["outputs"])
+    if "nbgrader" not in metadata:
+        return None
+    settings = metadata["nbgrader"]
+    if not isinstance(settings, dict):
+        return "has nbgrader metadata %s, not a dictionary of settings" % _short(settings)
+    # What nbgrader will do with it: bring it up to date, then validate it.
+    probe = nbformat.from_dict({"cell_type": cell["cell_type"], "source": "",
+                                "metadata": {"nbgrader": copy.deepcopy(settings)}})
+    try:
+        validator = MetadataValidator()
+        validator.upgrade_cell_metadata(probe)
+        validator.validate_cell(probe)
+    except Exception as error:  # jsonschema, nbgrader and plain type errors alike
+        what = getattr(error, "message", None) or str(error) or type(error).__name__
+        where = "/".join(str(p) for p in getattr(error, "path", []))
+        return "has broken nbgrader metadata (%s%s)" % (
+            where + ": " if where else "", _clip(what.splitlines()[0], 100))
+    return None
+
+
+def _short(value):
+    """A value as it appears in the file, short enough for one line of the log."""
+    return _clip(repr(value), 40)
+
+
+def _clip(text, limit):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _megabytes(size):
+    return ("%.1f MB" % (size / 1e6)).replace(".0 ", " ")
 
 
 def grade_id(cell):
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
+    settings = cell.metadata.get("nbgrader")
+    return settings.get("grade_id") if isinstance(settings, dict) else None
+
+
+def _is_locked(cell):
+    settings = cell.metadata.get("nbgrader")
+    return isinstance(settings, dict) and bool(settings.get("locked"))
 
 
 def _key(cell):
-    return cell.cell_type, "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
+    """A cell's type and text, blind to trailing spaces, as a short fixed-size digest."""
+    text = "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
+    return hashlib.sha256(("%s\0%s" % (cell.cell_type, text)).encode(
+        "utf-8", "surrogatepass")).digest()
 
 
 def restore_metadata(notebook, release, name="the notebook"):
@@ -73,13 +204,14 @@ def restore_metadata(notebook, release, name="the notebook"):
     release_keys = [_key(cell) for cell in release.cells]
     student_keys = [_key(notebook.cells[i]) for i in free]
     pairs = {}  # release index -> student index
+    # Digests compare in constant time, so this exact pass costs at most the product of
+    # the cell counts, both capped.
     matcher = difflib.SequenceMatcher(None, release_keys, student_keys, autojunk=False)
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
             pairs[block.a + k] = free[block.b + k]
 
-    locked = [i for i, cell in enumerate(release.cells)
-              if cell.metadata.get("nbgrader", {}).get("locked")]
+    locked = [i for i, cell in enumerate(release.cells) if _is_locked(cell)]
     found = sum(1 for i in locked if i in pairs or grade_id(release.cells[i]) in present)
     if locked and found < MIN_LOCKED_FOUND * len(locked):
         raise SubmissionProblem(
@@ -97,11 +229,10 @@ def restore_metadata(notebook, release, name="the notebook"):
         after = min([pairs[i] for i in pairs if i > index], default=len(notebook.cells))
         candidates = [j for j in free if before < j < after and j not in taken
                       and notebook.cells[j].cell_type == release.cells[index].cell_type]
-        if candidates:
-            similarity = [(difflib.SequenceMatcher(None, release.cells[index].source,
-                                                   notebook.cells[j].source).ratio(), -j)
-                          for j in candidates]
-            best = -max(similarity)[1]
+        best = _most_similar(release.cells[index].source,
+                             _nearest(candidates, index, release, pairs, before, after),
+                             notebook)
+        if best is not None:
             pairs[index] = best
             taken.add(best)
 
@@ -112,3 +243,34 @@ def restore_metadata(notebook, release, name="the notebook"):
             cell.metadata["nbgrader"] = dict(release.cells[index].metadata["nbgrader"])
             restored.append(grade_id(cell))
     return restored
+
+
+def _nearest(candidates, index, release, pairs, before, after):
+    """At most MAX_CANDIDATES of `candidates`, those nearest to where the release cell
+    `index` would sit between the matched cells `before` and `after`."""
+    if len(candidates) <= MAX_CANDIDATES:
+        return candidates
+    anchor_before = max([i for i in pairs if i < index], default=-1)
+    anchor_after = min([i for i in pairs if i > index], default=len(release.cells))
+    share = (index - anchor_before) / (anchor_after - anchor_before)
+    expected = before + share * (after - before)
+    return sorted(sorted(candidates, key=lambda j: (abs(j - expected), j))[:MAX_CANDIDATES])
+
+
+def _most_similar(source, candidates, notebook):
+    """The candidate whose source is most like `source` (the first one on a tie), or None.
+
+    difflib's cheap upper bounds rule most candidates out before its quadratic ratio.
+    """
+    if not candidates:
+        return None
+    matcher = difflib.SequenceMatcher(None)
+    matcher.set_seq1(source[:COMPARED_CHARS])
+    best, best_ratio = None, -1.0
+    for j in candidates:
+        matcher.set_seq2(notebook.cells[j].source[:COMPARED_CHARS])
+        if matcher.real_quick_ratio() > best_ratio and matcher.quick_ratio() > best_ratio:
+            ratio = matcher.ratio()
+            if ratio > best_ratio:
+                best, best_ratio = j, ratio
+    return best

@@ -28,7 +28,14 @@ def _config(root, db_url, settings):
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    import coursekit.failclosed  # noqa: F401  (refuses unless the config below installs grading)
+
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    except Exception as error:  # whatever the file raises, nobody is graded without it
+        raise SystemExit("Refusing to autograde: %s/nbgrader_config.py did not load (%s: %s)."
+                         % (root, type(error).__name__, str(error).splitlines()[0]
+                            if str(error) else "")) from None
     config.CourseDirectory.root = root
     if db_url:
         config.CourseDirectory.db_url = db_url
@@ -45,6 +52,10 @@ def _api(root, db_url, settings):
             sys.path.insert(0, root)
         from nbgrader.apps import NbGraderAPI
 
+        from coursekit.gradebook import serialise_sqlite_writers
+
+        # Workers (and the parent that forks them) only grade: their SQLite writers queue.
+        serialise_sqlite_writers()
         _apis[key] = NbGraderAPI(config=_config(root, db_url, settings))
     return _apis[key]
 
@@ -186,8 +197,15 @@ def preflight(root, assignment, db_url, settings):
 
     # Through the workers' own cache: local workers are forked from here, ready to grade.
     config = _api(root, db_url, settings).config
+    from nbgrader.apps import api
+
+    from coursekit.failclosed import REFUSAL, ConfigNotLoaded
+
+    if api.Autograde is ConfigNotLoaded:
+        return REFUSAL
     try:
         Sandbox(config=config).check()
+        api.Autograde(config=config).check_pipeline()
     except SandboxUnavailable as refusal:
         return str(refusal)
     url = db_url or "sqlite:///%s" % os.path.join(root, "gradebook.db")

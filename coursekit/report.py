@@ -59,7 +59,12 @@ def problems(root=ROOT, assignment=ASSIGNMENT):
     found = {}
     for folder in sorted((root / "submitted").glob("*/" + assignment)):
         student = folder.parent.name
-        problem = problem_of(str(folder), releases)
+        try:
+            problem = problem_of(str(folder), releases)
+        except Exception as error:  # one odd file must not hide the whole class's table
+            found[student] = "could not be checked (%s: %s); see the autograde log" % (
+                type(error).__name__, str(error).splitlines()[0][:100] if str(error) else "")
+            continue
         if problem:
             found[student] = problem.split(": ", 1)[1]
         elif not (root / "autograded" / student / assignment / NOTEBOOK).exists():

@@ -14,7 +14,12 @@ bubblewrap (Debian package `bubblewrap`) instead:
 - its own process and IPC namespaces, no capabilities; when grading runs as root the
   kernel runs as an unprivileged user of its own (`Sandbox.first_uid`), because Linux
   never applies a process limit to root;
-- resource limits on memory (address space), number of processes and CPU seconds.
+- limits per process (rlimits: address space, processes, CPU seconds, file size), and
+  limits of the submission as a whole (coursekit.limits: memory with `/tmp`, CPU time of
+  every process, disk and files in its folder, wall-clock time of the notebook);
+- when the kernel has stopped, anything its code left in the folder that is not a plain
+  file (links, pipes, devices, hard links: coursekit.folders) is removed before nbgrader
+  reads, writes or chmods anything there.
 
 Every limit is a `Sandbox` option in `nbgrader_config.py` (`c.Sandbox.memory_gib = 4`...).
 """
@@ -28,6 +33,9 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from coursekit.folders import describe, remove_foreign_entries
+from coursekit.limits import SubmissionLimits
+
 INSTALL_HINT = "sudo apt-get install bubblewrap"
 OPT_OUT = "--Sandbox.unsafe_run_without_sandbox=True"
 
@@ -35,8 +43,9 @@ OPT_OUT = "--Sandbox.unsafe_run_without_sandbox=True"
 # become the kernel. Passed inline so that no course file has to be visible inside.
 LIMIT_AND_EXEC = """\
 import os, resource, sys
-memory, processes, cpu, uid = map(int, sys.argv[1:5])
+memory, processes, cpu, file_size, uid = map(int, sys.argv[1:6])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -44,7 +53,7 @@ if os.getuid() == 0:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-os.execv(sys.argv[5], sys.argv[5:])
+os.execv(sys.argv[6], sys.argv[6:])
 """
 
 # What the kernel may see of the grader's environment; everything else (tokens, database
@@ -64,7 +73,20 @@ class Sandbox(LoggingConfigurable):
     memory_gib = Float(4.0, help="Address space a kernel may use, in GiB.").tag(config=True)
     max_processes = Integer(64, help="Processes and threads the kernel may run at once.").tag(
         config=True)
-    cpu_seconds = Integer(600, help="CPU seconds one kernel may use in all.").tag(config=True)
+    cpu_seconds = Integer(600, help="CPU seconds one notebook may use in all, its child "
+                          "processes included.").tag(config=True)
+    file_mib = Integer(256, help="Largest file a notebook may write, in MiB.").tag(config=True)
+    disk_mib = Integer(1024, help="Disk a notebook's folder may use in all, in MiB.").tag(
+        config=True)
+    max_files = Integer(10000, help="Files and folders a notebook's folder may hold.").tag(
+        config=True)
+    notebook_seconds = Integer(
+        300, help="Wall-clock seconds one notebook may run, all cells together (a slow "
+        "honest run takes well under 100).").tag(config=True)
+    use_cgroups = Bool(
+        True, help="Enforce memory (with /tmp) and processes of each submission as a whole "
+        "with a cgroup, where this machine lets the grader make one; the watchdog of "
+        "coursekit.limits works either way.").tag(config=True)
     first_uid = Integer(
         1_000_000_000, help="When grading as root, each grading process runs its kernels "
         "as its own unprivileged user, first_uid + (pid modulo 100000): Linux counts the "
@@ -99,7 +121,7 @@ class Sandbox(LoggingConfigurable):
 
     def limits(self):
         return [str(int(self.memory_gib * 2**30)), str(self.max_processes),
-                str(self.cpu_seconds), str(self.uid)]
+                str(self.cpu_seconds), str(self.file_mib * 2**20), str(self.uid)]
 
     def command(self, kernel_cmd, workdir, private):
         """`kernel_cmd` wrapped in bwrap: `workdir` and `private` writable, nothing else."""
@@ -111,7 +133,9 @@ class Sandbox(LoggingConfigurable):
         args = [self.bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net",
                 "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
                 "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
+                # /tmp lives in RAM: never bigger than the memory allowance.
+                "--perms", "1777", "--size", str(int(self.memory_gib * 2**30)),
+                "--tmpfs", "/tmp", "--clearenv"]
         if os.geteuid() == 0:
             # Only to drop to the sandbox user; LIMIT_AND_EXEC gives them up at once.
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -150,6 +174,11 @@ def _parents(path):
     return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
 
 
+def _student_of(workdir):
+    """The student whose autograded/<student>/<assignment> folder this is."""
+    return os.path.basename(os.path.dirname(os.path.normpath(workdir)))
+
+
 def _chown_tree(top, uid, gid):
     os.lchown(top, uid, gid)
     for folder, dirs, files in os.walk(top):
@@ -186,9 +215,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         # The sandbox has no network, loopback included: Unix sockets cross into it.
         return "ipc"
 
+    # What enforces the limits of the whole submission (make bench swaps it out to
+    # measure what it costs).
+    limits_class = SubmissionLimits
     _private = None
     _workdir = None
     _workdir_owner = None
+    _limits = None
 
     async def _async_pre_start_kernel(self, **kw):
         sandbox = Sandbox(parent=self)
@@ -200,16 +233,26 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = os.path.join(self._private, "kernel.json")
         self.ip = os.path.join(self._private, "ipc")
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        self._workdir = os.path.abspath(kw.get("cwd") or os.getcwd())
+        self._limits = self.limits_class(sandbox, self._workdir,
+                                         os.path.basename(self._private))
         if sandbox.unsafe_run_without_sandbox:
             self.log.warning("UNSAFE: student code runs WITHOUT a sandbox (%s is set).", OPT_OUT)
-            return kernel_cmd, kw
-        self._workdir = os.path.abspath(kw.get("cwd") or os.getcwd())
+            return self._limits.wrap(kernel_cmd), kw
         if os.geteuid() == 0:
             status = os.stat(self._workdir)
             self._workdir_owner = (status.st_uid, status.st_gid)
             for path in (self._private, self._workdir):
                 _chown_tree(path, sandbox.uid, sandbox.uid)
-        return sandbox.command(kernel_cmd, self._workdir, self._private), kw
+        return self._limits.wrap(sandbox.command(kernel_cmd, self._workdir, self._private)), kw
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        self._limits.watch(self.provisioner.process.pid)
+
+    def why_it_died(self):
+        """The budget whose passing stopped the kernel, or None."""
+        return self._limits.why_it_died() if self._limits else None
 
     def _close_control_socket(self):
         # As in PromptKernelClient: the kernel is gone, nothing left unsent matters.
@@ -219,6 +262,18 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
+        if self._limits is not None:
+            # No process of the submission is left after this: nothing can change the
+            # folder while it is cleaned and handed back to nbgrader.
+            self._limits.close()
+            self._limits = None
+        if self._workdir is not None:
+            removed = remove_foreign_entries(self._workdir)
+            if removed:
+                self.log.warning(
+                    "%s: removed what the notebook's code left in its folder that is not a "
+                    "plain file, unfollowed: %s", _student_of(self._workdir),
+                    describe(removed, self._workdir))
         if self._workdir_owner is not None:
             _chown_tree(self._workdir, *self._workdir_owner)
             self._workdir_owner = None

