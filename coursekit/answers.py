@@ -107,6 +107,21 @@ EXTRA_NORMS = _separate_attributes(
     + _blocks("{res} = torch.add({prev}, {lin}(torch.relu({bn}({prev}))))")
     + "    return self.linear7(self.bn_out(res5))\n")
 
+# Figure 11.6c plus a batch norm on the stem's output, before the first block: outside
+# the residual branches, so it changes nothing the checks grade.
+STEM_NORM = _separate_attributes(
+    FIVE_BN + "    self.bn0 = nn.BatchNorm1d(hidden_size)\n",
+    STEM.replace("f = self.linear1(x)", "f = self.bn0(self.linear1(x))")
+    + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())") + HEAD)
+
+# Figure 11.6c, and a print_variance of the student's own in the same cell: it prints more
+# neatly but no longer adds to variance_log, which block_variances reads.
+OWN_PRINT_VARIANCE = BOOK + """
+def print_variance(name, data):
+  variance = np.mean(np.var(data.detach().numpy(), axis=0))
+  print("%-35s variance = %8.3f" % (name, variance))
+"""
+
 SHARED = _separate_attributes(
     "    self.bn = nn.BatchNorm1d(hidden_size)\n",
     STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())", names=("bn",) * 5) + HEAD)
@@ -160,6 +175,8 @@ VARIANTS = {
     "sequential": SEQUENTIAL,
     "in_place_add": IN_PLACE_ADD,
     "extra_norms": EXTRA_NORMS,
+    "stem_norm": STEM_NORM,
+    "own_print_variance": OWN_PRINT_VARIANCE,
     "shared": SHARED,
     "branch_end": BRANCH_END,
     "stream_before_add": STREAM_BEFORE_ADD,
@@ -177,13 +194,15 @@ VARIANTS = {
 ALL = {"registered", "used", "no_compounding", "placement", "train_eval"}
 FAILS = {
     "book": set(), "module_list": set(), "sequential": set(), "extra_norms": set(),
+    "stem_norm": set(), "own_print_variance": set(),
     "shared": {"used"},
     "in_place_add": {"train_eval"},
     "branch_end": {"placement"},
     "stream_before_add": {"placement"},
     "stream_after_add": {"used", "placement"},
-    "created_in_forward": {"registered", "used", "train_eval"},
-    "seed": {"registered", "used", "placement", "train_eval"},
+    # One mistake, two consequences: each block still calls its own layer, once.
+    "created_in_forward": {"registered", "train_eval"},
+    "seed": {"registered", "placement", "train_eval"},
     "after_relu": {"placement"},
     "called_twice": {"used"},
     "layer_norm": {"registered", "used", "placement", "train_eval"},
@@ -212,9 +231,12 @@ def run_answer(source, name="<answer>"):
     """Execute an answer cell as the notebook would; returns the cell's namespace."""
     from torch.utils.data import DataLoader, TensorDataset
 
+    import matplotlib.pyplot as plt
+
     # What the notebook has defined when an answer cell runs, and nothing more.
     namespace = {"torch": torch, "nn": nn, "np": np, "DataLoader": DataLoader,
-                 "TensorDataset": TensorDataset, "print_variance": printed_variances()}
+                 "TensorDataset": TensorDataset, "plt": plt,
+                 "print_variance": printed_variances()}
     exec(WEIGHTS_INIT, namespace)
     exec(compile(source, name, "exec"), namespace)
     return namespace
@@ -242,9 +264,12 @@ MESSAGES = {
 }
 # Categories that may earn at most half of the network's points.
 AT_MOST_HALF = {"never_called", "no_normalisation", "faked_printout"}
-# Tests outside the network's that a category also fails: a fake print_variance no longer
-# records what the network computes, so block_variances, which reads it, fails too.
-OTHER_FAILS = {"faked_printout": {"block_variances"}}
+# Tests outside the network's that a category also fails: a print_variance of the student's
+# own no longer records what the network computes, so block_variances, which reads it,
+# fails too, with a message that names that cause.
+OTHER_FAILS = {"faked_printout": {"block_variances"}, "own_print_variance": {"block_variances"}}
+OTHER_MESSAGES = {"faked_printout": "defines its own print_variance",
+                  "own_print_variance": "defines its own print_variance"}
 
 
 # --- The other exercises ---------------------------------------------------------------------
@@ -283,6 +308,48 @@ RUNNING = '''def running_statistics(batches, momentum=0.1):
     mean = (1 - momentum) * mean + momentum * batch.mean(dim=0)
     var = (1 - momentum) * var + momentum * batch.var(dim=0, unbiased=UNBIASED)
   return mean, var
+'''
+
+PLOT = '''def plot_variance_growth(ax, plain_variances, batchnorm_variances, log_scale=False):
+  BLOCKS
+  ON.plot(BLOCKS_ARGplain_variances, 'o-', label='plain')
+  ON.plot(BLOCKS_ARGbatchnorm_variances, 's-', label='batch norm')
+  ON.XLABEL('residual block')
+  ON.YLABEL('variance')
+  if log_scale:
+    ON.YSCALE('log')
+  ON.legend()
+'''
+# plt.plot and friends draw on whatever axes is current, not on the ax passed in.
+PLOT_PYPLOT = (PLOT.replace("  BLOCKS\n", "").replace("BLOCKS_ARG", "").replace("ON.", "plt.")
+               .replace("XLABEL", "xlabel").replace("YLABEL", "ylabel").replace("YSCALE", "yscale"))
+# Block numbers 1 to 6: the first pre-activation comes before block 1.
+PLOT_FROM_ONE = (PLOT.replace("BLOCKS_ARG", "blocks, ").replace("BLOCKS",
+                 "blocks = range(1, len(plain_variances) + 1)").replace("ON.", "ax.")
+                 .replace("XLABEL", "set_xlabel").replace("YLABEL", "set_ylabel")
+                 .replace("YSCALE", "set_yscale"))
+
+# The TODO says to compute the statistics without nn.BatchNorm1d; this lets it do the work.
+RUNNING_WITH_BATCHNORM = '''def running_statistics(batches, momentum=0.1):
+  layer = nn.BatchNorm1d(batches[0].shape[1], momentum=momentum)
+  for batch in batches:
+    layer(batch)
+  return layer.running_mean, layer.running_var
+'''
+
+# Ignores batch_size: one full-batch step per epoch, no DataLoader.
+TRAIN_FULL_BATCH = '''def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+  loss_function = nn.CrossEntropyLoss()
+  optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+  model.apply(weights_init)
+  losses = []
+  for epoch in range(n_epochs):
+    optimizer.zero_grad()
+    loss = loss_function(model(x_train), y_train)
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+  return losses
 '''
 
 SLIPS = {
@@ -332,6 +399,14 @@ SLIPS = {
                                 {"train_model", "training_comparison"}, "zero_grad"),
     "train_summed_loss": ("train_model", TRAIN_RIGHT.replace(" / len(data_loader)", ""),
                           {"train_model", "training_comparison"}, "mean"),
+    "plot_pyplot": ("plot_variance_growth", PLOT_PYPLOT, {"plot_linear", "plot_log"},
+                    "Draw on ax"),
+    "plot_from_one": ("plot_variance_growth", PLOT_FROM_ONE, {"plot_linear", "plot_log"},
+                      "0 for the first pre-activation"),
+    "running_with_batchnorm": ("running_statistics", RUNNING_WITH_BATCHNORM,
+                               {"running_mean", "running_var"}, "without nn.BatchNorm1d"),
+    "train_full_batch": ("train_model", TRAIN_FULL_BATCH,
+                         {"train_model", "training_comparison"}, "ignores batch_size"),
     "train_without_init": ("train_model", TRAIN_RIGHT.replace(
                                "  model.apply(weights_init)\n", ""),
                            {"train_model", "training_comparison"}, "weights_init"),

@@ -78,6 +78,27 @@ def bare_sandbox():
                 {"limits_class": NoLimits})
 
 
+def sanitizing_seconds(root, student="reference", runs=5):
+    """Seconds to make one graded notebook's student markup inert (InertStudentHTML)."""
+    import copy
+
+    from traitlets.config import Config
+
+    from coursekit.sanitize import InertStudentHTML
+
+    graded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK, as_version=4)
+    step = InertStudentHTML(config=Config({"CourseDirectory": {"root": str(root)}}))
+    resources = {"nbgrader": {"assignment": ASSIGNMENT, "student": student,
+                              "notebook": NOTEBOOK[:-len(".ipynb")]}}
+    times = []
+    for _ in range(runs):
+        notebook = copy.deepcopy(graded)
+        started = time.monotonic()
+        step.preprocess(notebook, copy.deepcopy(resources))
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
 def nbgrader(root, *args):
     from coursekit.samples import nbgrader_env
 
@@ -133,6 +154,7 @@ def main():
             guarded.append(alone("reference", "guarded-%d" % run))
             bare.append(alone("reference", "bare-%d" % run, bare_sandbox()))
         limits_cost = statistics.median(guarded) - statistics.median(bare)
+        sanitizing = sanitizing_seconds(root)
         # Submissions that fail early run shorter: nbgrader's own share is measured against
         # the very same notebooks executed alone.
         class_alone = sum(alone(student) for student in students) / len(students)
@@ -149,12 +171,14 @@ def main():
         ("  of which nbgrader's own work", per - class_alone, (per - class_alone) / floor),
         ("coursekit.parallel --jobs 2, per submission", parallel / len(students),
          parallel / len(students) / floor),
-        ("limits of the whole submission (cgroup, watchdog), per submission", limits_cost,
+        ("submission-wide limits (cgroup, watchdog), each", limits_cost,
          limits_cost / floor),
+        ("inert student markup (sanitize.py), each", sanitizing,
+         sanitizing / floor),
     ]
     print("\n%-50s %8s %10s" % ("", "seconds", "x floor"))
     for label, seconds, ratio in rows:
-        print("%-50s %8.2f %10.2f" % (label, seconds, ratio))
+        print("%-50s %8.2f %10.3f" % (label, seconds, ratio))
     print("\nsequential, %d submissions: %7.1f s" % (len(students), sequential))
     print("--jobs 2,    %d submissions: %7.1f s" % (len(students), parallel))
     print("speed-up of 2 workers: %.2fx (target >= 1.8x)" % (sequential / parallel))
@@ -164,8 +188,8 @@ def main():
           "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone))
     print("peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
           "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
-    print("added cost of the whole-submission limits: %.3fx floor (target <= 0.1x)"
-          % (limits_cost / floor))
+    print("added cost of the whole-submission limits and inert markup: %.3fx floor "
+          "(target <= 0.1x)" % ((limits_cost + sanitizing) / floor))
     print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
     return 0 if same else 1
 

@@ -13,6 +13,8 @@ import nbformat
 from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from coursekit.intake import recorded_fixed_cells
+
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 # What the visible self-checks print (checks.score): one line per verdict.
@@ -70,8 +72,35 @@ def summary(grade_id, score, points, message):
         score, points, "" if points == 1 else "s", textwrap.fill(message, width=90))
 
 
+def put_back_note(edited, put_back):
+    """What opens the feedback page when grading put fixed cells back (None if nothing)."""
+    def names(ids):
+        return ", ".join("`%s`" % name for name in ids)
+
+    said = []
+    if edited:
+        said.append("Your edits to these fixed cells were put back before grading and were "
+                    "not graded: %s. Code your answers need (an import, say) belongs in "
+                    "a cell of your own." % names(edited))
+    if put_back:
+        said.append("These cells were missing from your notebook; they were put back "
+                    "before grading: %s." % names(put_back))
+    return "**Note from the grader.** " + " ".join(said) if said else None
+
+
 class SummariseTests(NbGraderPreprocessor):
-    """Show each autograded test as name, points, pass/fail and message; never its code."""
+    """Show each autograded test as name, points, pass/fail and message; never its code.
+
+    When grading put fixed cells back (coursekit.intake.record_fixed_cells), a short note
+    at the top of the page says which.
+    """
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        note = put_back_note(*recorded_fixed_cells(nb))
+        if note:
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, cell_index):
         info = cell.metadata.get("nbgrader", {})

@@ -6,14 +6,18 @@ an instructor can act on (missing, empty, too big, not JSON, not a notebook, cel
 nbgrader metadata broken). `restore_metadata` gives back the nbgrader metadata that some
 editors strip, by matching the student's cells to the release: unchanged cells match
 exactly, the cells in between are paired by type and similarity. A notebook too far from
-the release to match raises `SubmissionProblem`. Everything here takes time at most
-linear in the file's size, which is capped: one student's file never stops the class.
+the release to match raises `SubmissionProblem`. `edited_fixed_cells` names the fixed
+(locked) cells a student changed, whose edits grading puts back; `put_back_missing_cells`
+re-inserts every graded or fixed cell the student deleted where the release has it.
+Everything here takes time at most linear in the file's size, which is capped: one
+student's file never stops the class.
 """
 import copy
 import difflib
 import hashlib
 import json
 import os
+import re
 
 import nbformat
 from nbgrader.nbgraderformat import MetadataValidator
@@ -182,6 +186,11 @@ def _is_locked(cell):
     return isinstance(settings, dict) and bool(settings.get("locked"))
 
 
+def _is_graded(cell):
+    settings = cell.metadata.get("nbgrader")
+    return isinstance(settings, dict) and bool(settings.get("grade"))
+
+
 def _key(cell):
     """A cell's type and text, blind to trailing spaces, as a short fixed-size digest."""
     text = "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
@@ -193,7 +202,7 @@ def restore_metadata(notebook, release, name="the notebook"):
     """Give cells of `notebook` the nbgrader metadata of the release cells they match.
 
     Returns the grade ids restored (an empty list when nothing was missing). Release cells
-    that match nothing stay missing; nbgrader re-inserts the graded ones.
+    that match nothing stay missing; `put_back_missing_cells` re-inserts them.
     """
     present = {grade_id(cell) for cell in notebook.cells} - {None}
     wanted = [i for i, cell in enumerate(release.cells)
@@ -274,3 +283,93 @@ def _most_similar(source, candidates, notebook):
             if ratio > best_ratio:
                 best, best_ratio = j, ratio
     return best
+
+
+# Where the grader records, in the graded notebook's metadata, what it put back in the
+# fixed cells (coursekit.preprocessors.RestoreMetadata writes it; feedback and the grade
+# table read it). The kernel never sees notebook metadata, and the graded notebook is
+# written by the grader, so student code cannot forge this record.
+RECORD_KEY = "udl"
+EDITED, PUT_BACK = "fixed_cells_edited", "fixed_cells_put_back"
+_GRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _normalised(source):
+    """A cell's text blind to trailing spaces and blank lines."""
+    return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
+
+
+def edited_fixed_cells(notebook, release):
+    """Grade ids of the release's fixed (locked) cells whose text or type the submission
+    changed, in release order. Grading puts the release's cell back (nbgrader's
+    OverwriteCells), so what the student wrote there is not graded.
+
+    Of cells sharing a grade id, the last is compared: the one nbgrader keeps.
+    """
+    cells = {}
+    for cell in notebook.cells:
+        if grade_id(cell):
+            cells[grade_id(cell)] = cell
+    edited = []
+    for fixed in release.cells:
+        cell = cells.get(grade_id(fixed)) if _is_locked(fixed) else None
+        if cell is not None and (cell.cell_type != fixed.cell_type
+                                 or _normalised(cell.source) != _normalised(fixed.source)):
+            edited.append(grade_id(fixed))
+    return edited
+
+
+def put_back_missing_cells(notebook, release):
+    """Re-insert each graded or fixed cell of the release missing from `notebook`.
+
+    A copy of the release's cell goes right after the nearest earlier release cell the
+    notebook holds (before the nearest later one when it holds no earlier one), so any
+    number of deleted cells, in any order, come back in release order. nbgrader then
+    restores a test cell's hidden part and grades it. (nbgrader's own repair,
+    OverwriteCells.add_missing_cells, raises KeyError when consecutive cells are missing.)
+    Returns the grade ids put back, in release order.
+    """
+    present = {grade_id(cell) for cell in notebook.cells} - {None}
+    missing = [index for index, cell in enumerate(release.cells)
+               if grade_id(cell) and grade_id(cell) not in present
+               and (_is_locked(cell) or _is_graded(cell))]
+    if not missing:
+        return []
+    ids = {cell.get("id") for cell in notebook.cells}
+    for index in missing:
+        where = {}
+        for position, cell in enumerate(notebook.cells):
+            if grade_id(cell):
+                where.setdefault(grade_id(cell), position)
+        earlier = [where[grade_id(cell)] + 1 for cell in release.cells[:index]
+                   if grade_id(cell) in where]
+        later = [where[grade_id(cell)] for cell in release.cells[index + 1:]
+                 if grade_id(cell) in where]
+        position = earlier[-1] if earlier else later[0] if later else len(notebook.cells)
+        cell = copy.deepcopy(release.cells[index])
+        if "id" in cell and cell.id in ids:
+            cell.id = "put-back-%d" % index
+        ids.add(cell.get("id"))
+        notebook.cells.insert(position, cell)
+    return [grade_id(release.cells[index]) for index in missing]
+
+
+def record_fixed_cells(notebook, edited, put_back):
+    """Write what grading put back into the notebook's metadata, replacing whatever the
+    submission held under that key (left out when nothing was put back)."""
+    notebook.metadata.pop(RECORD_KEY, None)
+    record = {key: list(ids) for key, ids in ((EDITED, edited), (PUT_BACK, put_back)) if ids}
+    if record:
+        notebook.metadata[RECORD_KEY] = record
+
+
+def recorded_fixed_cells(notebook):
+    """(edited, put back): the grade ids `record_fixed_cells` wrote into a graded notebook."""
+    record = notebook.metadata.get(RECORD_KEY)
+    record = record if isinstance(record, dict) else {}
+
+    def ids(key):
+        value = record.get(key)
+        return [v for v in value if isinstance(v, str) and _GRADE_ID.match(v)] \
+            if isinstance(value, list) else []
+    return ids(EDITED), ids(PUT_BACK)

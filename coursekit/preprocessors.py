@@ -30,26 +30,46 @@ class ReleaseStub(NbGraderPreprocessor):
 
 
 class RestoreMetadata(NbGraderPreprocessor):
-    """Give back the nbgrader metadata of a submission whose editor stripped it.
+    """Give back what a submission lost or changed of the release's cells, and say so.
 
-    Without it every grade of that student is missing, and nbgrader's own repair of
-    deleted cells crashes. Cells are matched to the release (coursekit.intake); runs
-    first among autograde's sanitize steps, before OverwriteCells restores locked cells.
+    - Nbgrader metadata an editor stripped: without it every grade of that student is
+      missing. Cells are matched to the release (coursekit.intake).
+    - Fixed (locked) cells the student edited: OverwriteCells puts the release's text back,
+      so those edits are not graded. They are named in the log and recorded in the
+      notebook's metadata (coursekit.intake.record_fixed_cells), which the feedback page
+      and the grade table show.
+    - Graded or fixed cells the student deleted, any number in any order: put back where
+      the release has them, then graded (nbgrader's own repair crashes on several).
+
+    Runs first among autograde's sanitize steps, before OverwriteCells. The record is the
+    grader's: it replaces whatever the submission held under its key, and no student code
+    has run yet (the kernel starts after sanitizing, and never sees notebook metadata).
     """
 
     def preprocess(self, nb, resources):
         from nbgrader.coursedir import CourseDirectory
 
         from coursekit.autograde import release_notebooks
-        from coursekit.intake import restore_metadata
+        from coursekit.intake import (edited_fixed_cells, put_back_missing_cells,
+                                      record_fixed_cells, restore_metadata)
 
         info = resources["nbgrader"]
+        student = info["student"]
         release = release_notebooks(CourseDirectory(parent=self), info["assignment"])
-        restored = restore_metadata(nb, release[info["notebook"]], name="%s's %s" % (
-            info["student"], info["notebook"]))
+        release = release[info["notebook"]]
+        restored = restore_metadata(nb, release, name="%s's %s" % (student, info["notebook"]))
         if restored:
             self.log.warning("%s: restored nbgrader metadata of %d cells by matching them "
-                             "to the release", info["student"], len(restored))
+                             "to the release", student, len(restored))
+        edited = edited_fixed_cells(nb, release)
+        if edited:
+            self.log.warning("%s: edited fixed cells, put back as released (the edits are "
+                             "not graded): %s", student, ", ".join(edited))
+        put_back = put_back_missing_cells(nb, release)
+        if put_back:
+            self.log.warning("%s: deleted cells, put back as released and graded: %s",
+                             student, ", ".join(put_back))
+        record_fixed_cells(nb, edited, put_back)
         return nb, resources
 
 

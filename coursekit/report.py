@@ -3,6 +3,9 @@
 One row per student: total points, then the points of every test cell, so an instructor
 sees at a glance which checks a class fails; and ``grades.png`` beside it, how many students
 passed each test, which shows the class's common mistakes. ``python -m coursekit.report``.
+The ``problem`` column (NEEDS ATTENTION in the table) says why a submission was not graded,
+or which fixed cells the grader put back (edits there were not graded); only the former
+make the exit status non-zero.
 """
 import csv
 import sys
@@ -72,6 +75,31 @@ def problems(root=ROOT, assignment=ASSIGNMENT):
     return found
 
 
+def put_back(root=ROOT, assignment=ASSIGNMENT):
+    """{student: which fixed cells grading put back}, for every graded notebook that
+    needed it, from the record the grader wrote into it (coursekit.intake)."""
+    import json
+    import types
+
+    from coursekit.intake import recorded_fixed_cells
+
+    found = {}
+    for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
+        student = path.parent.parent.name
+        try:
+            with open(path, encoding="utf-8") as handle:
+                metadata = json.load(handle).get("metadata")
+        except (OSError, ValueError, AttributeError):
+            continue
+        edited, deleted = recorded_fixed_cells(types.SimpleNamespace(
+            metadata=metadata if isinstance(metadata, dict) else {}))
+        said = (["edits to fixed cells not graded: " + ", ".join(edited)] if edited else []) \
+            + (["deleted cells put back: " + ", ".join(deleted)] if deleted else [])
+        if said:
+            found[student] = "; ".join(said)
+    return found
+
+
 def write_csv(rows, tests, path, problem_of=None):
     problem_of = problem_of or {}
     with open(path, "w", newline="") as handle:
@@ -130,9 +158,11 @@ def main(root=ROOT):
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
     attention = problems(root)
-    write_csv(rows, tests, root / "grades.csv", attention)
+    # Graded, but with edits the grader put back: the instructor may want to look.
+    noted = dict(put_back(root), **attention)
+    write_csv(rows, tests, root / "grades.csv", noted)
     write_pass_chart(rows, tests, max_points, root / "grades.png")
-    print(table(rows, attention))
+    print(table(rows, noted))
     by_hand = awaiting_hand_grading(gradebook_url(root))
     if by_hand:
         print("\n%d of %d submissions have a written answer to grade by hand (the "

@@ -6,6 +6,7 @@ folder without the notebook. Students are graded in name order; `zz_reference` c
 so that every hostile notebook runs before an honest one.
 """
 import copy
+import re
 
 import nbformat
 
@@ -542,7 +543,7 @@ CASES.update({
     "no_cell_type": _broken(lambda nb, cell: cell.pop("cell_type")),
 })
 BROKEN.update({
-    "too_big": "is 25.1 MB; grading takes notebooks of up to 20 MB",
+    "too_big": " MB; grading takes notebooks of up to 20 MB",
     "too_many_cells": "has 3073 cells; grading takes at most 1000",
     "metadata_not_a_dict": "cell 20 of 73 has nbgrader metadata 'oops', not a dictionary",
     "metadata_wrong_types": "cell 20 of 73 has broken nbgrader metadata (points: 'lots' is "
@@ -557,3 +558,69 @@ BROKEN.update({
 GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop",
                "stubborn_loop", "leave_links", "sparse_file", "tmp_bomb", "children_memory",
                "html_payloads", "huge_line", "flood", "long_varied_cells"}
+
+
+# Fixed cells edited or deleted (issue 14, items 4 and 5): grading puts them back, grades
+# what the answers deserve, and says which cells it put back.
+def _test_ids():
+    return tuple(grade_id(cell) for cell in make_submission({}).cells
+                 if (grade_id(cell) or "").startswith("test_"))
+
+
+ALL_TESTS = _test_ids()
+# Several in a row, twice, the last check of the notebook among them: nbgrader's own
+# repair (OverwriteCells.add_missing_cells) raised KeyError on these and dropped the student.
+CONSECUTIVE_TESTS = ("test_used", "test_no_compounding", "test_placement", "test_train_eval",
+                     "test_running_mean", "test_running_var")
+
+
+def deleted_all_tests(port):
+    notebook = reference()
+    notebook.cells = [cell for cell in notebook.cells if grade_id(cell) not in ALL_TESTS]
+    return notebook
+
+
+def deleted_consecutive_tests(port):
+    notebook = reference()
+    notebook.cells = [cell for cell in notebook.cells
+                      if grade_id(cell) not in CONSECUTIVE_TESTS]
+    return notebook
+
+
+def edited_imports(port):
+    """The reference answers, the network written with F.relu (F comes from the release's
+    imports cell), an import added to that locked cell and a check cell edited."""
+    answers = solution_cells()
+    answers[CLASS_CELL] = re.sub(r"(self\.bn\d\(\w+\))\.relu\(\)", r"F.relu(\1)",
+                                 answers[CLASS_CELL])
+    assert answers[CLASS_CELL].count("F.relu(") == 5
+    notebook = make_submission(answers)
+    for cell in notebook.cells:
+        if grade_id(cell) == "imports":
+            cell.source = cell.source.replace("import mnist1d\n", "import mnist1d\nimport math\n")
+        elif grade_id(cell) == "test_used":
+            cell.source += "\nprint('this check is fine')"
+    # A record of its own in the notebook's metadata, where the grader writes what it put
+    # back: the grader's replaces it.
+    notebook.metadata["udl"] = {"fixed_cells_edited": [], "fixed_cells_put_back": ["title"]}
+    return notebook
+
+
+CASES.update({
+    "deleted_all_tests": deleted_all_tests,
+    "deleted_consecutive_tests": deleted_consecutive_tests,
+    "edited_imports": edited_imports,
+})
+GRADED_ONCE |= {"deleted_consecutive_tests", "edited_imports"}
+
+# Every student whose fixed cells grading put back: (edited cells, whose edits are not
+# graded; deleted cells, put back and graded). Nobody else may be named.
+FIXED_CELLS = {
+    "edited_tests": (ALL_TESTS, ()),
+    "stripped_and_tampered": (ALL_TESTS, ()),
+    "deleted_tests": ((), DELETED_TESTS),
+    "long_varied_cells": (("self_check_helpers",), ()),
+    "deleted_all_tests": ((), ALL_TESTS),
+    "deleted_consecutive_tests": ((), CONSECUTIVE_TESTS),
+    "edited_imports": (("imports", "test_used"), ()),
+}

@@ -4,6 +4,10 @@ These call the very functions the notebook's test cells call (the notebook embed
 coursekit/checks.py verbatim; test_release checks that), so what is proven here is what
 grades.
 """
+import re
+
+import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -36,6 +40,39 @@ def test_seed_document_messages_name_both_mistakes():
     messages = " ".join(check(model_class).message for check in checks.NETWORK_CHECKS.values())
     assert "creates nn.BatchNorm1d layers as it runs" in messages
     assert "normalise the residual stream itself" in messages
+
+
+def _with_stem_norm(source):
+    """The same answer with a batch norm on the stem's output, before block 1."""
+    first = "    self.bn1 = " if "    self.bn1 = " in source else "    self.bn = "
+    assert "f = self.linear1(x)" in source and first in source
+    return (source.replace(first, "    self.bn0 = nn.BatchNorm1d(hidden_size)\n" + first, 1)
+            .replace("f = self.linear1(x)", "f = self.bn0(self.linear1(x))"))
+
+
+# Answers in which every block calls a normalisation of its own: batch norm on the stem is
+# outside their residual branches, so it must change no verdict and no block named. (Not
+# stream_before_add: after batch norm on the stem, its block 1 normalises a stream that is
+# normalised already, which changes nothing, so block 1 then is figure 11.6c's.)
+STEM_INVARIANT = ("book", "branch_end", "after_relu", "called_twice", "shared")
+
+
+def _blocks_named(message):
+    return re.findall(r"blocks? \d[\d, and]*", message)
+
+
+@pytest.mark.parametrize("variant", STEM_INVARIANT)
+def test_batch_norm_on_the_stem_changes_no_verdict(variant):
+    with_stem = variants.run_answer(_with_stem_norm(variants.VARIANTS[variant]))[
+        "ResidualNetworkWithBatchNorm"]
+    without = variants.model_class(variant)
+    for seed in range(20):
+        for name, check in checks.NETWORK_CHECKS.items():
+            got, expected = check(with_stem, seed=seed), check(without, seed=seed)
+            assert got.passed == expected.passed, (seed, name, got.message)
+            if not got.passed and name in ("used", "placement"):
+                assert _blocks_named(got.message) == _blocks_named(expected.message), \
+                    (got.message, expected.message)
 
 
 def test_checks_leave_the_callers_random_state_alone():
@@ -76,6 +113,47 @@ def test_block_variances_verdicts_are_the_same_for_100_seeds():
     assert not verdict.passed and "input's variance" in verdict.message
 
 
+def notebook_namespace():
+    """The notebook's own print_variance, variance_log and ResidualNetwork (their locked
+    cells, read from the source notebook), and the reference block_variances."""
+    from coursekit.sync import SOURCE_NOTEBOOK, grade_id
+
+    cells = {grade_id(c): c.source for c in nbformat.read(SOURCE_NOTEBOOK, as_version=4).cells}
+    namespace = {"torch": torch, "nn": torch.nn, "np": np}
+    for cell in ("print_variance", "residual_network"):
+        exec(cells[cell], namespace)
+    namespace["show_variances"] = False
+    exec(solution_cells()["block_variances"], namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("variant", sorted(variants.OTHER_MESSAGES))
+def test_a_print_variance_of_ones_own_is_named_as_the_cause(variant):
+    """An answer cell that redefines print_variance breaks the reference block_variances,
+    which reads variance_log: the message says so, and nothing else."""
+    namespace = notebook_namespace()
+    plain = namespace["ResidualNetwork"]
+    for seed in range(3):
+        assert checks.check_block_variances(namespace["block_variances"], plain, seed).passed
+    exec(variants.VARIANTS[variant], namespace)
+    for seed in SEEDS:
+        verdict = checks.check_block_variances(namespace["block_variances"], plain, seed)
+        assert not verdict.passed, seed
+        assert variants.OTHER_MESSAGES[variant] in verdict.message, verdict.message
+    assert namespace["variance_log"] == []  # the check put the notebook's state back
+
+
+def test_a_wrong_block_variances_is_not_blamed_on_print_variance():
+    namespace = notebook_namespace()
+    exec(variants.OWN_PRINT_VARIANCE, namespace)
+
+    def input_too(model, x):
+        return [1.0] * 7
+
+    verdict = checks.check_block_variances(input_too, namespace["ResidualNetwork"])
+    assert not verdict.passed and "print_variance" not in verdict.message, verdict.message
+
+
 def test_plot_verdicts():
     namespace = {}
     exec(solution_cells()["plot_variance_growth"], namespace)
@@ -100,6 +178,34 @@ def test_plot_verdicts():
         plt.plot(batchnorm, label="bn")
 
     assert "ax.plot" in checks.check_plot(pyplot_state, False).message
+
+    # The check leaves pyplot's figures and current figure as it found them.
+    import matplotlib.pyplot as plt
+    figure = plt.figure()
+    for function in (plot, pyplot_state, no_legend_no_log):
+        checks.check_plot(function, False)
+        assert plt.gcf() is figure and plt.get_fignums() == [figure.number]
+    plt.close(figure)
+
+
+def test_rescaled_messages_agree_with_their_numbers():
+    model = variants.run_answer(solution_cells()["residual_network_rescaled"])[
+        "ResidualNetworkRescaled"]
+    for seed in SEEDS:
+        verdict = checks.check_rescaled_flat(model, seed)
+        ratio = float(re.search(r"(\d+\.\d+) (of|times) its start", verdict.message).group(1))
+        assert verdict.passed
+        if ratio < 0.9:
+            assert "drift down" in verdict.message and "stays" not in verdict.message
+        elif ratio > 1.1:
+            assert "drift up" in verdict.message and "stays" not in verdict.message
+
+
+def test_a_train_model_that_hard_codes_the_batch_size_is_seen():
+    source = variants.TRAIN_RIGHT.replace("batch_size=batch_size", "batch_size=100")
+    train_model = variants.run_answer(source)["train_model"]
+    verdict = checks.check_train_model(train_model)
+    assert not verdict.passed and "one per batch" in verdict.message, verdict.message
 
 
 # --- the later exercises: reference answers pass, each slip fails only its own checks -----
@@ -126,6 +232,10 @@ def later_verdicts(cell, source, seed, training_set):
         model = names["ResidualNetworkRescaled"]
         return {"rescaled_blocks": checks.check_rescaled_blocks(model, seed),
                 "rescaled_flat": checks.check_rescaled_flat(model, seed)}
+    if cell == "plot_variance_growth":
+        function = names["plot_variance_growth"]
+        return {"plot_linear": checks.check_plot(function, False, seed),
+                "plot_log": checks.check_plot(function, True, seed)}
     if cell == "running_statistics":
         function = names["running_statistics"]
         return {"running_mean": checks.check_running_mean(function, seed),

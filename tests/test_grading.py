@@ -3,7 +3,11 @@
 The samples (coursekit/samples.py) are the reference, the blank release, the seed
 document's answer, one student per answer category of coursekit/answers.py, and two that
 show the exercises' points are independent. One autograde run grades them all, split over
-two course copies that run side by side on the two cores.
+two course copies that run side by side on the two cores. Among them, the cases of
+issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
+forward (registered and train_eval only), a print_variance of the student's own (named as
+the cause), plt.plot instead of ax.plot, block numbers 1 to 6, running statistics from
+nn.BatchNorm1d itself and full-batch training (each failing its own checks).
 """
 import html
 import re
@@ -121,6 +125,25 @@ def test_each_answer_category_grades_as_promised(graded, variant):
         assert class_points <= class_max / 2
     if expected:
         assert any(variants.MESSAGES[variant] in outputs[t] for t in expected)
+    if also:
+        assert all(variants.OTHER_MESSAGES[variant] in outputs[t] for t in also)
+
+
+def test_layers_created_in_forward_cost_registered_and_train_eval_only(graded):
+    """One mistake, its two consequences: each block still calls its own layer once."""
+    scores, _, _ = graded["variant_created_in_forward"]
+    assert failing(scores) == {"test_registered", "test_train_eval"}
+    scores, _, _ = graded["seed"]
+    assert scores["test_used"] == points()["test_used"]
+
+
+def test_the_rescaled_networks_message_agrees_with_its_numbers(graded):
+    _, outputs, _ = graded["reference"]
+    text = outputs["test_rescaled_flat"]
+    ratio = float(re.search(r"(\d+\.\d+) (of|times) its start", text).group(1))
+    assert "✓" in text
+    assert ("drift down" in text) == (ratio < 0.9) and ("drift up" in text) == (ratio > 1.1)
+    assert "stays" not in text or 0.9 <= ratio <= 1.1
 
 
 def test_points_of_the_exercises_are_independent(graded):

@@ -156,3 +156,41 @@ def test_matching_a_large_adversarial_notebook_takes_a_second_or_so(release, bui
     by_id = {grade_id(c): c.source for c in notebook.cells if grade_id(c)}
     for cell in hostile.reference().cells:
         assert by_id[grade_id(cell)] in (cell.source, cell.source + "\n# edited"), grade_id(cell)
+
+
+# Issue 14: deleted cells come back in place, edited fixed cells are named, and the record
+# of both is the grader's.
+
+@pytest.mark.parametrize("deleted", [
+    hostile.ALL_TESTS, hostile.CONSECUTIVE_TESTS,
+    ("colab_badge", "title", "install", "imports"),  # the first cells of all
+    ("test_running_var", "created_in_forward_intro", "written_intro", "written_compounding"),
+])
+def test_deleted_cells_any_number_are_put_back_in_release_order(release, deleted):
+    from coursekit.intake import put_back_missing_cells
+
+    notebook = hostile.reference()
+    notebook.cells = [cell for cell in notebook.cells if grade_id(cell) not in deleted]
+    assert restore_metadata(notebook, release) == []
+    assert put_back_missing_cells(notebook, release) == [
+        grade_id(c) for c in release.cells if grade_id(c) in deleted]
+    assert [grade_id(c) for c in notebook.cells] == [grade_id(c) for c in release.cells]
+    assert len({c.id for c in notebook.cells}) == len(notebook.cells)
+    nbformat.validate(notebook)
+
+
+def test_edited_fixed_cells_are_named_and_the_record_is_the_graders(release):
+    from coursekit.intake import (edited_fixed_cells, record_fixed_cells,
+                                  recorded_fixed_cells)
+
+    notebook = hostile.edited_imports(0)
+    # Trailing spaces and blank lines are not edits.
+    title = next(c for c in notebook.cells if grade_id(c) == "title")
+    title.source = "\n" + title.source.replace("\n", "  \n") + "\n\n"
+    assert edited_fixed_cells(notebook, release) == ["imports", "test_used"]
+    assert recorded_fixed_cells(notebook) == ([], ["title"])  # the student's own claim
+    record_fixed_cells(notebook, [], [])
+    assert recorded_fixed_cells(notebook) == ([], []) and "udl" not in notebook.metadata
+    record_fixed_cells(notebook, ["imports"], ["test_used"])
+    assert recorded_fixed_cells(notebook) == (["imports"], ["test_used"])
+    assert edited_fixed_cells(hostile.reference(), release) == []

@@ -244,7 +244,8 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
         assert "0/%g " % (FULL + WRITTEN) in line and "NEEDS ATTENTION" in line and says in line
     with open(graded["root"] / "grades.csv") as handle:
         flagged = {row["student"] for row in csv.DictReader(handle) if row["problem"]}
-    assert flagged == set(hostile.BROKEN)
+    # Besides, graded students whose fixed cells the grader put back (issue 14).
+    assert flagged == set(hostile.BROKEN) | set(hostile.FIXED_CELLS)
 
 
 def test_submitted_is_never_modified(graded):
@@ -458,3 +459,67 @@ def test_a_flood_of_output_stops_at_the_notebook_cap_and_costs_no_points(graded)
 @pytest.mark.parametrize("student", ["long_varied_cells", "version_3"])
 def test_an_odd_but_honest_file_is_read_matched_and_graded_in_full(graded, student):
     assert graded["grades"][student] == points()
+
+
+# Issue 14, items 4 and 5: deleted checks, any number, come back in place and are graded;
+# edits to fixed cells are put back, and the student, the log and the grade table say so.
+
+@pytest.mark.parametrize("student", ["deleted_all_tests", "deleted_consecutive_tests",
+                                     "deleted_tests"])
+def test_any_number_of_deleted_checks_is_put_back_in_place_and_graded(graded, student):
+    assert graded["grades"][student] == points()
+    present = [cell_id for cell_id, _ in outputs(graded, student)]
+    assert [cell_id for cell_id in present if cell_id in hostile.ALL_TESTS] == list(
+        hostile.ALL_TESTS)
+    release = nbformat.read(graded["root"] / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    assert present == [grade_id(c) for c in release.cells if c.cell_type == "code"]
+    assert "KeyError" not in graded["first"].stderr
+
+
+def test_an_answer_using_f_relu_gets_full_marks_despite_an_edited_imports_cell(graded):
+    assert graded["grades"]["edited_imports"] == points()
+
+
+@pytest.mark.parametrize("student", sorted(hostile.FIXED_CELLS))
+def test_fixed_cells_put_back_are_named_in_log_notebook_table_and_feedback(graded, student):
+    from coursekit.intake import recorded_fixed_cells
+    from coursekit.report import put_back
+
+    edited, deleted = hostile.FIXED_CELLS[student]
+    log = graded["first"].stderr
+    if edited:
+        assert "%s: edited fixed cells, put back as released (the edits are not graded): %s" % (
+            student, ", ".join(edited)) in log
+    if deleted:
+        assert "%s: deleted cells, put back as released and graded: %s" % (
+            student, ", ".join(deleted)) in log
+    graded_notebook = nbformat.read(_autograded(graded, student), as_version=4)
+    assert recorded_fixed_cells(graded_notebook) == (list(edited), list(deleted))
+    said = put_back(graded["root"])[student]
+    assert ("edits to fixed cells not graded: " + ", ".join(edited)) in said if edited else \
+        "edits" not in said
+    assert ("deleted cells put back: " + ", ".join(deleted)) in said if deleted else \
+        "deleted" not in said
+    page = (graded["root"] / "feedback" / student / ASSIGNMENT /
+            NOTEBOOK.replace(".ipynb", ".html")).read_text()
+    note = page[page.index("Note from the grader"):][:3000]
+    if edited:
+        assert "Your edits to these fixed cells were put back before grading and were not " \
+            "graded: %s." % ", ".join("<code>%s</code>" % name for name in edited) in note
+    if deleted:
+        assert "they were put back before grading: %s." % ", ".join(
+            "<code>%s</code>" % name for name in deleted) in note
+
+
+def test_nobody_else_is_said_to_have_fixed_cells_put_back(graded, capsys):
+    from coursekit.report import main, put_back
+
+    assert set(put_back(graded["root"])) == set(hostile.FIXED_CELLS)
+    main(graded["root"])
+    table = capsys.readouterr().out
+    line = next(line for line in table.splitlines() if line.startswith("edited_imports "))
+    assert line.endswith("NEEDS ATTENTION: edits to fixed cells not graded: imports, test_used")
+    for student in set(hostile.CASES) - set(hostile.FIXED_CELLS) - set(hostile.BROKEN):
+        page = graded["root"] / "feedback" / student / ASSIGNMENT / NOTEBOOK.replace(
+            ".ipynb", ".html")
+        assert "Note from the grader" not in page.read_text(), student
