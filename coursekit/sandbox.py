@@ -44,6 +44,7 @@ OPT_OUT = "--Sandbox.unsafe_run_without_sandbox=True"
 LIMIT_AND_EXEC = """\
 import os, resource, sys
 memory, processes, cpu, file_size, uid = map(int, sys.argv[1:6])
+no_user_namespaces = bytes.fromhex(sys.argv[6])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
@@ -53,8 +54,51 @@ if os.getuid() == 0:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-os.execv(sys.argv[6], sys.argv[6:])
+if no_user_namespaces:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    code = ctypes.create_string_buffer(no_user_namespaces, len(no_user_namespaces))
+    program = Program(len(no_user_namespaces) // 8, ctypes.addressof(code))
+    # PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP with SECCOMP_MODE_FILTER.
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(program), 0, 0):
+        raise OSError(ctypes.get_errno(), "cannot install the seccomp filter")
+os.execv(sys.argv[7], sys.argv[7:])
 """
+
+# A seccomp filter (classic BPF, struct sock_filter) that refuses new user namespaces:
+# unshare and clone with CLONE_NEWUSER get EPERM; clone3, whose flags a filter cannot
+# read, gets ENOSYS, and glibc falls back to clone; x32 calls on x86_64 are refused.
+_ARCHES = {"x86_64": (0xC000003E, 56, 272), "aarch64": (0xC00000B7, 220, 97)}
+_CLONE3, _CLONE_NEWUSER, _X32 = 435, 0x10000000, 0x40000000
+
+
+def no_user_namespaces_filter(machine=None):
+    """The filter for this machine's architecture, or b"" where it is not known."""
+    import platform
+    import struct
+
+    if (machine or platform.machine()) not in _ARCHES:
+        return b""
+    arch, clone, unshare = _ARCHES[machine or platform.machine()]
+    load, equal, at_least, has_bits, give = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, refuse, absent = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    program = [
+        (load, 0, 0, 4),                 # 0: the architecture
+        (equal, 0, 7, arch),             # 1: another one: allow (9)
+        (load, 0, 0, 0),                 # 2: the system call's number
+        (at_least, 7, 0, _X32),          # 3: x32: absent (11)
+        (equal, 6, 0, _CLONE3),          # 4: clone3: absent (11)
+        (equal, 1, 0, unshare),          # 5: unshare: check its flags (7)
+        (equal, 0, 2, clone),            # 6: clone: check its flags (7); else allow (9)
+        (load, 0, 0, 16),                # 7: the first argument: the flags
+        (has_bits, 1, 0, _CLONE_NEWUSER),  # 8: a new user namespace: refuse (10)
+        (give, 0, 0, allow),             # 9
+        (give, 0, 0, refuse),            # 10
+        (give, 0, 0, absent),            # 11
+    ]
+    return b"".join(struct.pack("<HBBI", *instruction) for instruction in program)
 
 # What the kernel may see of the grader's environment; everything else (tokens, database
 # addresses, ...) stays outside.
@@ -121,7 +165,8 @@ class Sandbox(LoggingConfigurable):
 
     def limits(self):
         return [str(int(self.memory_gib * 2**30)), str(self.max_processes),
-                str(self.cpu_seconds), str(self.file_mib * 2**20), str(self.uid)]
+                str(self.cpu_seconds), str(self.file_mib * 2**20), str(self.uid),
+                no_user_namespaces_filter().hex()]
 
     def command(self, kernel_cmd, workdir, private):
         """`kernel_cmd` wrapped in bwrap: `workdir` and `private` writable, nothing else."""

@@ -297,6 +297,14 @@ def after_imports(source):
     return build
 
 
+USER_NAMESPACE = r"""
+import ctypes
+# Become "root" of a user namespace of its own, as `unshare -U -r` would.
+libc = ctypes.CDLL(None, use_errno=True)
+result = libc.unshare(0x10000000)
+print("unshare:", result, ctypes.get_errno())
+"""
+
 # What lands in submitted/<student>/bn/ besides the notebook: {file name: link target}.
 SUBMITTED_LINKS = {
     "submitted_link": {"notes.txt": "../../../source/bn/11_3_Batch_Normalization.ipynb"},
@@ -405,6 +413,7 @@ CASES = {
     "tmp_bomb": after_imports(TMP_BOMB),
     "children_memory": after_imports(CHILDREN_MEMORY),
     "submitted_link": lambda port: reference(),
+    "user_namespace": after_imports(USER_NAMESPACE),
     "html_payloads": html_payloads,
     "zz_reference": lambda port: reference(),
 }
@@ -557,7 +566,7 @@ BROKEN.update({
 # most (timeouts, bombs, megabytes of output). Everyone else is graded twice.
 GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop",
                "stubborn_loop", "leave_links", "sparse_file", "tmp_bomb", "children_memory",
-               "html_payloads", "huge_line", "flood", "long_varied_cells"}
+               "html_payloads", "huge_line", "flood", "long_varied_cells", "user_namespace"}
 
 
 # Fixed cells edited or deleted (issue 14, items 4 and 5): grading puts them back, grades

@@ -313,6 +313,12 @@ def test_tmp_counts_toward_the_memory_of_the_whole_submission(graded):
     assert "wrote" not in text
 
 
+def test_student_code_cannot_make_a_user_namespace(graded):
+    # EPERM (1) from the sandbox's seccomp filter: no root of its own, not even nominally.
+    assert "unshare: -1 1" in output_of_cell_containing(graded, "user_namespace", "unshare")
+    assert total(graded, "user_namespace") == FULL
+
+
 def test_children_share_one_memory_allowance(graded):
     text = output_of_cell_containing(graded, "children_memory", "os.fork()")
     assert "status 9" in text or "more than 4 GiB of memory together" in text, text
