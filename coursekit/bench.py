@@ -99,6 +99,34 @@ def sanitizing_seconds(root, student="reference", runs=5):
     return statistics.median(times)
 
 
+def judge_seconds(root, student="reference", runs=3):
+    """(seconds to execute one graded notebook with the judge, the same with its test cells
+    run whole in the kernel as stock nbgrader does), medians of interleaved runs."""
+    import copy
+
+    from coursekit.parallel import _config
+    from coursekit.preprocessors import SandboxedExecute
+
+    class InKernelTests(SandboxedExecute):
+        def is_judged(self, cell):
+            return False
+
+    graded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK, as_version=4)
+    config = _config(str(root), None, {})
+    times = {SandboxedExecute: [], InKernelTests: []}
+    for run in range(runs):
+        for step in times:
+            folder = root.parent / ("judge-%s-%d" % (step.__name__, run))
+            shutil.copytree(root / "autograded" / student / ASSIGNMENT, folder)
+            resources = {"metadata": {"path": str(folder)},
+                         "nbgrader": {"assignment": ASSIGNMENT, "student": student,
+                                      "notebook": NOTEBOOK[:-len(".ipynb")]}}
+            started = time.monotonic()
+            step(config=config).preprocess(copy.deepcopy(graded), resources)
+            times[step].append(time.monotonic() - started)
+    return statistics.median(times[SandboxedExecute]), statistics.median(times[InKernelTests])
+
+
 def nbgrader(root, *args):
     from coursekit.samples import nbgrader_env
 
@@ -155,6 +183,7 @@ def main():
             bare.append(alone("reference", "bare-%d" % run, bare_sandbox()))
         limits_cost = statistics.median(guarded) - statistics.median(bare)
         sanitizing = sanitizing_seconds(root)
+        judged, in_kernel = judge_seconds(root)
         # Submissions that fail early run shorter: nbgrader's own share is measured against
         # the very same notebooks executed alone.
         class_alone = sum(alone(student) for student in students) / len(students)
@@ -175,6 +204,8 @@ def main():
          limits_cost / floor),
         ("inert student markup (sanitize.py), each", sanitizing,
          sanitizing / floor),
+        ("the reference graded by the judge (median of 3)", judged, judged / floor),
+        ("  the same, tests run whole in the kernel (stock)", in_kernel, in_kernel / floor),
     ]
     print("\n%-50s %8s %10s" % ("", "seconds", "x floor"))
     for label, seconds, ratio in rows:
@@ -190,6 +221,8 @@ def main():
           "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
     print("added cost of the whole-submission limits and inert markup: %.3fx floor "
           "(target <= 0.1x)" % ((limits_cost + sanitizing) / floor))
+    print("added cost of the judge (observing outside the tests, judging in the grader): "
+          "%.3fx floor per submission (target <= 0.3x)" % ((judged - in_kernel) / floor))
     print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
     return 0 if same else 1
 

@@ -96,10 +96,13 @@ class SummariseTests(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb, resources):
+        from coursekit.grader import recorded_tampering
+
         nb, resources = super().preprocess(nb, resources)
-        note = put_back_note(*recorded_fixed_cells(nb))
-        if note:
-            nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
+        notes = [put_back_note(*recorded_fixed_cells(nb)), recorded_tampering(nb.metadata)]
+        for note in reversed([n for n in notes if n]):
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+                note if note.startswith("**") else "**Note from the grader.** " + note))
         return nb, resources
 
     def preprocess_cell(self, cell, resources, cell_index):

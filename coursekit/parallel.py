@@ -110,6 +110,9 @@ def grade_student(root, assignment, student, db_url=None, settings=None):
             result = api.autograde(assignment, student, force=True, create=True)
             score = _score(api, assignment, student)
             problem = None if result["success"] else _problem(result, student)
+            flagged = _tampering(api, assignment, student)
+            if flagged:
+                result["success"], problem = False, "; ".join(filter(None, (problem, flagged)))
         except Exception as error:  # one student's failure must not stop the class
             result, score, problem = {"success": False}, None, "%s: %s" % (
                 type(error).__name__, error)
@@ -117,6 +120,25 @@ def grade_student(root, assignment, student, db_url=None, settings=None):
             "problem": problem, "seconds": time.monotonic() - started,
             "worker_mib": memory.worker / 2**20, "kernel_mib": memory.kernel / 2**20,
             "peak_mib": memory.together / 2**20, "pid": os.getpid()}
+
+
+def _tampering(api, assignment, student):
+    """The judge's sentence about this student's graded notebooks, or None."""
+    import glob
+    import json
+
+    from coursekit.grader import recorded_tampering
+
+    folder = api.coursedir.format_path(api.coursedir.autograded_directory, student, assignment)
+    for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                sentence = recorded_tampering(json.load(handle).get("metadata"))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if sentence:
+            return sentence
+    return None
 
 
 def _score(api, assignment, student):

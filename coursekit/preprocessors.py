@@ -1,5 +1,6 @@
 """nbgrader preprocessors the course adds to ``generate_assignment`` and ``autograde``."""
 import json
+import secrets
 
 import nbformat
 from nbclient.util import ensure_async, run_sync
@@ -74,13 +75,19 @@ class RestoreMetadata(NbGraderPreprocessor):
 
 
 class SandboxedExecute(Execute):
-    """nbgrader's Execute, with each kernel in the course sandbox and no lost students.
+    """nbgrader's Execute, with each kernel in the course sandbox, grades decided by the
+    judge, and no lost students.
 
-    Stock nbgrader drops a submission whose kernel dies (memory, CPU limit, a crash) or
-    ignores the interrupt at the timeout: no autograded notebook, no feedback, no grade.
-    Here that kernel is stopped, the cell gets an error saying why, every later code cell
-    gets an error saying it did not run (an empty test cell would score full points), and
-    the student is graded on what ran.
+    - Autograded test cells: the kernel runs the cell's visible code only (its output is
+      kept, as the student saw it), then the grader's request for observations; the
+      cell's graded outcome is the judge's verdict, decided in this process
+      (coursekit.grader). What looks like tampering is recorded in the notebook's
+      metadata and logged.
+    - Stock nbgrader drops a submission whose kernel dies (memory, CPU limit, a crash) or
+      ignores the interrupt at the timeout: no autograded notebook, no feedback, no
+      grade. Here that kernel is stopped, the cell gets an error saying why, every later
+      code cell gets an error saying it did not run (an empty test cell would score full
+      points), and the student is graded on what ran.
     """
 
     def __init__(self, *args, **kwargs):
@@ -99,6 +106,7 @@ class SandboxedExecute(Execute):
         self._notebook_kept = 0
         self._cell = _CellOutput()
         self._student = None
+        self._requesting = False
 
     max_cell_output_bytes = Integer(1_000_000, help=(
         "Output one cell may leave in the graded notebook, in bytes (text as UTF-8, images "
@@ -111,10 +119,24 @@ class SandboxedExecute(Execute):
         "notebooks leave at most 233 KB.")).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        from coursekit import grader
+        from nbgrader.coursedir import CourseDirectory
+
         self._stopped_because = None
         self._notebook_kept = 0
         self._student = ((resources or {}).get("nbgrader") or {}).get("student")
-        return super().preprocess(nb, resources, km)
+        self._requesting = False
+        self._observed = {}
+        self._findings = grader.suspicious_cells(nb)
+        self._distrust = grader.distrusted(self._findings)
+        self._secret = grader.course_secret(CourseDirectory(parent=self).root)
+        self._submission = grader.stored_secret_digest([c.get("source") for c in nb.cells])
+        nb, resources = super().preprocess(nb, resources, km)
+        if self._findings:
+            sentence = grader.tampering_sentence(list(dict.fromkeys(self._findings)))
+            grader.record_tampering(nb, sentence)
+            self.log.error("%s%s", self._named(), sentence)
+        return nb, resources
 
     def _named(self):
         """The student's name to start a log line with (the grading log mixes students)."""
@@ -128,6 +150,10 @@ class SandboxedExecute(Execute):
                                        % self._stopped_because)]
             return cell
         try:
+            if self.is_judged(cell):
+                return await self._judged(cell, cell_index, execution_count, store_history)
+            if cell.cell_type == "code":
+                self._observed.clear()  # the student's code may change what is observed
             return await self._execute_within_caps(cell, cell_index, execution_count,
                                                    store_history)
         except CellTimeoutError:
@@ -149,6 +175,74 @@ class SandboxedExecute(Execute):
 
     # nbclient binds the synchronous name to its own coroutine when its class is defined.
     execute_cell = run_sync(async_execute_cell)
+
+    # The judge. A test cell's hidden part never reaches the kernel.
+
+    def is_judged(self, cell):
+        """Whether the judge grades this cell: an autograded test cell the course knows."""
+        from coursekit.grader import TESTS
+
+        info = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
+        return (isinstance(info, dict) and bool(info.get("grade"))
+                and not info.get("solution") and info.get("grade_id") in TESTS)
+
+    async def _judged(self, cell, cell_index, execution_count, store_history):
+        from coursekit import grader
+        from coursekit.feedback import visible_source
+
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        check, arguments = grader.TESTS[grade_id]
+        shown = nbformat.v4.new_code_cell(visible_source(cell.source))
+        try:
+            await self._execute_within_caps(shown, cell_index, execution_count, store_history)
+            said_passed = grader.kernel_passed(shown.outputs)
+            verdicts, seeds = await self._verdicts(check, arguments, cell_index)
+        finally:
+            self.nb.cells[cell_index] = cell  # nbclient put the cell it ran there
+            cell.outputs = [o for o in shown.outputs if not _grades(o)]
+            cell.execution_count = shown.get("execution_count")
+        first = next((v for v in verdicts if not v.passed), verdicts[0])
+        if said_passed != verdicts[0].passed:
+            self._findings.append("%s printed %s in the notebook's kernel but %s in the "
+                                  "grader's run" % (grade_id, "✓" if said_passed else "✗",
+                                                    "fails" if said_passed else "passes"))
+        if not first.passed:
+            ename, message = getattr(first, "raised", None) or ("AssertionError", first.message)
+            cell.outputs.append(_error(ename, message))
+        return cell
+
+    async def _verdicts(self, check, arguments, cell_index):
+        """The judge's verdicts for seed 0 and a secret seed, observing once for every test
+        cell in a row that reads the same observations."""
+        from coursekit import checks, grader
+
+        observer = checks.OBSERVERS[check]
+        key = (observer, arguments)
+        if key not in self._observed:
+            seeds = [0, grader.secret_seed(self._secret, self._student or "",
+                                           self._submission, check, arguments)]
+            nonce = secrets.token_hex(16)
+            probe = nbformat.v4.new_code_cell(grader.request(check, arguments, seeds, nonce))
+            self._requesting = True
+            try:
+                await self._execute_within_caps(probe, cell_index, None, False)
+            finally:
+                self._requesting = False
+            reply = grader.read_reply(probe.outputs, nonce, seeds)
+            if isinstance(reply, grader.Observed):
+                if reply.integrity:
+                    self._findings.append("code in the notebook replaced or hooked %s"
+                                          % ", ".join(reply.integrity))
+                changed = grader.changed_modules(reply.fingerprints)
+                if changed:
+                    self._findings.append("the notebook changed the checks' own code (%s)"
+                                          % ", ".join(changed[:8]))
+            self._observed[key] = (seeds, reply)
+        seeds, reply = self._observed[key]
+        verdicts, findings = grader.verdicts(check, reply, seeds, self._distrust)
+        self._findings.extend(findings)
+        return verdicts, seeds
+
 
     # Output caps. The student's kernel decides what it sends, and how much: every output
     # message is measured as it arrives and kept only within the caps, before anything
@@ -183,6 +277,12 @@ class SandboxedExecute(Execute):
                                self._display_id_map.get(display_id, {}).values()))
         cell = self._cell
         cell.seen += size
+        if self._requesting:
+            # The grader's own request: its reply is read, judged and dropped, never kept.
+            if cell.kept + size > grader_reply_bytes():
+                return None
+            cell.kept += size
+            return msg
         room = max(0, min(self.max_cell_output_bytes - cell.kept,
                           self.max_notebook_output_bytes - self._notebook_kept))
         if size <= room:
@@ -293,6 +393,19 @@ class SandboxedExecute(Execute):
                 "keeps of a cell]" % (seen, _amount(self.max_cell_output_bytes))
         return "[output cut: this cell's output came to %s; grading keeps %s of it]" % (
             seen, kept)
+
+
+def grader_reply_bytes():
+    from coursekit.grader import MAX_OBSERVATION_BYTES
+
+    return MAX_OBSERVATION_BYTES
+
+
+def _grades(output):
+    """Whether nbgrader reads a grade from this output (so only the judge may leave one)."""
+    kind = output.get("output_type")
+    return kind in ("error", "execute_result") or (kind == "stream"
+                                                    and output.get("name") == "stderr")
 
 
 def _error(name, message):

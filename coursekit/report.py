@@ -75,24 +75,39 @@ def problems(root=ROOT, assignment=ASSIGNMENT):
     return found
 
 
-def put_back(root=ROOT, assignment=ASSIGNMENT):
-    """{student: which fixed cells grading put back}, for every graded notebook that
-    needed it, from the record the grader wrote into it (coursekit.intake)."""
+def _graded_metadata(root, assignment):
+    """(student, metadata of their graded notebook), for every graded notebook."""
     import json
-    import types
 
-    from coursekit.intake import recorded_fixed_cells
-
-    found = {}
     for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
-        student = path.parent.parent.name
         try:
             with open(path, encoding="utf-8") as handle:
                 metadata = json.load(handle).get("metadata")
         except (OSError, ValueError, AttributeError):
             continue
-        edited, deleted = recorded_fixed_cells(types.SimpleNamespace(
-            metadata=metadata if isinstance(metadata, dict) else {}))
+        yield path.parent.parent.name, metadata if isinstance(metadata, dict) else {}
+
+
+def tampered(root=ROOT, assignment=ASSIGNMENT):
+    """{student: the grader's sentence}, for every graded notebook it flagged
+    (coursekit.grader)."""
+    from coursekit.grader import recorded_tampering
+
+    return {student: recorded_tampering(metadata)
+            for student, metadata in _graded_metadata(root, assignment)
+            if recorded_tampering(metadata)}
+
+
+def put_back(root=ROOT, assignment=ASSIGNMENT):
+    """{student: which fixed cells grading put back}, for every graded notebook that
+    needed it, from the record the grader wrote into it (coursekit.intake)."""
+    import types
+
+    from coursekit.intake import recorded_fixed_cells
+
+    found = {}
+    for student, metadata in _graded_metadata(root, assignment):
+        edited, deleted = recorded_fixed_cells(types.SimpleNamespace(metadata=metadata))
         said = (["edits to fixed cells not graded: " + ", ".join(edited)] if edited else []) \
             + (["deleted cells put back: " + ", ".join(deleted)] if deleted else [])
         if said:
@@ -158,6 +173,9 @@ def main(root=ROOT):
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
     attention = problems(root)
+    # Graded, but flagged by the judge: the instructor should look.
+    for student, sentence in tampered(root).items():
+        attention[student] = "; ".join(filter(None, (attention.get(student), sentence)))
     # Graded, but with edits the grader put back: the instructor may want to look.
     noted = dict(put_back(root), **attention)
     write_csv(rows, tests, root / "grades.csv", noted)

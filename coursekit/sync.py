@@ -34,17 +34,21 @@ def badge_source():
 
 
 def helpers_source():
-    checks = (Path(__file__).parent / "checks.py").read_text()
-    if "'''" in checks:
-        raise ValueError("checks.py must not contain ''' : it is embedded in a r''' string")
+    halves = []
+    for module, path in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py")):
+        text = (Path(__file__).parent / path).read_text()
+        if "\'\'\'" in text:
+            raise ValueError("%s must not contain \'\'\' : it is embedded in a r\'\'\' string" % path)
+        halves.append("    (%r, r\'\'\'%s\'\'\'),\n" % (module, text))
     return ("# @title Self-check helpers: run this cell (you do not need to read it)\n"
-            "# It defines the module udl_bn_checks that the check cells below call: the same\n"
-            "# checks that grade your work. Editing it changes nothing at grading time.\n"
+            "# It defines the modules udl_bn_judge and udl_bn_checks that the check cells\n"
+            "# below call: the same checks that grade your work. Editing it changes nothing\n"
+            "# at grading time.\n"
             "import sys, types\n"
-            "udl_bn_checks = types.ModuleType('udl_bn_checks')\n"
-            "exec(compile(r'''" + checks + "''', 'udl_bn_checks.py', 'exec'),\n"
-            "     udl_bn_checks.__dict__)\n"
-            "sys.modules['udl_bn_checks'] = udl_bn_checks")
+            "for _name, _text in (\n" + "".join(halves) + "):\n"
+            "  sys.modules[_name] = types.ModuleType(_name)\n"
+            "  exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n"
+            "udl_bn_checks = sys.modules['udl_bn_checks']")
 
 
 def grade_id(cell):

@@ -569,6 +569,22 @@ GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop"
                "html_payloads", "huge_line", "flood", "long_varied_cells", "user_namespace"}
 
 
+# The kernel's input history: with the judge, a test cell's hidden part is never sent to the
+# kernel, so it cannot be printed into the feedback page (issue 13).
+INPUT_HISTORY = "print('\\n'.join(In))\nprint(Out)\n"
+
+
+def input_history(port):
+    """The reference, ending with a cell that prints every input the kernel received."""
+    notebook = reference()
+    notebook.cells.append(nbformat.v4.new_code_cell(INPUT_HISTORY))
+    return notebook
+
+
+CASES["input_history"] = input_history
+GRADED_ONCE.add("input_history")
+
+
 # Fixed cells edited or deleted (issue 14, items 4 and 5): grading puts them back, grades
 # what the answers deserve, and says which cells it put back.
 def _test_ids():

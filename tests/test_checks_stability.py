@@ -1,8 +1,9 @@
 """The checks' verdicts never depend on the seed: 100 seeds, every category.
 
 These call the very functions the notebook's test cells call (the notebook embeds
-coursekit/checks.py verbatim; test_release checks that), so what is proven here is what
-grades.
+coursekit/checks.py and coursekit/judge.py verbatim; test_release checks that): each check
+observes, then judges, confirming what it observed, exactly as the grader judges it. So what
+is proven here is what grades.
 """
 import re
 

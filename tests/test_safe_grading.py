@@ -529,3 +529,20 @@ def test_nobody_else_is_said_to_have_fixed_cells_put_back(graded, capsys):
         page = graded["root"] / "feedback" / student / ASSIGNMENT / NOTEBOOK.replace(
             ".ipynb", ".html")
         assert "Note from the grader" not in page.read_text(), student
+
+
+def test_the_input_history_holds_no_hidden_test(graded):
+    """A cell printing the kernel's input history shows the visible checks it ran, and no
+    line of any hidden test: those never reach the kernel (the judge grades outside it)."""
+    from test_grading import hidden_code
+
+    root = graded["root"]
+    graded_notebook = nbformat.read(root / "autograded" / "input_history" / ASSIGNMENT /
+                                    NOTEBOOK, as_version=4)
+    printed = "".join(o.get("text", "") for o in graded_notebook.cells[-1].outputs)
+    assert "udl_bn_checks.score(udl_bn_checks.check_used(" in printed
+    page = (root / "feedback" / "input_history" / ASSIGNMENT /
+            NOTEBOOK.replace(".ipynb", ".html")).read_text()
+    leaked = [line for line in hidden_code() if line in printed or line in page]
+    assert not leaked, leaked
+    assert graded["grades"]["input_history"] == graded["grades"]["zz_reference"]

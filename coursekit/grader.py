@@ -1,0 +1,367 @@
+"""The grader's side of the judge: what it asks the student's kernel, and what it believes.
+
+For each autograded test cell, ``SandboxedExecute`` (coursekit.preprocessors) runs the
+cell's visible code in the student's kernel, as the student saw it, and keeps its output.
+The hidden part never reaches the kernel. Instead the grader sends a ``request``: fresh
+copies of the checks' two halves, which observe the student's objects for seed 0 and for a
+seed drawn from the course's secret, and send the observations back as text. The grader
+judges them in its own process (coursekit.judge), and the cell's graded outcome is that
+verdict. Whatever the student's code did to the kernel, it can change what was observed,
+never how it is judged; the judge confirms what it believes (see judge.py).
+
+A notebook is flagged, with one sentence in the grade table, the log and the feedback
+page, when its kernel's own test results disagree with the judge's, when code the
+notebook wrote replaced or hooked what the checks rely on, or when an observation is
+missing or does not add up. Its points stay the judge's.
+"""
+import ast
+import builtins
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coursekit.feedback import VERDICT_LINE
+
+# Which check grades each autograded test cell, and the student's objects it observes
+# (a Python expression in the notebook's namespace).
+TESTS = {
+    "test_registered": ("registered", "ResidualNetworkWithBatchNorm"),
+    "test_used": ("used", "ResidualNetworkWithBatchNorm"),
+    "test_no_compounding": ("no_compounding", "ResidualNetworkWithBatchNorm"),
+    "test_placement": ("placement", "ResidualNetworkWithBatchNorm"),
+    "test_train_eval": ("train_eval", "ResidualNetworkWithBatchNorm"),
+    "test_block_variances": ("block_variances", "block_variances, ResidualNetwork"),
+    "test_plot_linear": ("plot_linear", "plot_variance_growth"),
+    "test_plot_log": ("plot_log", "plot_variance_growth"),
+    "test_increment": ("increment", "predicted_increment"),
+    "test_slope": ("slope", "measured_slope"),
+    "test_rescaled_blocks": ("rescaled_blocks", "ResidualNetworkRescaled"),
+    "test_rescaled_flat": ("rescaled_flat", "ResidualNetworkRescaled"),
+    "test_train_model": ("train_model", "train_model"),
+    "test_training_comparison": ("training_comparison", "train_model, x_train, y_train"),
+    "test_running_mean": ("running_mean", "running_statistics"),
+    "test_running_var": ("running_var", "running_statistics"),
+}
+
+# The end of every tampering sentence: what the instructor and the student need to know.
+OWN_RUN = "the points come from the grader's own run"
+MIME = "text/x-udl-observation"
+# Room for one request's observations (a traced forward pass is about 4 MB as text).
+MAX_OBSERVATION_BYTES = 64_000_000
+SECRET_FILE = ".judge_secret"
+RECORD = "tampering"   # under coursekit.intake.RECORD_KEY in the graded notebook
+
+
+def course_secret(root):
+    """The course's secret, made on first use; only the grader can read it.
+
+    Seeds drawn from it are the same every time a notebook is graded again, and no
+    student can know them. Keep the file (it is in .gitignore) to keep grades stable.
+    """
+    path = Path(root) / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode())
+        return path.read_bytes()
+
+
+def secret_seed(secret, *about):
+    """A seed in [1000, 2**31) for one observation of one submission."""
+    digest = hmac.new(secret, "\0".join(about).encode(), hashlib.sha256).digest()
+    return 1000 + int.from_bytes(digest[:8], "big") % (2 ** 31 - 1000)
+
+
+def _sources():
+    folder = Path(__file__).parent
+    return {name: (folder / file).read_text()
+            for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
+
+
+def request(check, arguments, seeds, nonce):
+    """The code sent to the kernel: observe `check` for `seeds`, show the result as text."""
+    return _REQUEST % dict(sources=repr(_sources()), check=check, arguments=arguments,
+                           seeds=list(seeds), nonce=nonce, mime=MIME)
+
+
+# Runs in the student's kernel, after the test cell's visible code. Nothing it reports is
+# believed without the judge's confirmation. It leaves the notebook's own modules as found.
+_REQUEST = '''\
+def _udl_grader_request():
+    import sys, types
+    found = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
+    fresh = {}
+    try:
+        for name, text in %(sources)s.items():
+            sys.modules[name] = fresh[name] = types.ModuleType(name)
+            exec(compile(text, name + ".py", "exec"), fresh[name].__dict__)
+    finally:
+        for name, module in found.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    judge, checks = fresh["udl_bn_judge"], fresh["udl_bn_checks"]
+    helpers = found["udl_bn_checks"]
+    report = {"nonce": %(nonce)r, "integrity": checks.integrity(), "fingerprints": {}}
+    for label, module in (("checks", helpers), ("judge", getattr(helpers, "judge", None)),
+                          ("judge module", found["udl_bn_judge"])):
+        if isinstance(module, types.ModuleType):
+            report["fingerprints"][label] = checks.code_fingerprint(module)
+    report["observations"] = checks.observations(%(check)r, lambda: (%(arguments)s,), %(seeds)r)
+    from IPython.display import display
+    display({%(mime)r: judge.encode(report)}, raw=True)
+_udl_grader_request()
+del _udl_grader_request
+'''
+
+
+@dataclass
+class Observed:
+    """What came back from one request: the observations per seed, and what the kernel
+    looked like (names replaced or hooked, fingerprints of the checks' modules)."""
+    observations: list
+    integrity: list = field(default_factory=list)
+    fingerprints: dict = field(default_factory=dict)
+
+
+def read_reply(outputs, nonce, seeds):
+    """Observed, or a sentence saying why the reply cannot be used."""
+    from coursekit import judge
+
+    texts = [o.get("data", {}).get(MIME) for o in outputs
+             if o.get("output_type") == "display_data" and isinstance(o.get("data"), dict)]
+    texts = [t for t in texts if isinstance(t, str)]
+    if len(texts) != 1:
+        return "the grader's request for observations %s" % (
+            "came back %d times" % len(texts) if texts else "did not come back")
+    try:
+        report = judge.decode(texts[0])
+    except judge.Unreadable:
+        return "the grader's request came back unreadable"
+    if not isinstance(report, dict) or report.get("nonce") != nonce:
+        return "the grader's request came back with another request's answer"
+    observations = report.get("observations")
+    if not isinstance(observations, list) or len(observations) != len(seeds):
+        return "the grader's request came back without its observations"
+    integrity = [str(name)[:200] for name in report.get("integrity") or []][:50]
+    fingerprints = report.get("fingerprints")
+    return Observed(observations, integrity,
+                    fingerprints if isinstance(fingerprints, dict) else {})
+
+
+def expected_fingerprints():
+    """The fingerprints of the checks' modules as this course ships them."""
+    from coursekit import checks, judge
+
+    return {"checks": checks.code_fingerprint(checks), "judge": checks.code_fingerprint(judge),
+            "judge module": checks.code_fingerprint(judge)}
+
+
+def changed_modules(fingerprints):
+    """Names of what differs from the shipped checks, as 'udl_bn_checks.score'."""
+    expected = expected_fingerprints()
+    changed = []
+    for label, shipped in expected.items():
+        seen = fingerprints.get(label)
+        if not isinstance(seen, dict):  # the helpers cell always makes both modules
+            changed.append("%s (missing)" % ("udl_bn_checks" if label == "checks"
+                                             else "udl_bn_judge"))
+            continue
+        module = "udl_bn_checks" if label == "checks" else "udl_bn_judge"
+        for name in sorted(set(shipped) | set(seen)):
+            if shipped.get(name) != seen.get(name):
+                changed.append("%s.%s" % (module, name))
+    return sorted(set(changed))
+
+
+# Observations are believed only from a kernel where these are what the libraries ship.
+RELIED_ON = ("torch", "numpy", "builtins", "math")
+
+
+def verdicts(check, reply, seeds, distrust=None):
+    """(the judge's verdicts for each seed, findings: sentences about tampering).
+
+    `distrust` says why nothing this kernel reports can be believed (the notebook's own
+    code tampers with the checks, IPython or the libraries); every verdict then fails."""
+    from coursekit import judge
+
+    if not isinstance(reply, Observed):
+        return [judge.Verdict(check, False, "The grader could not observe your code: %s. Run "
+                              "the notebook from the top: each check needs the cells above "
+                              "it." % reply)], ["in %s, %s" % (check, reply)]
+    replaced = [name for name in reply.integrity if name.split(".")[0] in RELIED_ON]
+    distrust = distrust or ("code in your notebook replaced %s, which the checks rely on"
+                            % ", ".join(replaced[:3]) if replaced else None)
+    judged, findings = [], []
+    for observation, seed in zip(reply.observations, seeds):
+        verdict = judge.judge(check, observation, seed)
+        if isinstance(observation, judge.Unavailable):
+            verdict.raised = (observation.ename[:100], observation.message)
+        network = getattr(observation, "network", observation)
+        if isinstance(network, judge.NetworkObservation):
+            why = judge.unconfirmed(network, seed)
+            if why and not verdict.untrusted:
+                findings.append("in %s, what the kernel reported does not add up (%s)"
+                                % (check, why))
+        if distrust:  # named once, where it was found
+            verdict = judge.Verdict(check, False, "The grader could not confirm what your "
+                                    "code computed: %s. Remove that code and run the notebook "
+                                    "again." % distrust)
+        elif verdict.untrusted:
+            findings.append("in %s, what the kernel reported does not add up (%s)"
+                            % (check, verdict.untrusted))
+        judged.append(verdict)
+    return judged, findings
+
+
+# What the student's own cells may not do, read from the submitted text by the grader (the
+# kernel cannot hide these). Honest answers to this notebook never need any of them.
+_INTROSPECTION = {"_getframe", "currentframe", "stack", "f_back", "f_locals", "f_globals",
+                  "get_referrers", "get_objects", "settrace", "setprofile", "addaudithook",
+                  "__code__", "__globals__"}
+_IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
+            "input_transformer_manager", "ast_transformers", "set_custom_exc",
+            "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",
+            "CustomTB", "displayhook", "excepthook", "register_magic_function"}
+# Modules whose attributes the checks or the grader rely on, as a notebook names them.
+_RELIED_ON = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
+              "udl_bn_checks", "udl_bn_judge", "types"}
+_CHECKS_API = {"score", "require"} | {"check_" + name for name in (
+    "registered", "used", "no_compounding", "placement", "train_eval", "block_variances",
+    "plot", "increment", "slope", "rescaled_blocks", "rescaled_flat", "running_mean",
+    "running_var", "train_model", "training_comparison")}
+_BUILTINS = {name for name, value in vars(builtins).items()
+             if isinstance(value, type) and issubclass(value, BaseException)} | {
+    "super", "isinstance", "issubclass", "getattr", "setattr", "hasattr", "callable",
+    "display", "__import__", "exec", "eval", "compile", "globals", "vars"}
+# Phrases of suspicious_code that honest code can produce (debugging with inspect, say):
+# flagged, but the observations are still believed.
+WEAK = ("imports ",)
+
+
+def _root(node):
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.value if not isinstance(node, ast.Call) else node.func
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def suspicious_code(source):
+    """What a cell of the student's does to the checks or the interpreter, as short
+    phrases; [] for honest code."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    relied, checks = set(_RELIED_ON), {"udl_bn_checks", "udl_bn_judge"}
+    for node in ast.walk(tree):  # names the cell gives those modules (import ... as _C)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in relied:
+                    relied.add(alias.asname or alias.name.split(".")[0])
+                if alias.name in checks:
+                    checks.add(alias.asname or alias.name)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in relied:
+            relied.update(alias.asname or alias.name for alias in node.names)
+    relied |= checks
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _INTROSPECTION:
+            found.append("looks at the interpreter's frames or hooks (%s)" % node.attr)
+        elif isinstance(node, ast.Attribute) and node.attr in _IPYTHON:
+            found.append("changes how IPython runs cells (%s)" % node.attr)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id in checks and node.attr not in _CHECKS_API):
+            found.append("reaches into the checks (%s.%s)" % (node.value.id, node.attr))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
+            if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes")
+                   or name == "udl_bn_checks" and isinstance(node, ast.ImportFrom)
+                   for name in names):
+                found.append("imports %s" % ", ".join(n for n in names if n))
+        targets = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = getattr(node, "targets", None) or [node.target]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("setattr", "delattr") and node.args):
+            targets = [ast.Attribute(value=node.args[0], attr="?")]
+        for target in targets:
+            for part in ast.walk(target):
+                if isinstance(part, (ast.Attribute, ast.Subscript)) and _root(part) in relied:
+                    found.append("replaces %s" % ast.unparse(part)[:60])
+                    break
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            names = [t.id for t in (getattr(node, "targets", None) or [node.target])
+                     if isinstance(t, ast.Name)]
+        else:
+            names = []
+        found += ["rebinds the builtin %s" % name for name in names if name in _BUILTINS]
+    return list(dict.fromkeys(found))
+
+
+def distrusted(findings):
+    """Why no observation of this notebook's kernel can be believed, or None: the first
+    finding of suspicious_cells that honest code never produces."""
+    strong = [f for f in findings if not any(weak in f for weak in WEAK)]
+    return ("your notebook's %s" % strong[0]) if strong else None
+
+
+def suspicious_cells(nb):
+    """Findings about the cells a student writes (answers, and cells of their own)."""
+    findings = []
+    for index, cell in enumerate(nb.cells):
+        info = cell.metadata.get("nbgrader", {})
+        info = info if isinstance(info, dict) else {}
+        if cell.cell_type != "code" or (info.get("locked") and not info.get("solution")):
+            continue
+        for what in suspicious_code(cell.source if isinstance(cell.source, str) else ""):
+            findings.append("%s %s" % (info.get("grade_id") or "cell %d" % (index + 1), what))
+    return findings
+
+
+def kernel_passed(outputs):
+    """Whether the visible check passed in the student's kernel, by what it printed."""
+    if any(o.get("output_type") == "error" for o in outputs):
+        return False
+    text = "".join(o.get("text", "") for o in outputs
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout"
+                   and isinstance(o.get("text"), str))
+    marks = [mark for mark, _ in VERDICT_LINE.findall(text)]
+    return "✓" in marks and "✗" not in marks
+
+
+def tampering_sentence(findings):
+    """One sentence for the grade table, the log and the feedback page."""
+    shown = findings[:4] + (["and %d more" % (len(findings) - 4)] if len(findings) > 4 else [])
+    return "Tampering seen: %s; %s, not from what the notebook's kernel reported." % (
+        "; ".join(shown), OWN_RUN)
+
+
+def recorded_tampering(metadata):
+    """The sentence the grader wrote into a graded notebook's metadata, or None."""
+    from coursekit.intake import RECORD_KEY
+
+    record = metadata.get(RECORD_KEY) if isinstance(metadata, dict) else None
+    sentence = record.get(RECORD) if isinstance(record, dict) else None
+    return sentence if isinstance(sentence, str) and OWN_RUN in sentence else None
+
+
+def record_tampering(nb, sentence):
+    from coursekit.intake import RECORD_KEY
+
+    record = nb.metadata.setdefault(RECORD_KEY, {})
+    record[RECORD] = sentence
+
+
+def stored_secret_digest(nb_json):
+    """A digest of a submission's content: a new submission gets new secret seeds."""
+    return hashlib.sha256(json.dumps(nb_json, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,252 @@
+"""The judge (issue 12): verdicts from observations, and observations that do not add up.
+
+The observing half runs where the student's code runs; anything it reports can be forged.
+These tests forge records the way a student who has read the checks would, and show that
+the judge believes none of them, while every honest record keeps its verdict.
+"""
+import copy
+import json
+
+import nbformat
+import pytest
+import torch
+
+from coursekit import answers as variants
+from coursekit import checks, grader, judge
+from coursekit.feedback import hidden_lines, visible_source
+from coursekit.samples import solution_cells
+from coursekit.sync import SOURCE_NOTEBOOK, grade_id
+
+BOOK = variants.model_class("book")
+
+
+@pytest.fixture(scope="module")
+def book_trace():
+    return checks.observe_network(BOOK, seed=3)
+
+
+def judged(check, observation, seed=3):
+    return judge.judge(check, judge.decode(judge.encode(observation)), seed)
+
+
+def test_an_honest_record_keeps_its_verdicts_through_text(book_trace):
+    for name in ("registered", "used", "no_compounding", "placement"):
+        direct = judge.judge(name, book_trace, 3)
+        assert direct.passed and direct.untrusted is None
+        through_text = judged(name, book_trace)
+        assert (through_text.passed, through_text.message) == (direct.passed, direct.message)
+
+
+def test_text_holds_only_records_and_tensors():
+    with pytest.raises(judge.Unreadable):
+        judge.decode(json.dumps({"__record__": "Popen", "args": ["sh"]}))
+    with pytest.raises(judge.Unreadable):
+        judge.decode(json.dumps({"__tensor__": ["object", [1], "AAAA"]}))
+    with pytest.raises(judge.Unreadable):
+        judge.decode(json.dumps({"__tensor__": ["float32", [1000], "AAAA"]}))
+    with pytest.raises(judge.Unreadable):
+        judge.decode("[" * 100_000)
+    with pytest.raises(judge.Unreadable):
+        judge.decode(json.dumps({"__record__": "Returned", "error": None, "value": 1,
+                                 "__class__": "x"}))
+
+
+def _forged(trace, change):
+    forged = copy.deepcopy(trace)
+    change(forged)
+    return forged
+
+
+def _first(trace, kind):
+    return next(c for c in trace.calls if c.kind == "module" and c.module.kind == kind)
+
+
+FORGERIES = {
+    # A layer whose output is not what its weights make of its input.
+    "linear_output": lambda t: _first(t, "Linear").output.mul_(0.5),
+    "batchnorm_output": lambda t: _first(t, "BatchNorm1d").output.mul_(0.3),
+    # An addition that is not the sum of its operands (a smaller variance, say).
+    "addition": lambda t: next(c for c in t.calls if c.kind == "add").output.mul_(0.7),
+    # A forward pass on a batch of the student's choosing, not the grader's.
+    "own_batch": lambda t: [setattr(c, "inputs", [torch.randn_like(c.inputs[0])])
+                            for c in t.calls[:1]],
+    # A value from nowhere entering a later layer.
+    "value_from_nowhere": lambda t: setattr(_first(t, "BatchNorm1d"), "inputs",
+                                            [torch.randn(200, 100)]),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_record_that_does_not_add_up_passes_nothing(book_trace, forgery):
+    forged = _forged(book_trace, FORGERIES[forgery])
+    for name in ("used", "no_compounding", "placement"):
+        verdict = judged(name, forged)
+        assert not verdict.passed, (forgery, name, verdict.message)
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_each_forgery_is_named_as_untrusted_when_it_would_have_passed(book_trace, forgery):
+    forged = _forged(book_trace, FORGERIES[forgery])
+    verdicts = [judged(name, forged) for name in ("used", "no_compounding", "placement")]
+    assert any(v.untrusted for v in verdicts), [v.message for v in verdicts]
+    assert all("could not confirm" in v.message for v in verdicts if v.untrusted)
+
+
+def test_a_record_made_for_another_seed_is_not_believed(book_trace):
+    """A student who precomputed the book network's record for one seed cannot reuse it."""
+    assert judged("placement", book_trace, seed=3).passed
+    assert not judged("placement", book_trace, seed=4).passed
+
+
+def test_returned_values_are_recomputed_by_the_judge():
+    """A forged return value is judged against the judge's own reference."""
+    fake = judge.RunningObservation(judge.Returned(value=[torch.zeros(6, dtype=torch.float64),
+                                                          torch.ones(6, dtype=torch.float64)]))
+    assert not judged("running_mean", fake).passed
+    assert not judged("running_var", fake).passed
+    slope = judge.Returned(value=0.7)
+    assert not judged("slope", slope, seed=1234).passed
+
+
+def test_a_record_built_to_break_the_judge_fails_and_is_untrusted():
+    broken = judge.NetworkObservation("x", calls=[judge.Call("module", None, [], None)])
+    verdict = judged("placement", broken)
+    assert not verdict.passed
+
+
+def test_unavailable_objects_fail_with_the_error_they_raised():
+    verdict = judge.judge("used", judge.Unavailable("NameError", "name 'X' is not defined"), 0)
+    assert not verdict.passed and verdict.message == "NameError: name 'X' is not defined"
+
+
+# --- the grader's side ----------------------------------------------------------------------
+
+def test_every_autograded_test_cell_is_judged_with_the_check_its_visible_code_calls():
+    notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    tests = {grade_id(cell): cell for cell in notebook.cells
+             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")
+             and not cell.metadata["nbgrader"].get("solution")}
+    assert set(tests) == set(grader.TESTS)
+    for cell_id, (check, arguments) in grader.TESTS.items():
+        visible = visible_source(tests[cell_id].source)
+        assert checks.OBSERVERS[check]
+        called = {"plot_linear": "check_plot(", "plot_log": "check_plot("}.get(
+            check, "check_%s(" % check)
+        assert called + arguments.split(",")[0] in visible, cell_id
+        assert hidden_lines(tests[cell_id].source), cell_id
+
+
+def test_the_shipped_helpers_match_the_grader_fingerprints():
+    """The notebook's helpers cell builds modules whose fingerprints the grader expects,
+    so an untouched notebook is never flagged; a changed function is named."""
+    import sys
+    import types
+
+    from coursekit.sync import helpers_source
+
+    namespace = {}
+    saved = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
+    try:
+        exec(compile(helpers_source(), "helpers", "exec"), namespace)
+        module = namespace["udl_bn_checks"]
+        seen = {"checks": checks.code_fingerprint(module),
+                "judge": checks.code_fingerprint(module.judge),
+                "judge module": checks.code_fingerprint(sys.modules["udl_bn_judge"])}
+        assert grader.changed_modules(seen) == []
+        assert grader.changed_modules({}) == ["udl_bn_checks (missing)",
+                                              "udl_bn_judge (missing)"]
+        module.score = lambda verdict, points: float(points)
+        module.judge.Verdict.__init__ = lambda self, *a, **k: None
+        seen = {"checks": checks.code_fingerprint(module),
+                "judge": checks.code_fingerprint(module.judge),
+                "judge module": checks.code_fingerprint(sys.modules["udl_bn_judge"])}
+        assert grader.changed_modules(seen) == ["udl_bn_checks.score", "udl_bn_judge.Verdict"]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = value
+        assert isinstance(types, object)
+
+
+def test_secret_seeds_are_stable_and_differ_by_submission():
+    secret = b"course secret"
+    first = grader.secret_seed(secret, "ana", "digest-1", "used", "ResidualNetworkWithBatchNorm")
+    assert first == grader.secret_seed(secret, "ana", "digest-1", "used",
+                                       "ResidualNetworkWithBatchNorm")
+    assert first != grader.secret_seed(secret, "ana", "digest-2", "used",
+                                       "ResidualNetworkWithBatchNorm")
+    assert first != grader.secret_seed(b"another course", "ana", "digest-1", "used",
+                                       "ResidualNetworkWithBatchNorm")
+    assert 1000 <= first < 2 ** 31
+
+
+def test_the_course_secret_is_made_once_and_private(tmp_path):
+    secret = grader.course_secret(tmp_path)
+    assert grader.course_secret(tmp_path) == secret and len(secret) >= 32
+    assert (tmp_path / grader.SECRET_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_the_kernel_result_is_read_from_what_the_visible_check_printed():
+    def stdout(text):
+        return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+    assert grader.kernel_passed([stdout("✓ fine\n")])
+    assert not grader.kernel_passed([stdout("✗ no\n")])
+    assert not grader.kernel_passed([stdout("✓ fine\n"), nbformat.v4.new_output(
+        "error", ename="NameError", evalue="x", traceback=[])])
+    assert not grader.kernel_passed([])
+
+
+def test_integrity_names_what_notebook_code_replaced():
+    namespace = {}
+    exec(compile("import torch\ndef allclose(*a, **k):\n    return True\n",
+                 "/tmp/ipykernel_1/1.py", "exec"), namespace)
+    original = torch.allclose
+    torch.allclose = namespace["allclose"]
+    try:
+        assert "torch.allclose" in checks.integrity()
+    finally:
+        torch.allclose = original
+    assert "torch.allclose" not in checks.integrity()
+
+
+def test_reference_answers_pass_through_text_for_many_seeds():
+    """Through text, the judge's confirmation never rejects an honest record: every network
+    answer, 4 seeds (test_checks_stability runs the same confirmation in-process for 100)."""
+    for variant in sorted(variants.VARIANTS):
+        model_class = variants.model_class(variant)
+        for seed in range(0, 100, 25):
+            observation = checks.observe_network(model_class, seed)
+            for name in ("used", "no_compounding", "placement"):
+                verdict = judged(name, observation, seed)
+                assert verdict.untrusted is None, (variant, seed, name, verdict.message)
+    rescaled = variants.run_answer(solution_cells()["residual_network_rescaled"])[
+        "ResidualNetworkRescaled"]
+    for seed in range(0, 100, 25):
+        observation = checks.observe_network(rescaled, seed)
+        for name in ("rescaled_blocks", "rescaled_flat"):
+            assert judged(name, observation, seed).passed, (seed, name)
+
+
+def test_the_grader_reads_tampering_from_the_submitted_text():
+    """What the student's cells do to the checks, IPython or the libraries is read by the
+    grader from the text (the kernel cannot hide it); honest answers raise nothing."""
+    import glob
+
+    import cheats
+    from conftest import ROOT
+
+    for path in sorted(glob.glob(str(ROOT / "submitted" / "*" / "bn" / "*.ipynb"))):
+        assert grader.suspicious_cells(nbformat.read(path, as_version=4)) == [], path
+    for source in list(variants.VARIANTS.values()) + list(solution_cells().values()) + [
+            slip[1] for slip in variants.SLIPS.values()]:
+        assert grader.suspicious_code(source) == [], source
+    # Every cheat but one is seen in its text; shadow_output only in what its model does.
+    for name, build in cheats.CHEATS.items():
+        findings = grader.suspicious_cells(build())
+        assert bool(findings) == (name != "shadow_output"), (name, findings)
+        assert bool(grader.distrusted(findings)) == bool(findings), name
+    weak = grader.suspicious_code("import inspect\nprint(inspect.signature(print))\n")
+    assert weak and grader.distrusted(weak) is None

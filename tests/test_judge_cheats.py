@@ -1,0 +1,175 @@
+"""Grades no student code can forge (issue 12): the cheats of tests/cheats.py, graded for real.
+
+One course copy holds every cheat and two honest controls: `blank` (the untouched release)
+and `zz_reference` (the reference solution). The class is graded once, as an instructor
+would: `python -m coursekit.parallel` with two workers through the course's config, then
+`nbgrader generate_feedback` and `python -m coursekit.report`. Every cheat must earn no more
+than the untouched release, and be flagged in the grade table, on its feedback page and in
+the autograde log with the sentence that says its points come from the grader's own run.
+"""
+import csv
+import html
+import re
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+import cheats
+from conftest import nbgrader
+from coursekit.report import collect
+from coursekit.samples import (course_copy, make_submission, nbgrader_env, solution_cells,
+                               submit)
+from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
+
+from coursekit.grader import OWN_RUN
+
+CONTROLS = ("blank", "zz_reference")
+CHEATS = sorted(cheats.CHEATS)
+# Far above the slowest honest cell (about a second); none of the cheats loops.
+SETTINGS = ["--set", "Execute.timeout=30"]
+
+
+def automatic_points():
+    """{test cell: points} of every autograded cell (the written answer is graded by hand)."""
+    notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    return {grade_id(cell): cell.metadata.nbgrader["points"] for cell in notebook.cells
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")}
+
+
+POINTS = automatic_points()
+FULL = sum(POINTS.values())
+
+
+class Graded(dict):
+    """What the fixture found; a short repr keeps failure reports readable."""
+
+    def __repr__(self):
+        return "<the class graded at %s>" % self["root"]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    seconds, started = {}, time.monotonic()
+    root = course_copy(tmp_path_factory.mktemp("cheats"))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    release = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    submit(root, "blank", make_submission({}, release))
+    submit(root, "zz_reference", make_submission(solution_cells(), release))
+    for student, build in cheats.CHEATS.items():
+        submit(root, student, build(release))
+    seconds["release"] = time.monotonic() - started
+    env = nbgrader_env()
+    env["PYTHONPATH"] = str(root)
+    step = time.monotonic()
+    autograde = subprocess.run(
+        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--jobs", "2", *SETTINGS],
+        cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    seconds["autograde"], step = time.monotonic() - step, time.monotonic()
+    (root / "autograde.log").write_text(autograde.stdout + autograde.stderr)  # to read later
+    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
+    seconds["feedback"], step = time.monotonic() - step, time.monotonic()
+    report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    seconds["report"] = time.monotonic() - step
+    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    table = {}
+    if (root / "grades.csv").exists():
+        with open(root / "grades.csv", newline="") as handle:
+            table = {row["student"]: row for row in csv.DictReader(handle)}
+    seconds["total"] = time.monotonic() - started
+    print("\ngraded %d cheats and %d controls: %s" % (
+        len(CHEATS), len(CONTROLS), ", ".join("%s %.0f s" % item for item in seconds.items())))
+    return Graded(root=root, autograde=autograde, feedback=feedback, report=report,
+                  grades={student: per_test for student, _, _, per_test in rows},
+                  table=table, seconds=seconds)
+
+
+def flat(text):
+    return " ".join(text.split())
+
+
+SAID = flat(OWN_RUN)
+
+
+def automatic(graded, student):
+    assert student in graded["grades"], "%s was not graded:\n%s" % (
+        student, graded["autograde"].stdout[-3000:])
+    return sum(graded["grades"][student].values())
+
+
+def problem(graded, student):
+    assert student in graded["table"], "%s has no row in grades.csv:\n%s" % (
+        student, graded["report"].stdout[-3000:])
+    return graded["table"][student]["problem"]
+
+
+def feedback_text(graded, student):
+    """The text of the student's feedback pages, markup removed, whitespace collapsed."""
+    pages = sorted((graded["root"] / "feedback" / student / ASSIGNMENT).glob("*.html"))
+    assert pages, "no feedback page for %s:\n%s" % (student, graded["feedback"].stderr[-3000:])
+    text = " ".join(page.read_text(encoding="utf-8") for page in pages)
+    # Both ways of dropping tags, so a tag inside the sentence cannot hide it.
+    return [flat(html.unescape(re.sub(r"<[^>]+>", joint, text))) for joint in ("", " ")]
+
+
+def log_lines_naming(graded, student):
+    log = graded["autograde"].stdout + "\n" + graded["autograde"].stderr
+    name = re.compile(r"(?<![\w-])%s(?![\w-])" % re.escape(student))
+    return [flat(line) for line in log.splitlines() if name.search(line)]
+
+
+# --- the honest controls -----------------------------------------------------------------
+
+def test_every_submission_is_graded_on_every_test(graded):
+    for student in CONTROLS + tuple(CHEATS):
+        assert set(graded["grades"].get(student, {})) == set(POINTS), student
+
+
+def test_the_reference_keeps_full_marks(graded):
+    assert FULL == 25
+    assert automatic(graded, "zz_reference") == FULL, graded["grades"]["zz_reference"]
+
+
+def test_the_untouched_release_earns_nothing(graded):
+    assert automatic(graded, "blank") == 0, graded["grades"]["blank"]
+
+
+@pytest.mark.parametrize("student", CONTROLS)
+def test_an_honest_submission_is_not_flagged(graded, student):
+    assert problem(graded, student) == ""
+    assert not any(SAID in page for page in feedback_text(graded, student))
+    assert not any(SAID in line for line in log_lines_naming(graded, student))
+
+
+# --- the cheats --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("student", CHEATS)
+def test_a_cheat_earns_no_more_than_the_untouched_release(graded, student):
+    earned, blank = automatic(graded, student), automatic(graded, "blank")
+    gained = {test: score for test, score in graded["grades"][student].items()
+              if score > graded["grades"]["blank"].get(test, 0)}
+    assert earned <= blank, "%s earned %g of %g automatic points (the untouched release %g): %s" \
+        % (student, earned, FULL, blank, gained)
+
+
+@pytest.mark.parametrize("student", CHEATS)
+def test_a_cheat_is_flagged_in_the_grade_table(graded, student):
+    said = problem(graded, student)
+    assert said, "%s is not flagged in grades.csv" % student
+    assert SAID in flat(said), said
+
+
+@pytest.mark.parametrize("student", CHEATS)
+def test_a_cheat_is_told_on_its_feedback_page(graded, student):
+    assert any(SAID in page for page in feedback_text(graded, student)), \
+        "%s's feedback page does not say %r" % (student, OWN_RUN)
+
+
+@pytest.mark.parametrize("student", CHEATS)
+def test_a_cheat_is_named_in_the_autograde_log(graded, student):
+    lines = log_lines_naming(graded, student)
+    assert any(SAID in line for line in lines), "no line of the autograde log names %s " \
+        "with %r:\n%s" % (student, OWN_RUN, "\n".join(lines))
