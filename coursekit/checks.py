@@ -837,6 +837,12 @@ def code_fingerprint(module):
             ).encode()).hexdigest()[:16]
         elif isinstance(value, (bool, int, float, str, tuple)):
             prints[name] = repr(value)[:200]
+        elif isinstance(value, dict):  # tables of functions (OBSERVERS, JUDGES)
+            prints[name] = hashlib.sha256("".join(
+                "%s=%s;" % (k, _code_hash(v.__code__) if isinstance(v, types.FunctionType)
+                            else type(v).__name__)
+                for k, v in sorted(value.items(), key=lambda item: str(item[0]))
+            ).encode()).hexdigest()[:16]
     return prints
 
 

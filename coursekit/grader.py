@@ -15,10 +15,13 @@ notebook wrote replaced or hooked what the checks rely on, or when an observatio
 missing or does not add up. Its points stay the judge's.
 """
 import ast
+import base64
 import builtins
+import functools
 import hashlib
 import hmac
 import json
+import marshal
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -78,15 +81,19 @@ def secret_seed(secret, *about):
     return 1000 + int.from_bytes(digest[:8], "big") % (2 ** 31 - 1000)
 
 
-def _sources():
+@functools.lru_cache(maxsize=1)
+def _compiled():
+    """Both halves of the checks, compiled here once: the kernel runs the same Python, and
+    loading compiled code costs it a tenth of compiling the text at every request."""
     folder = Path(__file__).parent
-    return {name: (folder / file).read_text()
-            for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
+    return {name: base64.b64encode(marshal.dumps(compile(
+        (folder / file).read_text(), name + ".py", "exec"))).decode("ascii")
+        for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
 
 
 def request(check, arguments, seeds, nonce):
     """The code sent to the kernel: observe `check` for `seeds`, show the result as text."""
-    return _REQUEST % dict(sources=repr(_sources()), check=check, arguments=arguments,
+    return _REQUEST % dict(sources=repr(_compiled()), check=check, arguments=arguments,
                            seeds=list(seeds), nonce=nonce, mime=MIME)
 
 
@@ -94,13 +101,13 @@ def request(check, arguments, seeds, nonce):
 # believed without the judge's confirmation. It leaves the notebook's own modules as found.
 _REQUEST = '''\
 def _udl_grader_request():
-    import sys, types
+    import base64, marshal, sys, types
     found = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
     fresh = {}
     try:
-        for name, text in %(sources)s.items():
+        for name, code in %(sources)s.items():
             sys.modules[name] = fresh[name] = types.ModuleType(name)
-            exec(compile(text, name + ".py", "exec"), fresh[name].__dict__)
+            exec(marshal.loads(base64.b64decode(code)), fresh[name].__dict__)
     finally:
         for name, module in found.items():
             if module is None:
@@ -202,8 +209,6 @@ def verdicts(check, reply, seeds, distrust=None):
     judged, findings = [], []
     for observation, seed in zip(reply.observations, seeds):
         verdict = judge.judge(check, observation, seed)
-        if isinstance(observation, judge.Unavailable):
-            verdict.raised = (observation.ename[:100], observation.message)
         network = getattr(observation, "network", observation)
         if isinstance(network, judge.NetworkObservation):
             why = judge.unconfirmed(network, seed)
@@ -277,12 +282,16 @@ def suspicious_code(source):
             found.append("looks at the interpreter's frames or hooks (%s)" % node.attr)
         elif isinstance(node, ast.Attribute) and node.attr in _IPYTHON:
             found.append("changes how IPython runs cells (%s)" % node.attr)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("exec", "eval", "compile", "__import__")):
+            found.append("runs code it builds at run time (%s)" % node.func.id)
         elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
               and node.value.id in checks and node.attr not in _CHECKS_API):
             found.append("reaches into the checks (%s.%s)" % (node.value.id, node.attr))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
-            if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes")
+            if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes",
+                                          "importlib")
                    or name == "udl_bn_checks" and isinstance(node, ast.ImportFrom)
                    for name in names):
                 found.append("imports %s" % ", ".join(n for n in names if n))
@@ -291,7 +300,9 @@ def suspicious_code(source):
             targets = getattr(node, "targets", None) or [node.target]
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in ("setattr", "delattr") and node.args):
-            targets = [ast.Attribute(value=node.args[0], attr="?")]
+            named = node.args[1] if len(node.args) > 1 else None
+            targets = [ast.Attribute(value=node.args[0], attr=named.value if isinstance(
+                named, ast.Constant) and isinstance(named.value, str) else "...")]
         for target in targets:
             for part in ast.walk(target):
                 if isinstance(part, (ast.Attribute, ast.Subscript)) and _root(part) in relied:
@@ -329,14 +340,15 @@ def suspicious_cells(nb):
 
 
 def kernel_passed(outputs):
-    """Whether the visible check passed in the student's kernel, by what it printed."""
+    """Whether the visible check passed in the student's kernel, by what it printed: True,
+    False, or None when it left no verdict (its output cut by the caps, say)."""
     if any(o.get("output_type") == "error" for o in outputs):
         return False
     text = "".join(o.get("text", "") for o in outputs
                    if o.get("output_type") == "stream" and o.get("name") == "stdout"
                    and isinstance(o.get("text"), str))
     marks = [mark for mark, _ in VERDICT_LINE.findall(text)]
-    return "✓" in marks and "✗" not in marks
+    return None if not marks else ("✓" in marks and "✗" not in marks)
 
 
 def tampering_sentence(findings):
@@ -362,6 +374,6 @@ def record_tampering(nb, sentence):
     record[RECORD] = sentence
 
 
-def stored_secret_digest(nb_json):
+def submission_digest(nb_json):
     """A digest of a submission's content: a new submission gets new secret seeds."""
     return hashlib.sha256(json.dumps(nb_json, sort_keys=True, default=str).encode()).hexdigest()

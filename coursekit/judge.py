@@ -60,9 +60,12 @@ class Verdict:
     ``untrusted`` says why the record behind a verdict could not be believed (the grader
     then flags the notebook); such a verdict never passes."""
 
-    def __init__(self, name, passed, message, untrusted=None):
+    def __init__(self, name, passed, message, untrusted=None, raised=None):
         self.name, self.passed, self.message = name, bool(passed), message
         self.untrusted = untrusted
+        # What a failed hidden test raises: its message, or the error the student's
+        # objects raised before the check could start (a NameError, say).
+        self.raised = raised or ("AssertionError", message)
 
     def __repr__(self):
         return "Verdict(%r, %r, %r)" % (self.name, self.passed, self.message)
@@ -200,22 +203,28 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.in
 # --- Records as text ----------------------------------------------------------------------
 
 def encode(value):
-    """A record (or list, dict, number, text, tensor) as JSON text."""
-    return json.dumps(_plain(value), separators=(",", ":"))
+    """A record (or list, dict, number, text, tensor) as JSON text. A tensor equal to one
+    written before (a layer's input is often the previous step's output) is written once."""
+    return json.dumps(_plain(value, {}), separators=(",", ":"))
 
 
-def _plain(value):
+def _plain(value, seen):
     if dataclasses.is_dataclass(value) and type(value).__name__ in RECORDS:
         return {"__record__": type(value).__name__,
-                **{f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+                **{f.name: _plain(getattr(value, f.name), seen)
+                   for f in dataclasses.fields(value)}}
     if isinstance(value, torch.Tensor):
         array = value.detach().cpu().contiguous()
+        key = (str(array.dtype), tuple(array.shape), array.numpy().tobytes())
+        if key in seen:
+            return {"__same__": seen[key]}
+        seen[key] = len(seen)
         return {"__tensor__": [str(array.dtype).replace("torch.", ""), list(array.shape),
-                               base64.b64encode(array.numpy().tobytes()).decode("ascii")]}
+                               base64.b64encode(key[2]).decode("ascii")]}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, seen) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, seen) for k, v in value.items()}
     if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, (float, np.floating, np.integer)):
@@ -230,25 +239,33 @@ class Unreadable(ValueError):
 def decode(text):
     """The record `encode` wrote. Builds only this module's record types and tensors."""
     try:
-        return _built(json.loads(text))
+        return _built(json.loads(text), [])
     except Unreadable:
         raise
-    except (ValueError, TypeError, KeyError, RecursionError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError,
+            AttributeError) as error:
         raise Unreadable("%s: %s" % (type(error).__name__, error)) from None
 
 
-def _built(value):
+def _built(value, tensors):
+    """`value` with its records and tensors built; `tensors` holds those built so far, in
+    the order encode wrote them."""
     if isinstance(value, list):
-        return [_built(v) for v in value]
+        return [_built(v, tensors) for v in value]
     if not isinstance(value, dict):
         return value
+    if "__same__" in value:
+        return tensors[int(value["__same__"])].clone()
     if "__tensor__" in value:
         dtype, shape, data = value["__tensor__"]
+        if dtype not in _DTYPES:
+            raise Unreadable("a tensor of %s" % dtype)
         raw = base64.b64decode(data.encode("ascii"), validate=True)
         array = np.frombuffer(raw, dtype=str(dtype))
-        if dtype not in _DTYPES or array.size != int(np.prod(shape, dtype=np.int64)):
+        if array.size != int(np.prod(shape, dtype=np.int64)):
             raise Unreadable("a tensor's data does not match its shape")
-        return torch.from_numpy(array.reshape([int(s) for s in shape]).copy())
+        tensors.append(torch.from_numpy(array.reshape([int(s) for s in shape]).copy()))
+        return tensors[-1]
     if "__record__" in value:
         cls = RECORDS.get(value["__record__"])
         if cls is None:
@@ -256,8 +273,8 @@ def _built(value):
         names = {f.name for f in dataclasses.fields(cls)}
         if set(value) - names - {"__record__"}:
             raise Unreadable("unknown fields in %s" % cls.__name__)
-        return cls(**{k: _built(v) for k, v in value.items() if k != "__record__"})
-    return {k: _built(v) for k, v in value.items()}
+        return cls(**{k: _built(v, tensors) for k, v in value.items() if k != "__record__"})
+    return {k: _built(v, tensors) for k, v in value.items()}
 
 
 # --- Inputs the judge chooses: the same in the kernel and in the grader ---------------------
@@ -1379,7 +1396,8 @@ JUDGES = {
 def judge(check, observation, seed):
     """The verdict of `check` on one observation, whatever the observation holds."""
     if isinstance(observation, Unavailable):
-        return Verdict(check, False, "%s: %s" % (observation.ename, observation.message))
+        return Verdict(check, False, "%s: %s" % (observation.ename, observation.message),
+                       raised=(observation.ename[:100], observation.message))
     try:
         return JUDGES[check](observation, seed)
     except Exception as error:  # a record built to break the judge fails, and says so

@@ -217,8 +217,10 @@ def preflight(root, assignment, db_url, settings):
 
     from coursekit.sandbox import Sandbox, SandboxUnavailable
 
-    # Through the workers' own cache: local workers are forked from here, ready to grade.
+    # Through the workers' own cache: local workers are forked from here, ready to grade
+    # (the judge, with torch, imported once for all of them).
     config = _api(root, db_url, settings).config
+    import coursekit.judge  # noqa: F401
     from nbgrader.apps import api
 
     from coursekit.failclosed import REFUSAL, ConfigNotLoaded

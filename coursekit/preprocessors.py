@@ -106,7 +106,9 @@ class SandboxedExecute(Execute):
         self._notebook_kept = 0
         self._cell = _CellOutput()
         self._student = None
+        # The judge's state for one notebook (preprocess sets it up again for each).
         self._requesting = False
+        self._observed, self._findings, self._distrust = {}, [], None
 
     max_cell_output_bytes = Integer(1_000_000, help=(
         "Output one cell may leave in the graded notebook, in bytes (text as UTF-8, images "
@@ -130,7 +132,7 @@ class SandboxedExecute(Execute):
         self._findings = grader.suspicious_cells(nb)
         self._distrust = grader.distrusted(self._findings)
         self._secret = grader.course_secret(CourseDirectory(parent=self).root)
-        self._submission = grader.stored_secret_digest([c.get("source") for c in nb.cells])
+        self._submission = grader.submission_digest([c.get("source") for c in nb.cells])
         nb, resources = super().preprocess(nb, resources, km)
         if self._findings:
             sentence = grader.tampering_sentence(list(dict.fromkeys(self._findings)))
@@ -202,13 +204,12 @@ class SandboxedExecute(Execute):
             cell.outputs = [o for o in shown.outputs if not _grades(o)]
             cell.execution_count = shown.get("execution_count")
         first = next((v for v in verdicts if not v.passed), verdicts[0])
-        if said_passed != verdicts[0].passed:
+        if said_passed is not None and said_passed != verdicts[0].passed:
             self._findings.append("%s printed %s in the notebook's kernel but %s in the "
                                   "grader's run" % (grade_id, "✓" if said_passed else "✗",
                                                     "fails" if said_passed else "passes"))
         if not first.passed:
-            ename, message = getattr(first, "raised", None) or ("AssertionError", first.message)
-            cell.outputs.append(_error(ename, message))
+            cell.outputs.append(_error(*first.raised))
         return cell
 
     async def _verdicts(self, check, arguments, cell_index):

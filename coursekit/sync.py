@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nbformat
 
+from coursekit.intake import grade_id  # noqa: F401 (one definition, used from here too)
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "bn"
 NOTEBOOK = "11_3_Batch_Normalization.ipynb"
@@ -49,10 +51,6 @@ def helpers_source():
             "  sys.modules[_name] = types.ModuleType(_name)\n"
             "  exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n"
             "udl_bn_checks = sys.modules['udl_bn_checks']")
-
-
-def grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def generated_cells():

@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,13 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # coursekit, conftest
 
 from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
 from coursekit.sync import ASSIGNMENT  # noqa: E402
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def nbgrader(root, *args, check=True):

@@ -571,7 +571,8 @@ GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop"
 
 # The kernel's input history: with the judge, a test cell's hidden part is never sent to the
 # kernel, so it cannot be printed into the feedback page (issue 13).
-INPUT_HISTORY = "print('\\n'.join(In))\nprint(Out)\n"
+INPUT_HISTORY = ("print('\\n'.join(cell for cell in In if cell.startswith('# Check')))\n"
+                 "print(Out)\n")
 
 
 def input_history(port):
@@ -583,6 +584,10 @@ def input_history(port):
 
 CASES["input_history"] = input_history
 GRADED_ONCE.add("input_history")
+
+# Graded in full, but named by the judge for what their code does (issue 12): making a user
+# namespace takes ctypes, which honest answers never import.
+TAMPERING = {"user_namespace"}
 
 
 # Fixed cells edited or deleted (issue 14, items 4 and 5): grading puts them back, grades

@@ -47,6 +47,8 @@ def test_text_holds_only_records_and_tensors():
     with pytest.raises(judge.Unreadable):
         judge.decode("[" * 100_000)
     with pytest.raises(judge.Unreadable):
+        judge.decode(json.dumps([{"__same__": 3}]))
+    with pytest.raises(judge.Unreadable):
         judge.decode(json.dumps({"__record__": "Returned", "error": None, "value": 1,
                                  "__class__": "x"}))
 
@@ -196,7 +198,7 @@ def test_the_kernel_result_is_read_from_what_the_visible_check_printed():
     assert not grader.kernel_passed([stdout("✗ no\n")])
     assert not grader.kernel_passed([stdout("✓ fine\n"), nbformat.v4.new_output(
         "error", ename="NameError", evalue="x", traceback=[])])
-    assert not grader.kernel_passed([])
+    assert grader.kernel_passed([]) is None  # output cut: no verdict to compare
 
 
 def test_integrity_names_what_notebook_code_replaced():
@@ -250,3 +252,5 @@ def test_the_grader_reads_tampering_from_the_submitted_text():
         assert bool(grader.distrusted(findings)) == bool(findings), name
     weak = grader.suspicious_code("import inspect\nprint(inspect.signature(print))\n")
     assert weak and grader.distrusted(weak) is None
+    hidden = grader.suspicious_code("exec(bytes.fromhex('7072696e74282929').decode())\n")
+    assert hidden and grader.distrusted(hidden)

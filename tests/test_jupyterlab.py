@@ -8,7 +8,6 @@ reads what the page shows. Screenshots land in tests/artifacts/ for a person to 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import urllib.request
 import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from coursekit.samples import RELEASE_NOTEBOOK, solution_cells
 from coursekit.sync import NOTEBOOK, grade_id
 
@@ -28,12 +27,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 TOKEN = "udl-11-3-test"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import glob
 import multiprocessing
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import nbgrader, nbgrader_env
+from conftest import free_port, nbgrader, nbgrader_env
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, submit
 from coursekit.sync import ASSIGNMENT, NOTEBOOK
@@ -172,12 +171,6 @@ def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(tmp_
 
 
 # --- Beyond one machine: PostgreSQL gradebook, Dask workers in separate processes ---
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def wait_for(predicate, what, seconds=60):
     deadline = time.monotonic() + seconds

@@ -244,8 +244,9 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
         assert "0/%g " % (FULL + WRITTEN) in line and "NEEDS ATTENTION" in line and says in line
     with open(graded["root"] / "grades.csv") as handle:
         flagged = {row["student"] for row in csv.DictReader(handle) if row["problem"]}
-    # Besides, graded students whose fixed cells the grader put back (issue 14).
-    assert flagged == set(hostile.BROKEN) | set(hostile.FIXED_CELLS)
+    # Besides, graded students whose fixed cells the grader put back (issue 14), and those
+    # whose code the judge saw tamper (issue 12).
+    assert flagged == set(hostile.BROKEN) | set(hostile.FIXED_CELLS) | set(hostile.TAMPERING)
 
 
 def test_submitted_is_never_modified(graded):
@@ -528,7 +529,9 @@ def test_nobody_else_is_said_to_have_fixed_cells_put_back(graded, capsys):
     for student in set(hostile.CASES) - set(hostile.FIXED_CELLS) - set(hostile.BROKEN):
         page = graded["root"] / "feedback" / student / ASSIGNMENT / NOTEBOOK.replace(
             ".ipynb", ".html")
-        assert "Note from the grader" not in page.read_text(), student
+        text = page.read_text()
+        assert "fixed cells" not in text and "were put back" not in text, student
+        assert ("Note from the grader" in text) == (student in hostile.TAMPERING), student
 
 
 def test_the_input_history_holds_no_hidden_test(graded):
@@ -540,7 +543,7 @@ def test_the_input_history_holds_no_hidden_test(graded):
     graded_notebook = nbformat.read(root / "autograded" / "input_history" / ASSIGNMENT /
                                     NOTEBOOK, as_version=4)
     printed = "".join(o.get("text", "") for o in graded_notebook.cells[-1].outputs)
-    assert "udl_bn_checks.score(udl_bn_checks.check_used(" in printed
+    assert "udl_bn_checks.score(udl_bn_checks.check_used(" in printed, printed[-2000:]
     page = (root / "feedback" / "input_history" / ASSIGNMENT /
             NOTEBOOK.replace(".ipynb", ".html")).read_text()
     leaked = [line for line in hidden_code() if line in printed or line in page]
