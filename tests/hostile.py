@@ -585,9 +585,9 @@ def input_history(port):
 CASES["input_history"] = input_history
 GRADED_ONCE.add("input_history")
 
-# Graded in full, but named by the judge for what their code does (issue 12): making a user
-# namespace takes ctypes, which honest answers never import.
-TAMPERING = {"user_namespace"}
+# Named by the judge for what their code does (issue 12): making a user namespace takes
+# ctypes, which honest answers never import; running the instructor's solution takes exec.
+TAMPERING = {"user_namespace", "cheat"}
 
 
 # Fixed cells edited or deleted (issue 14, items 4 and 5): grading puts them back, grades
