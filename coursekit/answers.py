@@ -139,7 +139,7 @@ CREATED_IN_FORWARD = _separate_attributes(
     "", STEM + _blocks("{res} = {prev} + {lin}(nn.BatchNorm1d({prev}.shape[1])({prev}).relu())")
     + HEAD)
 
-# The seed document's answer: BatchNorm1d created in forward AND the stream normalised.
+# The seed document's answer: BatchNorm1d created in forward AND the stream normalized.
 SEED = _separate_attributes(
     "", STEM + _blocks("{res} = nn.BatchNorm1d({prev}.shape[1])({prev}); "
                        "{res} = {res} + {lin}({res}.relu())") + HEAD)
@@ -251,8 +251,8 @@ MESSAGES = {
     "shared": "shared by blocks",
     "in_place_add": "write x = x + branch(x)",
     "branch_end": "at the end of the branch",
-    "stream_before_add": "normalise the residual stream itself",
-    "stream_after_add": "normalise the residual stream itself",
+    "stream_before_add": "normalize the residual stream itself",
+    "stream_after_add": "normalize the residual stream itself",
     "created_in_forward": "creates nn.BatchNorm1d layers as it runs",
     "seed": "creates nn.BatchNorm1d layers as it runs",
     "after_relu": "after the ReLU",

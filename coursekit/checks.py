@@ -20,6 +20,7 @@ import hashlib
 import io
 import math
 import sys
+import textwrap
 import types
 import warnings
 
@@ -199,7 +200,7 @@ def record_forward(model, x, modules):
 
 
 def _build(model_class, seed):
-    """A fresh, He-initialised model in train mode, or the message of what went wrong."""
+    """A fresh, He-initialized model in train mode, or the message of what went wrong."""
     try:
         model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
         he_init(model)
@@ -481,7 +482,7 @@ def observe_running(running_statistics, seed=0):
 
 @contextlib.contextmanager
 def _counting_steps(model):
-    """Counts optimiser steps taken while the block runs (any torch.optim optimiser) and
+    """Counts optimizer steps taken while the block runs (any torch.optim optimizer) and
     the backward passes that reach the model's parameters (for a hand-written update)."""
     counts = {"steps": 0, "backward": 0}
 
@@ -538,7 +539,7 @@ def observe_train_model(train_model, seed=0):
         observation.full_batch = _train(train_model, model, x, y, judge.FULL_BATCH_EPOCHS,
                                         judge.FULL_BATCH_LR, len(x))
         observation.moved = not torch.equal(model.weight.detach(), start)
-        # Both networks must start from He initialisation, as run_one_step_of_model does.
+        # Both networks must start from He initialization, as run_one_step_of_model does.
         model = nn.Sequential(nn.Linear(INPUT_SIZE, OUTPUT_SIZE))
         with torch.no_grad():
             model[0].weight.fill_(5.0)
@@ -655,7 +656,7 @@ def check_block_variances(block_variances, plain_model_class, seed=0):
 
 
 def check_plot(plot_variance_growth, log_scale, seed=0):
-    """plot_variance_growth(ax, plain, bn, log_scale) draws a labelled figure on ax."""
+    """plot_variance_growth(ax, plain, bn, log_scale) draws a labeled figure on ax."""
     return check("plot_log" if log_scale else "plot_linear", plot_variance_growth, seed=seed)
 
 
@@ -705,7 +706,10 @@ def score(verdict, points):
     Never raises, so "Run All" carries on past a failing check; the returned number is
     what nbgrader's validate reads as the cell's score.
     """
-    print("%s %s" % ("✓" if verdict.passed else "✗", verdict.message))
+    # JupyterLab breaks long output lines anywhere, mid-word: break them between words.
+    print(textwrap.fill("%s %s" % ("✓" if verdict.passed else "✗", verdict.message),
+                        width=judge.MESSAGE_WIDTH, subsequent_indent="  ",
+                        break_long_words=False, break_on_hyphens=False))
     return float(points) if verdict.passed else 0.0
 
 

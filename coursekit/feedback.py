@@ -18,7 +18,8 @@ from coursekit.intake import recorded_fixed_cells
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 # What the visible self-checks print (checks.score): one line per verdict.
-VERDICT_LINE = re.compile(r"^([✓✗]) (.*)$", re.MULTILINE)
+# A check's printed verdict: its mark, then its message, wrapped onto indented lines.
+VERDICT_LINE = re.compile(r"^([✓✗]) (.*(?:\n  .*)*)$", re.MULTILINE)
 
 
 def _lines(source):
@@ -43,10 +44,16 @@ def hidden_lines(source):
     return [line.strip() for hidden, line in _lines(source) if hidden and line.strip()]
 
 
+def printed_verdicts(outputs):
+    """[(✓ or ✗, message)] that the checks printed in these outputs, each message on one
+    line again."""
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return [(mark, " ".join(message.split())) for mark, message in VERDICT_LINE.findall(text)]
+
+
 def verdict(outputs, passed):
     """The message explaining a test's result, from the outputs it left."""
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    marks = VERDICT_LINE.findall(text)
+    marks = printed_verdicts(outputs)
     errors = [o for o in outputs if o.output_type == "error"]
     if passed:
         return " ".join(message for mark, message in marks if mark == "✓") or "Passed."

@@ -54,7 +54,7 @@ def serialise_if_autograde_command():
     nbgrader_config.py calls this. Every nbgrader command and the Jupyter server read that
     file, but only in the autograde command is the running application (created before it
     reads the config) an AutogradeApp; the server and the formgrader keep SQLite's own
-    behaviour.
+    behavior.
     """
     from nbgrader.apps.autogradeapp import AutogradeApp
     from traitlets.config import Application

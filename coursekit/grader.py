@@ -24,6 +24,7 @@ import json
 import marshal
 import os
 import secrets
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,12 @@ TESTS = {
     "test_running_mean": ("running_mean", "running_statistics"),
     "test_running_var": ("running_var", "running_statistics"),
 }
+
+# What the grader asks the kernel to observe for a check, where that is another check's
+# observation. train_eval's holds the traced forward pass that the four network checks
+# judge, so the five network cells in a row cost the kernel one request.
+ASKED = {"registered": "train_eval", "used": "train_eval", "no_compounding": "train_eval",
+         "placement": "train_eval"}
 
 # The end of every tampering sentence: what the instructor and the student need to know.
 OWN_RUN = "the points come from the grader's own run"
@@ -84,10 +91,12 @@ def secret_seed(secret, *about):
 @functools.lru_cache(maxsize=1)
 def _compiled():
     """Both halves of the checks, compiled here once: the kernel runs the same Python, and
-    loading compiled code costs it a tenth of compiling the text at every request."""
+    loading compiled code costs it a tenth of compiling the text at every request.
+    Compressed, because ipykernel hashes every cell's text in pure Python (about 0.5 ms
+    per KB): 92 KB rather than 237 KB saves about 0.08 s per request."""
     folder = Path(__file__).parent
-    return {name: base64.b64encode(marshal.dumps(compile(
-        (folder / file).read_text(), name + ".py", "exec"))).decode("ascii")
+    return {name: base64.b85encode(zlib.compress(marshal.dumps(compile(
+        (folder / file).read_text(), name + ".py", "exec")), 9)).decode("ascii")
         for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
 
 
@@ -101,13 +110,13 @@ def request(check, arguments, seeds, nonce):
 # believed without the judge's confirmation. It leaves the notebook's own modules as found.
 _REQUEST = '''\
 def _udl_grader_request():
-    import base64, marshal, sys, types
+    import base64, marshal, sys, types, zlib
     found = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
     fresh = {}
     try:
         for name, code in %(sources)s.items():
             sys.modules[name] = fresh[name] = types.ModuleType(name)
-            exec(marshal.loads(base64.b64decode(code)), fresh[name].__dict__)
+            exec(marshal.loads(zlib.decompress(base64.b85decode(code))), fresh[name].__dict__)
     finally:
         for name, module in found.items():
             if module is None:
@@ -192,7 +201,7 @@ def changed_modules(fingerprints):
 RELIED_ON = ("torch", "numpy", "builtins", "math")
 
 
-def verdicts(check, reply, seeds, distrust=None):
+def verdicts(check, arguments, reply, seeds, distrust=None):
     """(the judge's verdicts for each seed, findings: sentences about tampering).
 
     `distrust` says why nothing this kernel reports can be believed (the notebook's own
@@ -208,18 +217,20 @@ def verdicts(check, reply, seeds, distrust=None):
                             % ", ".join(replaced[:3]) if replaced else None)
     judged, findings = [], []
     for observation, seed in zip(reply.observations, seeds):
+        if check in ASKED and isinstance(observation, judge.TrainEvalObservation):
+            observation = observation.network
         verdict = judge.judge(check, observation, seed)
         network = getattr(observation, "network", observation)
-        if isinstance(network, judge.NetworkObservation):
-            why = judge.unconfirmed(network, seed)
-            if why and not verdict.untrusted:
-                findings.append("in %s, what the kernel reported does not add up (%s)"
-                                % (check, why))
+        why = (judge.unconfirmed(network, seed)
+               if isinstance(network, judge.NetworkObservation) else None)
+        if why:  # said of the record, so the checks that share it name it once
+            findings.append("what the kernel reported of %s does not add up (%s)"
+                            % (arguments, why))
         if distrust:  # named once, where it was found
             verdict = judge.Verdict(check, False, "The grader could not confirm what your "
                                     "code computed: %s. Remove that code and run the notebook "
                                     "again." % distrust)
-        elif verdict.untrusted:
+        elif verdict.untrusted and verdict.untrusted != why:
             findings.append("in %s, what the kernel reported does not add up (%s)"
                             % (check, verdict.untrusted))
         judged.append(verdict)
@@ -374,6 +385,6 @@ def record_tampering(nb, sentence):
     record[RECORD] = sentence
 
 
-def submission_digest(nb_json):
-    """A digest of a submission's content: a new submission gets new secret seeds."""
-    return hashlib.sha256(json.dumps(nb_json, sort_keys=True, default=str).encode()).hexdigest()
+def submission_digest(sources):
+    """A digest of a submission's cell sources: a new submission gets new secret seeds."""
+    return hashlib.sha256(json.dumps(sources, sort_keys=True, default=str).encode()).hexdigest()

@@ -123,22 +123,13 @@ def grade_student(root, assignment, student, db_url=None, settings=None):
 
 
 def _tampering(api, assignment, student):
-    """The judge's sentence about this student's graded notebooks, or None."""
+    """The judge's sentence about this student's graded notebook, or None."""
     import glob
-    import json
+    from pathlib import Path
 
-    from coursekit.grader import recorded_tampering
+    from coursekit.report import tampered
 
-    folder = api.coursedir.format_path(api.coursedir.autograded_directory, student, assignment)
-    for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                sentence = recorded_tampering(json.load(handle).get("metadata"))
-        except (OSError, ValueError, AttributeError):
-            continue
-        if sentence:
-            return sentence
-    return None
+    return tampered(Path(api.coursedir.root), assignment, glob.escape(student)).get(student)
 
 
 def _score(api, assignment, student):

@@ -1,12 +1,15 @@
 """nbgrader preprocessors the course adds to ``generate_assignment`` and ``autograde``."""
 import json
 import secrets
+import textwrap
 
 import nbformat
 from nbclient.util import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
+
+from coursekit import grader
 
 RELEASE_SOURCE_KEY = "release_source"
 
@@ -121,7 +124,6 @@ class SandboxedExecute(Execute):
         "notebooks leave at most 233 KB.")).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        from coursekit import grader
         from nbgrader.coursedir import CourseDirectory
 
         self._stopped_because = None
@@ -182,14 +184,11 @@ class SandboxedExecute(Execute):
 
     def is_judged(self, cell):
         """Whether the judge grades this cell: an autograded test cell the course knows."""
-        from coursekit.grader import TESTS
-
         info = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
         return (isinstance(info, dict) and bool(info.get("grade"))
-                and not info.get("solution") and info.get("grade_id") in TESTS)
+                and not info.get("solution") and info.get("grade_id") in grader.TESTS)
 
     async def _judged(self, cell, cell_index, execution_count, store_history):
-        from coursekit import grader
         from coursekit.feedback import visible_source
 
         grade_id = cell.metadata["nbgrader"]["grade_id"]
@@ -198,7 +197,7 @@ class SandboxedExecute(Execute):
         try:
             await self._execute_within_caps(shown, cell_index, execution_count, store_history)
             said_passed = grader.kernel_passed(shown.outputs)
-            verdicts, seeds = await self._verdicts(check, arguments, cell_index)
+            verdicts = await self._verdicts(check, arguments, cell_index)
         finally:
             self.nb.cells[cell_index] = cell  # nbclient put the cell it ran there
             cell.outputs = [o for o in shown.outputs if not _grades(o)]
@@ -215,15 +214,15 @@ class SandboxedExecute(Execute):
     async def _verdicts(self, check, arguments, cell_index):
         """The judge's verdicts for seed 0 and a secret seed, observing once for every test
         cell in a row that reads the same observations."""
-        from coursekit import checks, grader
+        from coursekit import checks
 
-        observer = checks.OBSERVERS[check]
-        key = (observer, arguments)
+        asked = grader.ASKED.get(check, check)
+        key = (checks.OBSERVERS[asked], arguments)
         if key not in self._observed:
             seeds = [0, grader.secret_seed(self._secret, self._student or "",
-                                           self._submission, check, arguments)]
+                                           self._submission, asked, arguments)]
             nonce = secrets.token_hex(16)
-            probe = nbformat.v4.new_code_cell(grader.request(check, arguments, seeds, nonce))
+            probe = nbformat.v4.new_code_cell(grader.request(asked, arguments, seeds, nonce))
             self._requesting = True
             try:
                 await self._execute_within_caps(probe, cell_index, None, False)
@@ -240,9 +239,9 @@ class SandboxedExecute(Execute):
                                           % ", ".join(changed[:8]))
             self._observed[key] = (seeds, reply)
         seeds, reply = self._observed[key]
-        verdicts, findings = grader.verdicts(check, reply, seeds, self._distrust)
+        verdicts, findings = grader.verdicts(check, arguments, reply, seeds, self._distrust)
         self._findings.extend(findings)
-        return verdicts, seeds
+        return verdicts
 
 
     # Output caps. The student's kernel decides what it sends, and how much: every output
@@ -280,7 +279,7 @@ class SandboxedExecute(Execute):
         cell.seen += size
         if self._requesting:
             # The grader's own request: its reply is read, judged and dropped, never kept.
-            if cell.kept + size > grader_reply_bytes():
+            if cell.kept + size > grader.MAX_OBSERVATION_BYTES:
                 return None
             cell.kept += size
             return msg
@@ -396,12 +395,6 @@ class SandboxedExecute(Execute):
             seen, kept)
 
 
-def grader_reply_bytes():
-    from coursekit.grader import MAX_OBSERVATION_BYTES
-
-    return MAX_OBSERVATION_BYTES
-
-
 def _grades(output):
     """Whether nbgrader reads a grade from this output (so only the judge may leave one)."""
     kind = output.get("output_type")
@@ -410,8 +403,11 @@ def _grades(output):
 
 
 def _error(name, message):
-    return nbformat.v4.new_output("error", ename=name, evalue=message,
-                                  traceback=["%s: %s" % (name, message)])
+    from coursekit.judge import MESSAGE_WIDTH
+
+    return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[
+        textwrap.fill("%s: %s" % (name, message), MESSAGE_WIDTH, subsequent_indent="  ",
+                      break_long_words=False, break_on_hyphens=False)])
 
 
 # Message types whose content ends up in the notebook.

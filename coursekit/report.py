@@ -75,11 +75,13 @@ def problems(root=ROOT, assignment=ASSIGNMENT):
     return found
 
 
-def _graded_metadata(root, assignment):
-    """(student, metadata of their graded notebook), for every graded notebook."""
+def _graded_metadata(root, assignment, student="*"):
+    """(student, metadata of their graded notebook), for every student whose folder name
+    matches the glob `student`."""
     import json
 
-    for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
+    for path in sorted((root / "autograded").glob("%s/%s/%s" % (student, assignment,
+                                                                NOTEBOOK))):
         try:
             with open(path, encoding="utf-8") as handle:
                 metadata = json.load(handle).get("metadata")
@@ -88,13 +90,13 @@ def _graded_metadata(root, assignment):
         yield path.parent.parent.name, metadata if isinstance(metadata, dict) else {}
 
 
-def tampered(root=ROOT, assignment=ASSIGNMENT):
+def tampered(root=ROOT, assignment=ASSIGNMENT, student="*"):
     """{student: the grader's sentence}, for every graded notebook it flagged
-    (coursekit.grader)."""
+    (coursekit.grader), among the students matching the glob `student`."""
     from coursekit.grader import recorded_tampering
 
-    return {student: recorded_tampering(metadata)
-            for student, metadata in _graded_metadata(root, assignment)
+    return {name: recorded_tampering(metadata)
+            for name, metadata in _graded_metadata(root, assignment, student)
             if recorded_tampering(metadata)}
 
 

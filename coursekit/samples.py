@@ -18,7 +18,7 @@ from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE_NOTEBOOK, grade_id
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
 
 # The answer in the seed document (shared/seeds), verbatim: it creates each BatchNorm1d
-# inside forward AND normalises the residual stream, so its printout is flat.
+# inside forward AND normalizes the residual stream, so its printout is flat.
 SEED_ANSWER = '''class ResidualNetworkWithBatchNorm(torch.nn.Module):
   def __init__(self, input_size, output_size, hidden_size=100):
     super(ResidualNetworkWithBatchNorm, self).__init__()

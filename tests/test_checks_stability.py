@@ -40,7 +40,7 @@ def test_seed_document_messages_name_both_mistakes():
     model_class = variants.model_class("seed")
     messages = " ".join(check(model_class).message for check in checks.NETWORK_CHECKS.values())
     assert "creates nn.BatchNorm1d layers as it runs" in messages
-    assert "normalise the residual stream itself" in messages
+    assert "normalize the residual stream itself" in messages
 
 
 def _with_stem_norm(source):
@@ -51,10 +51,10 @@ def _with_stem_norm(source):
             .replace("f = self.linear1(x)", "f = self.bn0(self.linear1(x))"))
 
 
-# Answers in which every block calls a normalisation of its own: batch norm on the stem is
+# Answers in which every block calls a normalization of its own: batch norm on the stem is
 # outside their residual branches, so it must change no verdict and no block named. (Not
-# stream_before_add: after batch norm on the stem, its block 1 normalises a stream that is
-# normalised already, which changes nothing, so block 1 then is figure 11.6c's.)
+# stream_before_add: after batch norm on the stem, its block 1 normalizes a stream that is
+# normalized already, which changes nothing, so block 1 then is figure 11.6c's.)
 STEM_INVARIANT = ("book", "branch_end", "after_relu", "called_twice", "shared")
 
 

@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 from coursekit import sync
+from coursekit.feedback import printed_verdicts
 from coursekit.samples import RELEASE_NOTEBOOK, SAMPLES, make_submission
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
 
@@ -90,9 +91,8 @@ def test_self_checks_in_colab_say_what_the_grader_says(plain_kernel, tmp_path):
     graded = nbformat.read(ROOT / "autograded" / "seed" / ASSIGNMENT / NOTEBOOK, as_version=4)
     hidden = {grade_id(c): o.evalue for c in graded.cells for o in c.get("outputs", [])
               if o.output_type == "error" and o.ename == "AssertionError"}
-    seen = {grade_id(c): line[2:] for c in notebook.cells if c.cell_type == "code"
-            for o in c.outputs if o.output_type == "stream"
-            for line in o.text.splitlines() if line.startswith("✗ ")}
+    seen = {grade_id(c): message for c in notebook.cells if c.cell_type == "code"
+            for mark, message in printed_verdicts(c.outputs) if mark == "✗"}
     assert len(hidden) >= 5 and seen == hidden
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from coursekit import answers as variants
 from conftest import ROOT, nbgrader_env
-from coursekit.feedback import hidden_lines
+from coursekit.feedback import hidden_lines, printed_verdicts
 from coursekit.report import collect
 from coursekit.samples import (SAMPLE_SLIPS, SAMPLES, course_copy, make_submission,
                                submission_path, submit)
@@ -109,7 +109,7 @@ def test_seed_solution_gets_partial_credit_naming_both_mistakes(graded):
     assert 0 < sum(scores[t] for t in NETWORK_TESTS) < sum(points()[t] for t in NETWORK_TESTS)
     text = " ".join(outputs[t] for t in failing(scores))
     assert "creates nn.BatchNorm1d layers as it runs" in text
-    assert "normalise the residual stream itself" in text
+    assert "normalize the residual stream itself" in text
 
 
 @pytest.mark.parametrize("variant", sorted(variants.VARIANTS))
@@ -244,7 +244,7 @@ def test_feedback_gives_every_test_its_points_verdict_and_message(graded, feedba
             assert heading in feedback_pages[student], (student, heading)
     seed = feedback_pages["seed"]
     assert "creates nn.BatchNorm1d layers as it runs" in seed
-    assert "normalise the residual stream itself" in seed
+    assert "normalize the residual stream itself" in seed
 
 
 def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
@@ -254,8 +254,8 @@ def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
         for cell in notebook.cells:
             if grade_id(cell) not in points():
                 continue
-            printed = [line[2:] for o in cell.outputs if o.output_type == "stream"
-                       for line in o.text.splitlines() if line.startswith("✗ ")]
+            printed = [message for mark, message in printed_verdicts(cell.outputs)
+                       if mark == "✗"]
             errors = [o for o in cell.outputs if o.output_type == "error"]
             if printed and errors[0].ename == "AssertionError":
                 assert errors[0].evalue == printed[0], (student, grade_id(cell))

@@ -116,6 +116,41 @@ def test_a_record_built_to_break_the_judge_fails_and_is_untrusted():
     assert not verdict.passed
 
 
+NORM_LAYERS = {  # every kind the judge recomputes, with an input of a shape it takes
+    "Linear": (lambda: torch.nn.Linear(100, 100), (8, 100)),
+    "BatchNorm1d": (lambda: torch.nn.BatchNorm1d(100), (8, 100)),
+    "BatchNorm1d, no affine": (lambda: torch.nn.BatchNorm1d(100, affine=False), (8, 100)),
+    "BatchNorm1d, no running statistics": (
+        lambda: torch.nn.BatchNorm1d(100, track_running_stats=False), (8, 100)),
+    "LayerNorm": (lambda: torch.nn.LayerNorm(100), (8, 100)),
+    "GroupNorm": (lambda: torch.nn.GroupNorm(4, 100), (8, 100)),
+    "InstanceNorm1d": (lambda: torch.nn.InstanceNorm1d(100, affine=True,
+                                                       track_running_stats=True), (8, 100, 5)),
+    "InstanceNorm1d, one example": (lambda: torch.nn.InstanceNorm1d(8), (8, 100)),
+    "LocalResponseNorm": (lambda: torch.nn.LocalResponseNorm(3), (8, 100, 5)),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(NORM_LAYERS))
+def test_the_judge_recomputes_every_traced_kind_in_train_and_eval_mode(layer):
+    """An honest layer's record adds up; the same record with its output nudged does not."""
+    make, shape = NORM_LAYERS[layer]
+    torch.manual_seed(0)
+    module = make()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics that are not the initial zeros and ones
+            module(torch.randn(shape) * 2 + 1)
+    for training in (True, False):
+        module.train(training)
+        calls, _, error = checks.record_forward(module, torch.randn(shape) * 3 - 1,
+                                                checks._Modules(module))
+        assert error is None and len(calls) == 1
+        call = calls[0]
+        assert judge._agrees(call.output, judge._recomputed(call)), (layer, training)
+        call.output = call.output + 0.01
+        assert not judge._agrees(call.output, judge._recomputed(call)), (layer, training)
+
+
 def test_unavailable_objects_fail_with_the_error_they_raised():
     verdict = judge.judge("used", judge.Unavailable("NameError", "name 'X' is not defined"), 0)
     assert not verdict.passed and verdict.message == "NameError: name 'X' is not defined"
@@ -142,7 +177,6 @@ def test_the_shipped_helpers_match_the_grader_fingerprints():
     """The notebook's helpers cell builds modules whose fingerprints the grader expects,
     so an untouched notebook is never flagged; a changed function is named."""
     import sys
-    import types
 
     from coursekit.sync import helpers_source
 
@@ -169,7 +203,6 @@ def test_the_shipped_helpers_match_the_grader_fingerprints():
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = value
-        assert isinstance(types, object)
 
 
 def test_secret_seeds_are_stable_and_differ_by_submission():
