@@ -47,7 +47,8 @@ def hidden_lines(source):
 def printed_verdicts(outputs):
     """[(✓ or ✗, message)] that the checks printed in these outputs, each message on one
     line again."""
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    text = "".join(o.get("text") for o in outputs if o.get("output_type") == "stream"
+                   and isinstance(o.get("text"), str))
     return [(mark, " ".join(message.split())) for mark, message in VERDICT_LINE.findall(text)]
 
 

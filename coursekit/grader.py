@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursekit.feedback import VERDICT_LINE
+from coursekit.feedback import printed_verdicts
 
 # Which check grades each autograded test cell, and the student's objects it observes
 # (a Python expression in the notebook's namespace).
@@ -355,10 +355,8 @@ def kernel_passed(outputs):
     False, or None when it left no verdict (its output cut by the caps, say)."""
     if any(o.get("output_type") == "error" for o in outputs):
         return False
-    text = "".join(o.get("text", "") for o in outputs
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout"
-                   and isinstance(o.get("text"), str))
-    marks = [mark for mark, _ in VERDICT_LINE.findall(text)]
+    marks = [mark for mark, _ in printed_verdicts(o for o in outputs
+                                                  if o.get("name") == "stdout")]
     return None if not marks else ("✓" in marks and "✗" not in marks)
 
 
