@@ -91,4 +91,4 @@ bench: $(GUARD) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench
 
 clean:
-	rm -rf gradebook.db grades.csv grades.png .pytest_cache
+	rm -rf gradebook.db grades.csv grades.png predictions.png .pytest_cache

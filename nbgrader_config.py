@@ -7,7 +7,7 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde, feedback, gradebook  # noqa: E402
+from coursekit import autograde, feedback, gradebook, validate  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
 from coursekit.sanitize import InertStudentHTML  # noqa: E402
@@ -43,6 +43,9 @@ _feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 _after = _feedback.index(next(p for p in _feedback if p.__name__ == "GetGrades")) + 1
 c.GenerateFeedback.preprocessors = (_feedback[:_after] + [SummariseTests] + _feedback[_after:]
                                     + [InertStudentHTML])
+# Validating (`nbgrader validate`, JupyterLab's Validate button) lists each check's ✓ or ✗,
+# message and points, and the total, instead of "Partial credit" (coursekit/validate.py).
+validate.install()
 # Graders running side by side share gradebook.db: in `nbgrader autograde` (and the
 # coursekit.parallel workers) SQLite writers queue; never in the Jupyter server, where the
 # formgrader would deadlock on its own second connection (coursekit/gradebook.py).

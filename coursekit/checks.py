@@ -713,6 +713,30 @@ def score(verdict, points):
     return float(points) if verdict.passed else 0.0
 
 
+def show(figure, alt):
+    """Display a matplotlib figure with alt text, for screen readers: nbconvert and the
+    feedback page put the output's "alt" metadata on the image."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(figure, metadata={"image/png": {"alt": alt}})
+    plt.close(figure)  # else the inline backend shows it a second time, without the text
+
+
+def recall(name, measured):
+    """After a run: the student's recorded prediction `name` beside what the run measured.
+
+    A prediction is never marked wrong; putting the two side by side is the lesson. Read
+    from the notebook's globals by name, so a deleted prediction cell is not an error.
+    """
+    guess = vars(sys.modules["__main__"]).get(name)
+    guess = guess.strip() if isinstance(guess, str) else ""
+    print("You predicted: %s" % (guess or "(nothing recorded in %s)" % name))
+    print(textwrap.fill("Measured:      " + measured, width=judge.MESSAGE_WIDTH,
+                        subsequent_indent=" " * 15, break_long_words=False,
+                        break_on_hyphens=False))
+
+
 def require(*verdicts):
     """Hidden tests: pass silently, or fail with the first failing verdict's message.
 

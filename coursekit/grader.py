@@ -53,7 +53,8 @@ TESTS = {
 
 # What the grader asks the kernel to observe for a check, where that is another check's
 # observation. train_eval's holds the traced forward pass that the four network checks
-# judge, so the five network cells in a row cost the kernel one request.
+# judge, so the four network cells in a row cost the kernel one request (the fifth,
+# train_eval itself, sits at the end of the notebook, with train and eval mode).
 ASKED = {"registered": "train_eval", "used": "train_eval", "no_compounding": "train_eval",
          "placement": "train_eval"}
 

@@ -635,7 +635,7 @@ def judge_no_compounding(observation, seed=0):
     variances = trace.variances
     factor = (variances[-1] / variances[-4]) ** (1 / 3)
     ratio = variances[-1] / variances[0]
-    measured = "measured at initialization: %s" % _fmt(variances)
+    measured = "your network at initialization: %s" % _fmt(variances)
     if factor >= COMPOUNDING_FACTOR:
         hint = ("" if trace.batchnorm_calls() else
                 " Your forward calls no BatchNorm1d, so nothing resets the scale.")
@@ -1211,7 +1211,7 @@ def _judge_running(name, which, observation, seed):
                               rtol=1e-4, atol=1e-5)
 
     if torch.allclose(got, truth.double(), rtol=1e-4, atol=1e-5):
-        return Verdict(name, True, "%s matches what nn.BatchNorm1d keeps (momentum %g)."
+        return Verdict(name, True, "%s matches what nn.BatchNorm1d keeps (tested with momentum %g)."
                        % (label, momentum))
     if which == "var" and matches(unbiased=False):
         why = ("you average the biased batch variance (divide by N). BatchNorm1d normalizes "
@@ -1376,7 +1376,8 @@ def judge_training_comparison(observation, seed=0):
             return Verdict(name, False, returned.error)
     plain, batchnorm = observation.plain.value, observation.batchnorm.value
     plain_end = plain[-1] if math.isfinite(plain[-1]) else float("inf")
-    story = ("at lr %g the plain network's loss went %s, batch norm's %s"
+    story = ("in the check's own run (smaller networks, fewer epochs), at lr %g the plain "
+             "network's loss went %s, batch norm's %s"
              % (COMPARISON_LR, _fmt(plain), _fmt(batchnorm)))
     if not all(math.isfinite(v) for v in batchnorm) or batchnorm[-1] >= batchnorm[0]:
         return Verdict(name, False, "With your train_model the batch-norm network did not "

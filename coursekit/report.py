@@ -1,8 +1,9 @@
 """The grade table: ``grades.csv`` and a short summary, read from the gradebook.
 
 One row per student: total points, then the points of every test cell, so an instructor
-sees at a glance which checks a class fails; and ``grades.png`` beside it, how many students
-passed each test, which shows the class's common mistakes. ``python -m coursekit.report``.
+sees at a glance which checks a class fails; ``grades.png`` beside it, how many students
+passed each test, which shows the class's common mistakes; and ``predictions.png``, how the
+class predicted before each run (coursekit.predictions), its misconceptions. ``python -m coursekit.report``.
 The ``problem`` column (NEEDS ATTENTION in the table) says why a submission was not graded,
 or which fixed cells the grader put back (edits there were not graded); only the former
 make the exit status non-zero.
@@ -11,6 +12,7 @@ import csv
 import sys
 import warnings
 
+from coursekit import predictions
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT
 
 
@@ -157,6 +159,62 @@ def write_pass_chart(rows, tests, max_points, path):
     return counts
 
 
+def submitted_notebooks(root=ROOT, assignment=ASSIGNMENT):
+    """Every student's submitted notebook that can be read, in student order."""
+    import nbformat
+
+    notebooks = []
+    for path in sorted((root / "submitted").glob("*/%s/%s" % (assignment, NOTEBOOK))):
+        try:
+            notebooks.append(nbformat.read(path, as_version=4))
+        except Exception:  # the grade table already says what is wrong with it
+            continue
+    return notebooks
+
+
+def write_prediction_chart(notebooks, path):
+    """How the class predicted before each run (coursekit.predictions), one bar per
+    prediction split by choice; the choice the run shows is green. Returns the tally."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = predictions.tally(notebooks)
+    figure, ax = plt.subplots(figsize=(12, 0.55 * len(counts) + 1.6))
+    colors = {predictions.OWN_WORDS: "#8172b3", predictions.NONE: "#dddddd"}
+    for row, prediction in enumerate(predictions.PREDICTIONS):
+        start = 0
+        others = iter(plt.cm.Oranges([0.7, 0.5, 0.35, 0.2]))
+        for choice, count in counts[prediction.name].items():
+            if not count:
+                continue
+            color = ("#55a868" if choice == prediction.measured
+                     else colors.get(choice) if choice in colors else next(others))
+            ax.barh(row, count, left=start, color=color, edgecolor="white")
+            # A narrow segment shows its count only; the misconception is named on the right.
+            wide = count >= 0.2 * len(notebooks)
+            ax.text(start + count / 2, row, "%s (%d)" % (choice, count) if wide else count,
+                    ha="center", va="center", fontsize=7, clip_on=True)
+            start += count
+        others = {choice: count for choice, count in counts[prediction.name].items()
+                  if choice in prediction.choices and choice != prediction.measured}
+        if any(others.values()):
+            common = max(others, key=others.get)
+            ax.text(len(notebooks) * 1.02, row, "most common other guess:\n%s (%d)"
+                    % (common, others[common]), va="center", fontsize=7)
+    ax.set_yticks(range(len(counts)), [p.name.replace("prediction_", "")
+                                       for p in predictions.PREDICTIONS])
+    ax.invert_yaxis()  # notebook order, top to bottom
+    ax.set_xlim(0, max(len(notebooks), 1))
+    ax.set_xlabel("students. Green: what the notebook's run shows; orange: the other "
+                  "choices; purple: own words; gray: no prediction. Never graded.")
+    ax.set_title("How the class predicted before each run (%d students)" % len(notebooks))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return counts
+
+
 def table(rows, problem_of=None):
     problem_of = problem_of or {}
     width = max([len("student")] + [len(r[0]) for r in rows])
@@ -182,6 +240,7 @@ def main(root=ROOT):
     noted = dict(put_back(root), **attention)
     write_csv(rows, tests, root / "grades.csv", noted)
     write_pass_chart(rows, tests, max_points, root / "grades.png")
+    write_prediction_chart(submitted_notebooks(root), root / "predictions.png")
     print(table(rows, noted))
     by_hand = awaiting_hand_grading(gradebook_url(root))
     if by_hand:
@@ -189,7 +248,7 @@ def main(root=ROOT):
               "formgrader: Manual Grading); their totals do not include it yet."
               % (len(by_hand), len(rows)))
     print("\nPer-test points for each student: grades.csv; "
-          "how many passed each test: grades.png")
+          "how many passed each test: grades.png; how the class predicted: predictions.png")
     return 1 if attention else 0
 
 

@@ -6,13 +6,14 @@ samples under ``submitted/`` after the release changes. It writes only the stude
 named in SAMPLES, so real submissions next to them are never touched.
 """
 import copy
+import hashlib
 import os
 import shutil
 import sys
 
 import nbformat
 
-from coursekit import answers
+from coursekit import answers, predictions
 from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE_NOTEBOOK, grade_id
 
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
@@ -162,9 +163,32 @@ def submit(root, student, notebook):
     return path
 
 
+def guesses(student):
+    """The prediction cells of a sample student (never graded). Made up, but spread the
+    way a class's guesses spread: mostly what the run shows, some of each other choice,
+    a few in the student's own words or left empty, so ``predictions.png`` shows what an
+    instructor will read there. The same for every run of ``make samples``."""
+    if student == "blank":
+        return {}
+    cells = {}
+    for prediction in predictions.PREDICTIONS:
+        draw = hashlib.sha256(("%s/%s" % (student, prediction.name)).encode()).digest()[0] / 256
+        others = [c for c in prediction.choices if c != prediction.measured]
+        guess = (prediction.measured if draw < 0.55
+                 else others[int((draw - 0.55) / 0.3 * len(others))] if draw < 0.85
+                 else "not sure" if draw < 0.93 else "")
+        cells[prediction.name] = prediction.cell_source(guess)
+    return cells
+
+
+def sample_submission(student):
+    """The committed sample `student`: its answers and its guesses."""
+    return make_submission(dict(SAMPLES[student](), **guesses(student)))
+
+
 def write_samples(root=ROOT):
-    for student, answers_of in SAMPLES.items():
-        path = submit(root, student, make_submission(answers_of()))
+    for student in SAMPLES:
+        path = submit(root, student, sample_submission(student))
         print("wrote", path.relative_to(root))
 
 

@@ -20,7 +20,8 @@ existed.
 - `image/svg+xml` outputs: no scripts, event handlers, foreign content or external
   references.
 - Any other active type (`application/javascript`, widgets, ...) is dropped; output
-  metadata keeps only numeric image sizes (nbconvert writes them into the page unquoted).
+  metadata keeps only numeric image sizes (nbconvert writes them into the page unquoted)
+  and alt text, which it writes quoted and escaped.
 """
 import functools
 import html
@@ -182,6 +183,8 @@ _TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgro
 _DROPPED_WITH_CONTENT = re.compile(
     r"<(script|style|template|noscript|iframe|object|textarea|title|xmp|noembed|noframes)"
     r"\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# Alt text longer than this is not a description: dropped.
+MAX_ALT_TEXT = 2000
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$")
 _NUMBER = re.compile(r"\d{1,5}(\.\d+)?(px|%)?$")
 
@@ -339,8 +342,12 @@ class InertStudentHTML(NbGraderPreprocessor):
             value = metadata[key]
             if isinstance(value, dict):
                 for name in list(value):
-                    if not (name in ("width", "height") and isinstance(value[name], (int, float))
-                            and not isinstance(value[name], bool)):
+                    number = (isinstance(value[name], (int, float))
+                              and not isinstance(value[name], bool))
+                    # Alt text is written quoted and escaped: text, whatever it says.
+                    text = isinstance(value[name], str) and len(value[name]) <= MAX_ALT_TEXT
+                    if not ((name in ("width", "height") and number)
+                            or (name == "alt" and text)):
                         del value[name]
             elif not isinstance(value, bool):
                 del metadata[key]

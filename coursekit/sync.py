@@ -1,17 +1,23 @@
 """Keep the source notebook's generated cells in step with the package.
 
-Two cells of ``source/<assignment>/<notebook>`` are not edited by hand: the self-check
-helpers cell, which embeds ``checks.py`` verbatim, and the Colab badge, built from
-``REPOSITORY``. ``python -m coursekit.sync`` rewrites them when they differ (``make
+Some cells of ``source/<assignment>/<notebook>`` are not edited by hand: the self-check
+helpers cell, which embeds ``judge.py`` and ``checks.py`` (compressed, word for word), the
+Colab badge, built from ``REPOSITORY``, and the prediction cells, written from
+``coursekit.predictions`` (the instructor's copy holds the measured choice, the release an
+empty guess). ``python -m coursekit.sync`` rewrites them when they differ (``make
 release`` runs it first); ``--check`` only reports, for the tests.
 """
 import argparse
+import base64
 import sys
+import zlib
 from pathlib import Path
 
 import nbformat
 
 from coursekit.intake import grade_id  # noqa: F401 (one definition, used from here too)
+from coursekit.predictions import PREDICTIONS
+from coursekit.preprocessors import RELEASE_SOURCE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "bn"
@@ -21,6 +27,7 @@ SOURCE_NOTEBOOK = ROOT / "source" / ASSIGNMENT / NOTEBOOK
 REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
 
 HELPERS_ID = "self_check_helpers"
+PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
 BADGE_ID = "colab_badge"
 
 
@@ -36,32 +43,48 @@ def badge_source():
 
 
 def helpers_source():
-    halves = []
+    """The self-check helpers cell: judge.py and checks.py as the modules udl_bn_judge and
+    udl_bn_checks. They travel compressed: the cell is run, not read, and the checks'
+    messages and comments would give away answers before the predictions that ask for
+    them. The kernel runs exactly the files' text, so fingerprints match the grader's."""
+    modules = []
     for module, path in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py")):
         text = (Path(__file__).parent / path).read_text()
-        if "\'\'\'" in text:
-            raise ValueError("%s must not contain \'\'\' : it is embedded in a r\'\'\' string" % path)
-        halves.append("    (%r, r\'\'\'%s\'\'\'),\n" % (module, text))
+        packed = base64.b85encode(zlib.compress(text.encode(), 9)).decode()
+        # base85 has no quote or backslash, so each chunk is a plain string literal.
+        chunks = [packed[k:k + PACKED_WIDTH] for k in range(0, len(packed), PACKED_WIDTH)]
+        modules.append("    (%r, (\n%s)),\n" % (module, "".join("      '%s'\n" % chunk
+                                                             for chunk in chunks)))
     return ("# @title Self-check helpers: run this cell (you do not need to read it)\n"
             "# It defines the modules udl_bn_judge and udl_bn_checks that the check cells\n"
-            "# below call: the same checks that grade your work. Editing it changes nothing\n"
-            "# at grading time.\n"
-            "import sys, types\n"
-            "for _name, _text in (\n" + "".join(halves) + "):\n"
+            "# below call: the same checks that grade your work. Their text is compressed so\n"
+            "# that it does not give away answers before you predict them; it is\n"
+            "# coursekit/judge.py and coursekit/checks.py in the course's repository.\n"
+            "# Editing this cell changes nothing at grading time.\n"
+            "import base64, sys, types, zlib\n"
+            "for _name, _packed in (\n" + "".join(modules) + "):\n"
+            "  _text = zlib.decompress(base64.b85decode(_packed)).decode()\n"
             "  sys.modules[_name] = types.ModuleType(_name)\n"
             "  exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n"
             "udl_bn_checks = sys.modules['udl_bn_checks']")
 
 
 def generated_cells():
-    return {HELPERS_ID: helpers_source(), BADGE_ID: badge_source()}
+    """{grade_id: (source, release source or None when the release keeps the source)}."""
+    cells = {HELPERS_ID: (helpers_source(), None), BADGE_ID: (badge_source(), None)}
+    cells.update({p.name: (p.cell_source(p.measured), p.cell_source()) for p in PREDICTIONS})
+    return cells
+
+
+def _generated(cell):
+    return (cell.source, cell.metadata.get("udl", {}).get(RELEASE_SOURCE_KEY))
 
 
 def stale_cells(notebook):
-    """Ids of generated cells whose source differs from what the package generates."""
-    wanted = generated_cells()
-    present = {grade_id(cell): cell.source for cell in notebook.cells}
-    return [cell_id for cell_id, source in wanted.items() if present.get(cell_id) != source]
+    """Ids of generated cells whose text differs from what the package generates."""
+    present = {grade_id(cell): _generated(cell) for cell in notebook.cells}
+    return [cell_id for cell_id, wanted in generated_cells().items()
+            if present.get(cell_id) != wanted]
 
 
 def sync(path=SOURCE_NOTEBOOK, check_only=False):
@@ -75,7 +98,9 @@ def sync(path=SOURCE_NOTEBOOK, check_only=False):
         wanted = generated_cells()
         for cell in notebook.cells:
             if grade_id(cell) in stale:
-                cell.source = wanted[grade_id(cell)]
+                cell.source, release_source = wanted[grade_id(cell)]
+                if release_source is not None:
+                    cell.metadata.setdefault("udl", {})[RELEASE_SOURCE_KEY] = release_source
         nbformat.write(notebook, path)
     return stale
 

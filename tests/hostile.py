@@ -387,7 +387,7 @@ def html_payloads(port):
     return notebook
 
 
-WRITTEN_ANSWER = "written_compounding"
+WRITTEN_ANSWER = "written_after_relu"
 
 
 CASES = {
@@ -598,10 +598,10 @@ def _test_ids():
 
 
 ALL_TESTS = _test_ids()
-# Several in a row, twice, the last check of the notebook among them: nbgrader's own
-# repair (OverwriteCells.add_missing_cells) raised KeyError on these and dropped the student.
-CONSECUTIVE_TESTS = ("test_used", "test_no_compounding", "test_placement", "test_train_eval",
-                     "test_running_mean", "test_running_var")
+# Several in a row, twice, and the last check of the notebook: nbgrader's own repair
+# (OverwriteCells.add_missing_cells) raised KeyError on these and dropped the student.
+CONSECUTIVE_TESTS = ("test_used", "test_no_compounding", "test_placement",
+                     "test_running_mean", "test_running_var", "test_train_eval")
 
 
 def deleted_all_tests(port):

@@ -26,7 +26,7 @@ def test_markdown_without_html_is_unchanged(text):
 
 
 def test_the_reference_written_answer_is_unchanged():
-    answer = solution_cells()["written_compounding"]
+    answer = solution_cells()["written_after_relu"]
     assert inert_markdown(answer) == answer
 
 
@@ -109,7 +109,7 @@ def test_the_preprocessor_drops_active_outputs_and_unquoted_metadata():
         nbformat.v4.new_output("display_data", data={
             "application/javascript": "alert(1)", "text/plain": "<IPython.Javascript>"}),
         nbformat.v4.new_output("display_data", data={"image/png": "AAAA"}, metadata={
-            "image/png": {"width": "1 onload=alert(1)", "height": 20},
+            "image/png": {"width": "1 onload=alert(1)", "height": 20, "alt": ALT_ATTACK},
             "needs_background": "light"}),
         nbformat.v4.new_output("execute_result", data={"text/markdown": "<b onclick=x>b</b>"},
                                execution_count=1),
@@ -117,8 +117,21 @@ def test_the_preprocessor_drops_active_outputs_and_unquoted_metadata():
     notebook, _ = InertStudentHTML().preprocess(_notebook(cell), {})
     outputs = notebook.cells[0].outputs
     assert outputs[0].data == {"text/plain": "<IPython.Javascript>"}
-    assert outputs[1].metadata == {"image/png": {"height": 20}}
+    assert outputs[1].metadata == {"image/png": {"height": 20, "alt": ALT_ATTACK}}
     assert outputs[2].data["text/markdown"] == "&lt;b onclick=x>b&lt;/b>"
+    # Alt text stays, for screen readers: the feedback page writes it quoted and escaped.
+    from nbconvert import HTMLExporter
+
+    from bs4 import BeautifulSoup
+
+    page, _ = HTMLExporter(template_name="classic").from_notebook_node(notebook)
+    soup = BeautifulSoup(page, features="html.parser")
+    [image] = [img for img in soup.find_all("img") if img.get("src", "").endswith("AAAA")]
+    assert image["alt"] == ALT_ATTACK and set(image.attrs) <= {"src", "alt", "height", "class"}
+    assert not [tag for tag in soup.find_all("script") if "alert" in tag.text]
+
+
+ALT_ATTACK = '"><script>alert(1)</script><img src=x onload=alert(2)>'
 
 
 def test_the_releases_own_markdown_is_left_as_the_instructor_wrote_it(tmp_path):

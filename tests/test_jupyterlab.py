@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 
 import nbformat
 import pytest
@@ -113,14 +114,81 @@ def cell_sources(page):
                          ".sharedModel.cells.map(c => c.getSource())")
 
 
+def run_cell(page, index):
+    """Run one cell as a student does (select it, Run Selected Cell), wait for it to end,
+    and return what it printed."""
+    page.evaluate("async (index) => { const w = window.jupyterapp.shell.currentWidget;"
+                  " w.content.activeCellIndex = index; w.content.deselectAll();"
+                  " await window.jupyterapp.commands.execute('notebook:run-cell'); }", index)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget"
+                           ".sessionContext.session.kernel.status === 'idle'", timeout=120_000)
+    outputs = page.evaluate("(index) => { const cell = window.jupyterapp.shell.currentWidget"
+                            ".content.model.sharedModel.cells[index];"
+                            " return cell.cell_type === 'code' ? cell.getOutputs() : []; }",
+                            index)
+    return "".join(str(o.get("text", "")) + str(o.get("evalue", "")) for o in outputs)
+
+
+# A student's wrong first attempt at each exercise: the seed's real answer to the first
+# TODO, a typical slip in each later one (coursekit/answers.py). The checks it must fail.
+def first_attempts():
+    from coursekit.answers import FAILS, SLIPS
+    from coursekit.samples import SEED_ANSWER
+
+    attempts = {"residual_network_with_batchnorm": (SEED_ANSWER, FAILS["seed"]),
+                "block_variances": ("def block_variances(model, x_batch):\n"
+                                    "  variance_log.clear()\n  model(x_batch)\n"
+                                    "  return [v for name, v in variance_log]\n",
+                                    {"block_variances"})}
+    for slip in ("plot_from_one", "increment_without_he", "slope_end_points",
+                 "rescaled_branch_only", "train_without_momentum", "running_biased"):
+        cell, source, fails, _ = SLIPS[slip]
+        attempts[cell] = (source, fails)
+    return attempts
+
+
+@dataclass
+class Walk:
+    """What the walk saw: for each exercise, the checks' output after the wrong first
+    attempt and after the fix; for each prediction, the guess typed and what its run said."""
+    wrong: dict
+    fixed: dict
+    said_back: dict
+
+
 @pytest.fixture(scope="module")
 def completed(page):
-    """The notebook after typing the reference answers and Run > Run All Cells."""
+    """A student's walk through the notebook, top to bottom, one cell at a time: each
+    exercise first answered wrong (its checks run at once, as a student reruns them), then
+    fixed; each prediction recorded as a guess before its run. Then Run > Run All Cells."""
+    from coursekit.predictions import BY_NAME
+
     release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
     answers = solution_cells()
+    ids = [grade_id(cell) for cell in release.cells]
+    check_at = {gid[len("test_"):]: i for i, gid in enumerate(ids) if gid.startswith("test_")}
+    attempts = first_attempts()
+    walk = Walk({}, {}, {})
     for index, cell in enumerate(release.cells):
-        if grade_id(cell) in answers:
-            type_into_cell(page, index, answers[grade_id(cell)])
+        gid = grade_id(cell)
+        if gid in attempts:
+            wrong, fails = attempts[gid]
+            type_into_cell(page, index, wrong)
+            run_cell(page, index)
+            walk.wrong[gid] = {name: run_cell(page, check_at[name]) for name in fails}
+            page.screenshot(path=str(ARTIFACTS / ("jupyterlab-walk-%s.png" % gid)))
+        if gid in BY_NAME:  # a guess that is not what the run will show
+            guess = next(c for c in BY_NAME[gid].choices if c != BY_NAME[gid].measured)
+            type_into_cell(page, index, BY_NAME[gid].cell_source(guess))
+            walk.said_back[gid] = guess
+        elif gid in answers:
+            type_into_cell(page, index, answers[gid])
+        printed = run_cell(page, index)
+        if gid.startswith("test_"):
+            walk.fixed[gid[5:]] = printed
+        previous = ids[index - 1] if index else None
+        if previous in BY_NAME:  # the run right after a prediction
+            walk.said_back[previous] = (walk.said_back[previous], printed)
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-answers-typed.png"))
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -130,14 +198,39 @@ def completed(page):
         " return w.sessionContext.session.kernel.status === 'idle' &&"
         " cells.every(c => c.cell_type !== 'code' || c.execution_count !== null); }",
         timeout=180_000)
-    return release, answers
+    return release, answers, walk
+
+
+def test_each_wrong_first_attempt_fails_its_checks_and_the_fix_passes(completed):
+    _, _, walk = completed
+    assert set(walk.wrong) == set(first_attempts())
+    for exercise, printed_by_check in walk.wrong.items():
+        for name, printed in printed_by_check.items():
+            assert printed.startswith("✗ "), (exercise, name, printed)
+        for name in printed_by_check:
+            assert walk.fixed[name].startswith("✓ "), (exercise, name, walk.fixed[name])
+
+
+def test_each_guess_is_said_back_beside_what_the_run_measured(completed):
+    from coursekit.predictions import BY_NAME
+
+    _, _, walk = completed
+    assert set(walk.said_back) == set(BY_NAME)
+    for name, (guess, printed) in walk.said_back.items():
+        assert "You predicted: %s\nMeasured: " % guess in printed, (name, printed)
+        assert "✗" not in printed
 
 
 def test_answers_typed_in_the_browser_are_the_reference(completed, page):
-    release, answers = completed
+    from coursekit.predictions import BY_NAME
+
+    release, answers, walk = completed
     typed = cell_sources(page)
     for index, cell in enumerate(release.cells):
-        if grade_id(cell) in answers:
+        if grade_id(cell) in BY_NAME:
+            guess = walk.said_back[grade_id(cell)][0]
+            assert typed[index] == BY_NAME[grade_id(cell)].cell_source(guess)
+        elif grade_id(cell) in answers:
             assert typed[index] == answers[grade_id(cell)]
 
 
@@ -149,7 +242,7 @@ def test_run_all_gives_no_error_and_every_check_passes(completed, page):
     assert errors == []
     assert page.locator(".jp-OutputArea-output[data-mime-type="
                         "'application/vnd.jupyter.stderr']").count() == 0
-    release, _ = completed
+    release, _, _ = completed
     checks = [i for i, cell in enumerate(release.cells) if grade_id(cell).startswith("test_")]
     text = [page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-OutputArea")
             .inner_text() for i in checks]
@@ -167,3 +260,44 @@ def test_variance_figures_are_rendered(completed, page):
         figure.screenshot(path=str(ARTIFACTS / ("jupyterlab-figure-%d.png" % (k + 1))))
     # The figure in context: its cell and what the notebook says about it.
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-figure-in-notebook.png"))
+
+
+def validate_dialog_text(page):
+    """Click the toolbar's Validate (nbgrader's lab extension), wait for its dialog, read
+    it and close it. The server saves and runs the notebook first: about 20 seconds."""
+    page.locator(".validate-button").click()
+    message = page.wait_for_selector(".jp-Dialog #validation-message", timeout=300_000)
+    text = message.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-validate.png"))
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    return text
+
+
+def test_validate_shows_each_check_its_points_and_the_total(completed, page):
+    from coursekit.answers import SLIPS
+
+    # The Validate handler reads nbgrader_config.py from the server's working folder, which
+    # is where the tests run: the course's, as for a class whose server starts there.
+    assert os.getcwd() == str(ROOT), "run the tests from the course folder"
+    # Every check passes: nbgrader's extension then shows its own fixed "Success!" line,
+    # and nothing the server sends can add to it (coursekit/validate.py).
+    assert validate_dialog_text(page).strip() == "Success! Your notebook passes all the tests."
+    # One slip: the failing check with its message and points, then every check and the
+    # total. The reference answer is typed back afterwards.
+    release, answers, _ = completed
+    cell, slip, _, phrase = SLIPS["slope_end_points"]
+    index = next(i for i, c in enumerate(release.cells) if grade_id(c) == cell)
+    type_into_cell(page, index, slip)
+    try:
+        text = validate_dialog_text(page)
+    finally:
+        type_into_cell(page, index, answers[cell])
+        page.keyboard.press("Control+s")
+    checks = [c.metadata.nbgrader["points"] for c in release.cells
+              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert "✗ slope, 0 of 1 point: measured_slope " in text and phrase in text
+    assert "✓ used, 2 of 2 points: " in text and text.count("✓ ") == len(checks) - 1
+    assert "Total: %g of %g points from the checks." % (sum(checks) - 1, sum(checks)) in text
+    assert "is graded by your instructor." in text
+    assert "Partial credit" not in text
