@@ -18,6 +18,8 @@ from dataclasses import dataclass
 # What the report calls a guess that is none of the choices, and a cell left empty.
 OWN_WORDS = "own words"
 NONE = "no prediction"
+# Cells longer than this are not read for guesses (a submission is student-made input).
+MAX_CELL_CHARACTERS = 20_000
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,14 @@ def recorded(notebook):
     each name is assigned in any code cell (cells that do not parse are skipped)."""
     guesses = {}
     for cell in notebook.cells:
-        if cell.cell_type != "code":
+        source = cell.get("source")
+        if cell.get("cell_type") != "code" or not isinstance(source, str):
+            continue
+        if len(source) > MAX_CELL_CHARACTERS:  # no guess is that long; parsing could be slow
             continue
         try:
-            tree = ast.parse(cell.source)
-        except (SyntaxError, ValueError):
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         for node in ast.walk(tree):
             if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)

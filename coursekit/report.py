@@ -161,13 +161,13 @@ def write_pass_chart(rows, tests, max_points, path):
 
 def submitted_notebooks(root=ROOT, assignment=ASSIGNMENT):
     """Every student's submitted notebook that can be read, in student order."""
-    import nbformat
+    from coursekit.intake import SubmissionProblem, read_submission
 
     notebooks = []
     for path in sorted((root / "submitted").glob("*/%s/%s" % (assignment, NOTEBOOK))):
         try:
-            notebooks.append(nbformat.read(path, as_version=4))
-        except Exception:  # the grade table already says what is wrong with it
+            notebooks.append(read_submission(str(path)))
+        except SubmissionProblem:  # the grade table already says what is wrong with it
             continue
     return notebooks
 

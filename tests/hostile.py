@@ -10,7 +10,7 @@ import re
 
 import nbformat
 
-from coursekit.samples import CLASS_CELL, make_submission, solution_cells
+from coursekit.samples import CLASS_CELL, RELEASE_NOTEBOOK, make_submission, solution_cells
 from coursekit.sync import NOTEBOOK, grade_id
 
 # Written by the hostile code wherever it can; the tests look for it everywhere.
@@ -100,6 +100,9 @@ def reference():
     return make_submission(solution_cells())
 
 
+RELEASE_CELLS = len(nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells)
+
+
 def _insert_after(notebook, cell_id, source):
     index = next(i for i, cell in enumerate(notebook.cells) if grade_id(cell) == cell_id)
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
@@ -119,7 +122,9 @@ def network(port):
 
 
 def memory_bomb(port):
-    return _insert_after(reference(), CLASS_CELL, MEMORY_BOMB)
+    """Right before the network checks. (A cell that ends in MemoryError leaves its memory
+    referenced in the kernel, so what comes after has little room: the checks need little.)"""
+    return _insert_after(reference(), "explain_batchnorm", MEMORY_BOMB)
 
 
 def process_bomb(port):
@@ -131,8 +136,9 @@ def endless_loop(port):
 
 
 def stubborn_loop(port):
-    """Swallows every interrupt, after the network checks and before the other TODOs."""
-    return _insert_after(reference(), "run_batchnorm", STUBBORN_LOOP)
+    """Swallows every interrupt, after the four network checks and before the other TODOs
+    (train_eval's check, at the end of the notebook, never runs)."""
+    return _insert_after(reference(), "test_placement", STUBBORN_LOOP)
 
 
 def edited_tests(port):
@@ -553,13 +559,14 @@ CASES.update({
 })
 BROKEN.update({
     "too_big": " MB; grading takes notebooks of up to 20 MB",
-    "too_many_cells": "has 3073 cells; grading takes at most 1000",
-    "metadata_not_a_dict": "cell 20 of 73 has nbgrader metadata 'oops', not a dictionary",
-    "metadata_wrong_types": "cell 20 of 73 has broken nbgrader metadata (points: 'lots' is "
-                            "not of type 'number')",
-    "cell_not_a_dict": "cell 20 of 73 is 5, not a cell",
-    "source_not_text": "cell 20 of 73 has source [1, 2], not text",
-    "no_cell_type": "cell 20 of 73 has no cell type",
+    "too_many_cells": "has %d cells; grading takes at most 1000" % (RELEASE_CELLS + 3000),
+    "metadata_not_a_dict": "cell 20 of %d has nbgrader metadata 'oops', not a dictionary"
+                           % RELEASE_CELLS,
+    "metadata_wrong_types": "cell 20 of %d has broken nbgrader metadata (points: 'lots' is "
+                            "not of type 'number')" % RELEASE_CELLS,
+    "cell_not_a_dict": "cell 20 of %d is 5, not a cell" % RELEASE_CELLS,
+    "source_not_text": "cell 20 of %d has source [1, 2], not text" % RELEASE_CELLS,
+    "no_cell_type": "cell 20 of %d has no cell type" % RELEASE_CELLS,
 })
 
 # Graded once only: grading them again proves nothing the others do not, and costs the

@@ -207,7 +207,7 @@ def test_an_endless_loop_is_interrupted_and_the_rest_runs(graded):
 
 def test_a_loop_that_swallows_interrupts_is_stopped_and_graded_on_what_ran(graded):
     scores = graded["grades"]["stubborn_loop"]
-    ran_before = set(NETWORK_TESTS)
+    ran_before = set(NETWORK_TESTS) - {"test_train_eval"}
     assert {t for t, s in scores.items() if s == points()[t]} == ran_before
     assert sum(scores[t] for t in set(scores) - ran_before) == 0
     assert "KernelStopped" in output_of_cell_containing(graded, "stubborn_loop",
@@ -443,7 +443,8 @@ def test_a_huge_line_is_cut_with_a_note_fast_and_costs_no_points(graded):
     took = output_of_cell_containing(graded, "huge_line", "the grader took")
     assert float(took.split("took ")[1].split(" s")[0]) < 10, took
     noisy = dict(outputs(graded, "huge_line"))["compare_slope"]
-    assert "[output cut: this cell's output came to 3 MB; grading keeps 1 MB of it]" in noisy
+    # compare_slope calls predicted_increment twice (its printout and the recalled guess).
+    assert "[output cut: this cell's output came to 6 MB; grading keeps 1 MB of it]" in noisy
     assert _autograded(graded, "huge_line").stat().st_size < 2.6e6
     assert total(graded, "huge_line") == FULL
 

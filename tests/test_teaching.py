@@ -187,3 +187,19 @@ def test_every_figure_has_alt_text_in_the_notebook_and_on_the_feedback_page():
         # Says what is drawn, with the run's own numbers.
         assert len(alt) > 80 and re.search(r"\d\.\d", alt), (cell, alt)
     assert on_page == list(alts.values())
+
+
+def test_hostile_prediction_cells_cannot_break_the_report(tmp_path):
+    from coursekit.report import submitted_notebooks
+
+    nested = "prediction_plain = " + "(" * 5000 + '"x"' + ")" * 5000
+    notebook = make_submission({"prediction_plain": nested,
+                                "prediction_slope": "prediction_slope = '%s'" % ("y" * 30_000)})
+    guesses = predictions.recorded(notebook)
+    assert "prediction_plain" not in guesses and "prediction_slope" not in guesses
+    # A file that is not a notebook is left to the grade table, not the chart.
+    for student, content in (("broken", "{not json"), ("fine", nbformat.writes(notebook))):
+        folder = tmp_path / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / NOTEBOOK).write_text(content)
+    assert len(submitted_notebooks(tmp_path)) == 1
