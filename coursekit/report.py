@@ -3,7 +3,8 @@
 One row per student: total points, then the points of every test cell, so an instructor
 sees at a glance which checks a class fails; ``grades.png`` beside it, how many students
 passed each test, which shows the class's common mistakes; and ``predictions.png``, how the
-class predicted before each run (coursekit.predictions), its misconceptions. ``python -m coursekit.report``.
+class predicted before each run (coursekit.predictions), its misconceptions.
+``python -m coursekit.report``.
 The ``problem`` column (NEEDS ATTENTION in the table) says why a submission was not graded,
 or which fixed cells the grader put back (edits there were not graded); only the former
 make the exit status non-zero.
@@ -184,24 +185,24 @@ def write_prediction_chart(notebooks, path):
     colors = {predictions.OWN_WORDS: "#8172b3", predictions.NONE: "#dddddd"}
     for row, prediction in enumerate(predictions.PREDICTIONS):
         start = 0
-        others = iter(plt.cm.Oranges([0.7, 0.5, 0.35, 0.2]))
+        other_colors = iter(plt.cm.Oranges([0.7, 0.5, 0.35, 0.2]))
         for choice, count in counts[prediction.name].items():
             if not count:
                 continue
             color = ("#55a868" if choice == prediction.measured
-                     else colors.get(choice) if choice in colors else next(others))
+                     else colors.get(choice) if choice in colors else next(other_colors))
             ax.barh(row, count, left=start, color=color, edgecolor="white")
             # A narrow segment shows its count only; the misconception is named on the right.
             wide = count >= 0.2 * len(notebooks)
             ax.text(start + count / 2, row, "%s (%d)" % (choice, count) if wide else count,
                     ha="center", va="center", fontsize=7, clip_on=True)
             start += count
-        others = {choice: count for choice, count in counts[prediction.name].items()
-                  if choice in prediction.choices and choice != prediction.measured}
-        if any(others.values()):
-            common = max(others, key=others.get)
+        misconceptions = {choice: count for choice, count in counts[prediction.name].items()
+                          if choice in prediction.choices and choice != prediction.measured}
+        if any(misconceptions.values()):
+            common = max(misconceptions, key=misconceptions.get)
             ax.text(len(notebooks) * 1.02, row, "most common other guess:\n%s (%d)"
-                    % (common, others[common]), va="center", fontsize=7)
+                    % (common, misconceptions[common]), va="center", fontsize=7)
     ax.set_yticks(range(len(counts)), [p.name.replace("prediction_", "")
                                        for p in predictions.PREDICTIONS])
     ax.invert_yaxis()  # notebook order, top to bottom
