@@ -79,7 +79,8 @@ report: $(GUARD)
 	$(BIN)/python -m coursekit.report
 	$(BIN)/python -m coursekit.pictures
 
-# Rewrites the sample submissions (reference, blank, seed) after the release changes.
+# Rewrites the example class under submitted/ (coursekit.samples.COMMITTED) after the
+# release changes.
 samples: $(GUARD)
 	$(BIN)/python -m coursekit.samples
 

@@ -1,14 +1,37 @@
 """Student answers to the batch-norm TODO, one per category the course must grade.
 
 Each is the source of a solution cell, written the way students write it (the survey in
-shared/notes/student-solutions.md). ``FAILS`` names the network checks each one must fail;
-an empty set means full marks. The sample submissions (samples.py) paste them into the
-release so `make grade` grades every category; the fast stability test runs the checks on
-them directly.
+shared/notes/student-solutions.md), in a ``Category`` that says what grading must make of
+it: the network checks it fails (none means full marks) and the phrase their messages must
+contain. ``SLIPS`` does the same for typical wrong answers to the later TODOs. The sample
+submissions (samples.py) paste them into the release so that the tests grade every one with
+nbgrader; the fast stability test runs the checks on them directly.
 """
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Category:
+    """One way students answer the first TODO, and what grading must make of it."""
+    source: str
+    fails: frozenset = frozenset()      # the network checks it fails
+    message: str = ""                   # a phrase the failing checks' messages contain
+    at_most_half: bool = False          # it may earn at most half the network's points
+    also_fails: frozenset = frozenset()  # checks outside the network's that it fails too
+    also_message: str = ""              # ... and a phrase of their messages
+
+
+class Slip(NamedTuple):
+    """A typical wrong answer to one of the later TODOs."""
+    cell: str              # the answer cell it replaces
+    source: str
+    fails: set             # the checks it fails: its own exercise's only
+    message: str           # a phrase of their messages
 
 PLAIN_INIT = """
     self.linear1 = nn.Linear(input_size, hidden_size)
@@ -169,46 +192,43 @@ def print_variance(name, data):
   print("%s variance=%f" % (name, 1.0 + 0.68 * (_calls[0] % 7)))
 """
 
-VARIANTS = {
-    "book": BOOK,
-    "module_list": MODULE_LIST,
-    "sequential": SEQUENTIAL,
-    "in_place_add": IN_PLACE_ADD,
-    "extra_norms": EXTRA_NORMS,
-    "stem_norm": STEM_NORM,
-    "own_print_variance": OWN_PRINT_VARIANCE,
-    "shared": SHARED,
-    "branch_end": BRANCH_END,
-    "stream_before_add": STREAM_BEFORE_ADD,
-    "stream_after_add": STREAM_AFTER_ADD,
-    "created_in_forward": CREATED_IN_FORWARD,
-    "seed": SEED,
-    "after_relu": AFTER_RELU,
-    "called_twice": CALLED_TWICE,
-    "layer_norm": LAYER_NORM,
-    "never_called": NEVER_CALLED,
-    "no_normalisation": NO_NORMALISATION,
-    "faked_printout": FAKED_PRINTOUT,
-}
-
-ALL = {"registered", "used", "no_compounding", "placement", "train_eval"}
-FAILS = {
-    "book": set(), "module_list": set(), "sequential": set(), "extra_norms": set(),
-    "stem_norm": set(), "own_print_variance": set(),
-    "shared": {"used"},
-    "in_place_add": {"train_eval"},
-    "branch_end": {"placement"},
-    "stream_before_add": {"placement"},
-    "stream_after_add": {"used", "placement"},
+NETWORK_CHECKS = frozenset({"registered", "used", "no_compounding", "placement", "train_eval"})
+# A print_variance of the student's own no longer records what the network computes, so
+# block_variances, which reads it, fails too, with a message that names that cause.
+OWN_PRINTOUT = dict(also_fails=frozenset({"block_variances"}),
+                    also_message="defines its own print_variance")
+CATEGORIES = {
+    "book": Category(BOOK),
+    "module_list": Category(MODULE_LIST),
+    "sequential": Category(SEQUENTIAL),
+    "in_place_add": Category(IN_PLACE_ADD, frozenset({"train_eval"}), "write x = x + branch(x)"),
+    "extra_norms": Category(EXTRA_NORMS),
+    "stem_norm": Category(STEM_NORM),
+    "own_print_variance": Category(OWN_PRINT_VARIANCE, **OWN_PRINTOUT),
+    "shared": Category(SHARED, frozenset({"used"}), "shared by blocks"),
+    "branch_end": Category(BRANCH_END, frozenset({"placement"}), "at the end of the branch"),
+    "stream_before_add": Category(STREAM_BEFORE_ADD, frozenset({"placement"}),
+                                  "normalize the residual stream itself"),
+    "stream_after_add": Category(STREAM_AFTER_ADD, frozenset({"used", "placement"}),
+                                 "normalize the residual stream itself"),
     # One mistake, two consequences: each block still calls its own layer, once.
-    "created_in_forward": {"registered", "train_eval"},
-    "seed": {"registered", "placement", "train_eval"},
-    "after_relu": {"placement"},
-    "called_twice": {"used"},
-    "layer_norm": {"registered", "used", "placement", "train_eval"},
-    "never_called": {"used", "no_compounding", "placement", "train_eval"},
-    "no_normalisation": ALL,
-    "faked_printout": ALL,
+    "created_in_forward": Category(CREATED_IN_FORWARD, frozenset({"registered", "train_eval"}),
+                                   "creates nn.BatchNorm1d layers as it runs"),
+    "seed": Category(SEED, frozenset({"registered", "placement", "train_eval"}),
+                     "creates nn.BatchNorm1d layers as it runs"),
+    "after_relu": Category(AFTER_RELU, frozenset({"placement"}), "after the ReLU"),
+    "called_twice": Category(CALLED_TWICE, frozenset({"used"}),
+                             "never called (a copy-paste slip?)"),
+    "layer_norm": Category(LAYER_NORM, frozenset({"registered", "used", "placement",
+                                                  "train_eval"}),
+                           "uses LayerNorm, not nn.BatchNorm1d"),
+    "never_called": Category(NEVER_CALLED, frozenset({"used", "no_compounding", "placement",
+                                                      "train_eval"}),
+                             "forward never calls them", at_most_half=True),
+    "no_normalisation": Category(NO_NORMALISATION, NETWORK_CHECKS,
+                                 "No nn.BatchNorm1d layer is registered", at_most_half=True),
+    "faked_printout": Category(FAKED_PRINTOUT, NETWORK_CHECKS, "The variance still compounds",
+                               at_most_half=True, **OWN_PRINTOUT),
 }
 
 
@@ -244,32 +264,9 @@ def run_answer(source, name="<answer>"):
 
 def model_class(variant):
     """Execute a variant's source as a notebook cell would and return its class."""
-    return run_answer(VARIANTS[variant], "<%s>" % variant)["ResidualNetworkWithBatchNorm"]
+    return run_answer(CATEGORIES[variant].source, "<%s>" % variant)[
+        "ResidualNetworkWithBatchNorm"]
 
-# A phrase the failing checks' messages must contain: the mistake, named.
-MESSAGES = {
-    "shared": "shared by blocks",
-    "in_place_add": "write x = x + branch(x)",
-    "branch_end": "at the end of the branch",
-    "stream_before_add": "normalize the residual stream itself",
-    "stream_after_add": "normalize the residual stream itself",
-    "created_in_forward": "creates nn.BatchNorm1d layers as it runs",
-    "seed": "creates nn.BatchNorm1d layers as it runs",
-    "after_relu": "after the ReLU",
-    "called_twice": "never called (a copy-paste slip?)",
-    "layer_norm": "uses LayerNorm, not nn.BatchNorm1d",
-    "never_called": "forward never calls them",
-    "no_normalisation": "No nn.BatchNorm1d layer is registered",
-    "faked_printout": "The variance still compounds",
-}
-# Categories that may earn at most half of the network's points.
-AT_MOST_HALF = {"never_called", "no_normalisation", "faked_printout"}
-# Tests outside the network's that a category also fails: a print_variance of the student's
-# own no longer records what the network computes, so block_variances, which reads it,
-# fails too, with a message that names that cause.
-OTHER_FAILS = {"faked_printout": {"block_variances"}, "own_print_variance": {"block_variances"}}
-OTHER_MESSAGES = {"faked_printout": "defines its own print_variance",
-                  "own_print_variance": "defines its own print_variance"}
 
 
 # --- The other exercises ---------------------------------------------------------------------
@@ -353,61 +350,60 @@ TRAIN_FULL_BATCH = '''def train_model(model, x_train, y_train, n_epochs, lr, bat
 '''
 
 SLIPS = {
-    # (answer cell, its source, checks it fails, phrase of the message)
-    "increment_without_he": ("predicted_increment",
+    "increment_without_he": Slip("predicted_increment",
                              "def predicted_increment():\n  return 0.5 - 1 / (2 * np.pi)\n",
                              {"increment"}, "doubles the variance"),
-    "increment_mean_square": ("predicted_increment", "def predicted_increment():\n  return 1.0\n",
+    "increment_mean_square": Slip("predicted_increment", "def predicted_increment():\n  return 1.0\n",
                               {"increment"}, "subtracts the squared mean"),
-    "increment_rounded": ("predicted_increment", "def predicted_increment():\n  return 0.68\n",
+    "increment_rounded": Slip("predicted_increment", "def predicted_increment():\n  return 0.68\n",
                           {"increment"}, "exact value"),
-    "slope_end_points": ("measured_slope",
+    "slope_end_points": Slip("measured_slope",
                          "def measured_slope(variances):\n"
                          "  return (variances[-1] - variances[0]) / (len(variances) - 1)\n",
                          {"slope"}, "first and last"),
-    "slope_intercept": ("measured_slope",
+    "slope_intercept": Slip("measured_slope",
                         "def measured_slope(variances):\n"
                         "  return np.polyfit(range(len(variances)), variances, 1)[1]\n",
                         {"slope"}, "intercept"),
-    "rescaled_branch_only": ("residual_network_rescaled",
+    "rescaled_branch_only": Slip("residual_network_rescaled",
                              _rescaled("{res} = {prev} + {lin}({prev}.relu()) / np.sqrt(2)"),
                              {"rescaled_blocks", "rescaled_flat"}, "rescale only the branch"),
-    "rescaled_by_half": ("residual_network_rescaled",
+    "rescaled_by_half": Slip("residual_network_rescaled",
                          _rescaled("{res} = ({prev} + {lin}({prev}.relu())) / 2"),
                          {"rescaled_blocks", "rescaled_flat"}, "not 1/sqrt(2)"),
-    "rescaled_not_at_all": ("residual_network_rescaled",
+    "rescaled_not_at_all": Slip("residual_network_rescaled",
                             _rescaled("{res} = {prev} + {lin}({prev}.relu())"),
                             {"rescaled_blocks", "rescaled_flat"}, "without rescaling"),
-    "running_biased": ("running_statistics", RUNNING.replace("UNBIASED", "False"),
+    "running_biased": Slip("running_statistics", RUNNING.replace("UNBIASED", "False"),
                        {"running_var"}, "unbiased"),
-    "running_reversed": ("running_statistics",
+    "running_reversed": Slip("running_statistics",
                          RUNNING.replace("UNBIASED", "True").replace(
                              "(1 - momentum) * mean + momentum", "momentum * mean + (1 - momentum)")
                          .replace("(1 - momentum) * var + momentum",
                                   "momentum * var + (1 - momentum)"),
                          {"running_mean", "running_var"}, "weighs the new batch"),
-    "running_fixed_momentum": ("running_statistics",
+    "running_fixed_momentum": Slip("running_statistics",
                                RUNNING.replace("UNBIASED", "True").replace(
                                    "for batch in batches:",
                                    "momentum = 0.1\n  for batch in batches:"),
                                {"running_mean", "running_var"}, "momentum argument"),
-    "train_without_momentum": ("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.0").replace(
+    "train_without_momentum": Slip("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.0").replace(
                                    "ZERO_GRAD", "optimizer.zero_grad()"),
                                {"train_model", "training_comparison"}, "without momentum"),
-    "train_without_zero_grad": ("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.9").replace(
+    "train_without_zero_grad": Slip("train_model", TRAIN_LOOP.replace("MOMENTUM", "0.9").replace(
                                     "ZERO_GRAD", "pass"),
                                 {"train_model", "training_comparison"}, "zero_grad"),
-    "train_summed_loss": ("train_model", TRAIN_RIGHT.replace(" / len(data_loader)", ""),
+    "train_summed_loss": Slip("train_model", TRAIN_RIGHT.replace(" / len(data_loader)", ""),
                           {"train_model", "training_comparison"}, "mean"),
-    "plot_pyplot": ("plot_variance_growth", PLOT_PYPLOT, {"plot_linear", "plot_log"},
+    "plot_pyplot": Slip("plot_variance_growth", PLOT_PYPLOT, {"plot_linear", "plot_log"},
                     "Draw on ax"),
-    "plot_from_one": ("plot_variance_growth", PLOT_FROM_ONE, {"plot_linear", "plot_log"},
+    "plot_from_one": Slip("plot_variance_growth", PLOT_FROM_ONE, {"plot_linear", "plot_log"},
                       "0 for the first pre-activation"),
-    "running_with_batchnorm": ("running_statistics", RUNNING_WITH_BATCHNORM,
+    "running_with_batchnorm": Slip("running_statistics", RUNNING_WITH_BATCHNORM,
                                {"running_mean", "running_var"}, "without nn.BatchNorm1d"),
-    "train_full_batch": ("train_model", TRAIN_FULL_BATCH,
+    "train_full_batch": Slip("train_model", TRAIN_FULL_BATCH,
                          {"train_model", "training_comparison"}, "ignores batch_size"),
-    "train_without_init": ("train_model", TRAIN_RIGHT.replace(
+    "train_without_init": Slip("train_model", TRAIN_RIGHT.replace(
                                "  model.apply(weights_init)\n", ""),
                            {"train_model", "training_comparison"}, "weights_init"),
 }

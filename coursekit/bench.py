@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT
+from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, grade_id, gradebook_url
 
 FLOOR_CODE = """\
 import numpy, torch, matplotlib.pyplot, mnist1d
@@ -28,6 +28,10 @@ args = mnist1d.data.get_dataset_args()
 data = mnist1d.data.get_dataset(args, path='./floor.pkl', download=False, regenerate=True)
 """
 SUBMISSIONS = 20
+# Where make bench writes what it measured, between these markers (nothing else is touched).
+README, SCALE_DOC = ROOT / "README.md", ROOT / "docs" / "scale.md"
+BEGIN = "<!-- written by make bench: begin -->"
+END = "<!-- written by make bench: end -->"
 
 
 def run_notebook(notebook, folder, kernel_manager_class=None, shutdown="graceful"):
@@ -79,7 +83,7 @@ def slowest_cell(notebook):
                 ).total_seconds()
 
     cell = max((c for c in notebook.cells if c.cell_type == "code"), key=seconds)
-    return seconds(cell), cell.metadata.get("nbgrader", {}).get("grade_id", cell.get("id"))
+    return seconds(cell), grade_id(cell) or cell.get("id")
 
 
 class NoLimits:
@@ -173,17 +177,16 @@ def nbgrader(root, *args):
 def grades(root):
     from coursekit.report import collect
 
-    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, _, _ = collect(gradebook_url(root))
     return {student: per_test for student, _, _, per_test in rows}
 
 
 def main():
     from coursekit.parallel import grade_class
-    from coursekit.samples import course_copy
+    from coursekit.samples import SAMPLES, course_copy, sample_submission, submit
     from coursekit.sandbox import SandboxedKernelManager
 
-    students = sorted(p.name for p in (ROOT / "submitted").iterdir()
-                      if (p / ASSIGNMENT / NOTEBOOK).exists())[:SUBMISSIONS]
+    students = sorted(SAMPLES)[:SUBMISSIONS]
     with tempfile.TemporaryDirectory(prefix="udl-bench-") as scratch:
         scratch = Path(scratch)
         print("Benchmark: %d submissions, %d cores" % (len(students), os.cpu_count()))
@@ -191,7 +194,9 @@ def main():
         # Grading stops a kernel at once after its last cell (SandboxedExecute); the same
         # floor stopped that way shows how much of the saving is that alone.
         floor_stopped = floor_seconds(scratch, shutdown="immediate")
-        root = course_copy(scratch / "course", students)
+        root = course_copy(scratch / "course")
+        for student in students:
+            submit(root, student, sample_submission(student))
         nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
         sequential = nbgrader(root, "autograde", ASSIGNMENT, "--force")
         sequential_grades = grades(root)
@@ -199,12 +204,12 @@ def main():
             started = time.monotonic()
             outcomes = grade_class(root, ASSIGNMENT, jobs=2, stream=quiet)
             parallel = time.monotonic() - started
-        same = grades(root) == sequential_grades and all(o["ok"] for o in outcomes)
+        same = grades(root) == sequential_grades and all(o.ok for o in outcomes)
 
         def alone(student, run="class", manager=SandboxedKernelManager, executed=None):
             """Seconds to execute one submission in its graded folder (MNIST-1D included),
             no nbgrader; the executed notebook is appended to `executed`."""
-            notebook = nbformat.read(ROOT / "submitted" / student / ASSIGNMENT / NOTEBOOK,
+            notebook = nbformat.read(root / "submitted" / student / ASSIGNMENT / NOTEBOOK,
                                      as_version=4)
             folder = scratch / ("alone-%s-%s" % (student, run))
             shutil.copytree(root / "autograded" / student / ASSIGNMENT, folder)
@@ -232,7 +237,7 @@ def main():
         class_alone = sum(alone(student) for student in students) / len(students)
 
     per = sequential / len(students)
-    peak = max(outcomes, key=lambda o: o["peak_mib"])
+    peak = max(outcomes, key=lambda o: o.peak_mib)
     rows = [
         ("floor: fresh kernel, imports, builds MNIST-1D", floor, 1.0),
         ("  the same, kernel stopped at once at the end", floor_stopped, floor_stopped / floor),
@@ -251,29 +256,53 @@ def main():
         ("the reference graded by the judge (median of 3)", judged, judged / floor),
         ("  the same, tests run whole in the kernel (stock)", in_kernel, in_kernel / floor),
     ]
-    print("\n%-50s %8s %10s" % ("", "seconds", "x floor"))
-    for label, seconds, ratio in rows:
-        print("%-50s %8.2f %10.3f" % (label, seconds, ratio))
-    print("\nsequential, %d submissions: %7.1f s" % (len(students), sequential))
-    print("--jobs 2,    %d submissions: %7.1f s" % (len(students), parallel))
-    print("speed-up of 2 workers: %.2fx (target >= 1.8x)" % (sequential / parallel))
-    print("the completed notebook (the reference) alone: %.2fx floor (target <= 2x)"
-          % (execution / floor))
-    print("the same with one other busy process: %.2fx floor" % (busy / floor))
-    for label, runs in (("quiet", quiet_runs), ("one other busy process", busy_runs)):
-        seconds, cell = max(slowest_cell(notebook) for notebook in runs)
-        print("slowest cell of the reference, %s: %s, %.1f s (target <= 20 s busy)"
-              % (label, cell, seconds))
-    print("per-submission cost, sequential: %.2fx floor; %.2fx the same notebooks alone "
-          "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone))
-    print("peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
-          "target < 1024 MiB)" % (peak["peak_mib"], peak["worker_mib"], peak["kernel_mib"]))
-    print("added cost of the whole-submission limits and inert markup: %.3fx floor "
-          "(target <= 0.1x)" % ((limits_cost + sanitizing) / floor))
-    print("added cost of the judge (observing outside the tests, judging in the grader): "
-          "%.3fx floor per submission (target <= 0.3x)" % ((judged - in_kernel) / floor))
-    print("grades of the two runs identical: %s" % ("yes" if same else "NO"))
+    slowest = {label: max(slowest_cell(notebook) for notebook in runs)
+               for label, runs in (("quiet", quiet_runs), ("one other busy process", busy_runs))}
+    lines = ["%-50s %8s %10s" % ("", "seconds", "x floor")]
+    lines += ["%-50s %8.2f %10.3f" % row for row in rows]
+    lines += [
+        "",
+        "sequential, %d submissions: %7.1f s" % (len(students), sequential),
+        "--jobs 2,    %d submissions: %7.1f s" % (len(students), parallel),
+        "speed-up of 2 workers: %.2fx (target >= 1.8x)" % (sequential / parallel),
+        "the completed notebook (the reference) alone: %.2fx floor (target <= 2x)"
+        % (execution / floor),
+        "the same with one other busy process: %.2fx floor" % (busy / floor)]
+    lines += ["slowest cell of the reference, %s: %s, %.1f s (target <= 20 s busy)"
+              % (label, cell, seconds) for label, (seconds, cell) in slowest.items()]
+    lines += [
+        "per-submission cost, sequential: %.2fx floor; %.2fx the same notebooks alone "
+        "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone),
+        "peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
+        "target < 1024 MiB)" % (peak.peak_mib, peak.worker_mib, peak.kernel_mib),
+        "added cost of the whole-submission limits and inert markup: %.3fx floor "
+        "(target <= 0.1x)" % ((limits_cost + sanitizing) / floor),
+        "added cost of the judge (observing outside the tests, judging in the grader): "
+        "%.3fx floor per submission (target <= 0.3x)" % ((judged - in_kernel) / floor),
+        "grades of the two runs identical: %s" % ("yes" if same else "NO")]
+    print("\n" + "\n".join(lines))
+    measured = "`make bench`, %s, %d cores, %d sample submissions" % (
+        datetime.date.today().isoformat(), os.cpu_count(), len(students))
+    publish(SCALE_DOC, "%s; every figure is relative to a floor measured in the same run:"
+            "\n\n```\n%s\n```" % (measured, "\n".join(lines)))
+    quiet_seconds, quiet_cell = slowest["quiet"]
+    publish(README, "The completed notebook runs in **%.2fx** the time of a bare kernel that "
+            "only imports the libraries and builds the data (**%.2fx** beside one other busy "
+            "process); its slowest cell, `%s`, takes %.1f s (%s; all figures in "
+            "[docs/scale.md](docs/scale.md))." % (execution / floor, busy / floor, quiet_cell,
+                                                  quiet_seconds, measured))
+    print("\nwritten into %s and %s" % (SCALE_DOC.name, README.name))
     return 0 if same else 1
+
+
+def publish(path, text):
+    """Put `text` between the `make bench` markers of `path`, leaving the rest as it is."""
+    document = path.read_text()
+    begin, end = document.find(BEGIN), document.find(END)
+    if begin < 0 or end < begin:
+        raise SystemExit("%s has no %s ... %s block for make bench to fill in; add one where "
+                         "the figures belong" % (path, BEGIN, END))
+    path.write_text(document[:begin + len(BEGIN)] + "\n" + text + "\n" + document[end:])
 
 
 if __name__ == "__main__":

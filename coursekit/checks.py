@@ -20,7 +20,6 @@ import hashlib
 import io
 import math
 import sys
-import textwrap
 import types
 import warnings
 
@@ -81,6 +80,12 @@ def he_init(model):
                 nn.init.zeros_(module.bias)
 
 
+def said(error, first_line=False):
+    """What `error` says, after its kind: "ValueError: ..."."""
+    text = str(error).split("\n")[0] if first_line else str(error)
+    return "%s: %s" % (type(error).__name__, text)
+
+
 def call_student(function_name, call, shown_call=None):
     """judge.Returned of `call()`: its value, or a message naming what it raised."""
     try:
@@ -90,8 +95,8 @@ def call_student(function_name, call, shown_call=None):
         return judge.Returned(error="%s still raises NotImplementedError: replace that line "
                               "with your code." % function_name)
     except Exception as error:  # the student's code can raise anything
-        return judge.Returned(error="%s raised %s: %s." % (
-            shown_call or function_name, type(error).__name__, str(error)[:2000]))
+        return judge.Returned(error="%s raised %s." % (shown_call or function_name,
+                                                         said(error)[:2000]))
 
 
 def _kind(module):
@@ -189,7 +194,7 @@ def record_forward(model, x, modules):
         with torch.no_grad(), _AddRecorder(calls):
             returned = model(x)
     except Exception as error:
-        return calls, None, "forward raised %s: %s" % (type(error).__name__, error)
+        return calls, None, "forward raised " + said(error)
     finally:
         handle.remove()
     if isinstance(returned, torch.Tensor):
@@ -207,9 +212,9 @@ def _build(model_class, seed):
         model.train()
         return model, None
     except Exception as error:  # a student's constructor can raise anything
-        return None, "building %s(%d, %d, %d) raised %s: %s" % (
+        return None, "building %s(%d, %d, %d) raised %s" % (
             getattr(model_class, "__name__", "the model"), INPUT_SIZE, OUTPUT_SIZE,
-            HIDDEN_SIZE, type(error).__name__, error)
+            HIDDEN_SIZE, said(error))
 
 
 def traced(model_class, seed=0):
@@ -231,12 +236,13 @@ def observe_network(model_class, seed=0):
 
 
 def _backward_problem(model_class, seed):
-    """Why one training step's backward pass fails on a fresh model, or None."""
+    """Why one training step's backward pass fails on a fresh model, or None (a model that
+    cannot even be built is the caller's to report)."""
     with seeded(seed), quiet():
+        model, _ = _build(model_class, seed)
+        if model is None:
+            return None
         try:
-            model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
-            he_init(model)
-            model.train()
             model(input_batch(seed)).square().mean().backward()
         except Exception as error:
             text = str(error).split("\n")[0]
@@ -245,7 +251,7 @@ def _backward_problem(model_class, seed):
                         "\"modified by an inplace operation\". An in-place addition such as "
                         "x += branch(x) overwrites the values batch norm saved to compute its "
                         "gradient; write x = x + branch(x)")
-            return "a training step fails: %s: %s" % (type(error).__name__, text)
+            return "a training step fails: " + said(error, first_line=True)
     return None
 
 
@@ -270,7 +276,7 @@ def observe_train_eval(model_class, seed=0):
                 for step in range(3):
                     model(input_batch(seed + 1000 * (step + 1)))
         except Exception as error:
-            o.train_error = "%s: %s" % (type(error).__name__, error)
+            o.train_error = said(error)
             return o
         o.statistics_moved = any(not torch.equal(b, m.running_mean)
                                  for b, m in zip(before, layers))
@@ -283,7 +289,7 @@ def observe_train_eval(model_class, seed=0):
                 o.whole = model(batch)[:1].detach().clone()
                 o.alone = model(batch[:1]).detach().clone()
         except Exception as error:
-            o.eval_error = "%s: %s" % (type(error).__name__, str(error).split("\n")[0])
+            o.eval_error = said(error, first_line=True)
     return o
 
 
@@ -707,9 +713,7 @@ def score(verdict, points):
     what nbgrader's validate reads as the cell's score.
     """
     # JupyterLab breaks long output lines anywhere, mid-word: break them between words.
-    print(textwrap.fill("%s %s" % ("✓" if verdict.passed else "✗", verdict.message),
-                        width=judge.MESSAGE_WIDTH, subsequent_indent="  ",
-                        break_long_words=False, break_on_hyphens=False))
+    print(judge.wrapped("%s %s" % ("✓" if verdict.passed else "✗", verdict.message)))
     return float(points) if verdict.passed else 0.0
 
 
@@ -732,9 +736,7 @@ def recall(name, measured):
     guess = vars(sys.modules["__main__"]).get(name)
     guess = guess.strip() if isinstance(guess, str) else ""
     print("You predicted: %s" % (guess or "(nothing recorded in %s)" % name))
-    print(textwrap.fill("Measured:      " + measured, width=judge.MESSAGE_WIDTH,
-                        subsequent_indent=" " * 15, break_long_words=False,
-                        break_on_hyphens=False))
+    print(judge.wrapped("Measured:      " + measured, indent=" " * 15))
 
 
 def require(*verdicts):

@@ -8,7 +8,7 @@ seed); the pickle is never committed. `python -m coursekit.data` (make builds it
 """
 import sys
 
-from coursekit.sync import ASSIGNMENT, ROOT
+from coursekit.course import ASSIGNMENT, ROOT
 
 DATA_FILE = ROOT / "source" / ASSIGNMENT / "mnist1d_data.pkl"
 

@@ -7,12 +7,12 @@ cell to what the student may see: the visible part of its code (the release's), 
 verdict: the test's name, points earned and possible, passed or failed, and the message.
 """
 import re
-import textwrap
 
 import nbformat
 from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from coursekit.course import is_graded, is_solution, settings
 from coursekit.intake import recorded_fixed_cells
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
@@ -73,11 +73,13 @@ def test_name(grade_id):
 
 
 def summary(grade_id, score, points, message):
+    from coursekit.judge import wrapped  # here: the config loads this module, judge torch
+
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %g of %g point%s\n%s\n" % (
         "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
-        score, points, "" if points == 1 else "s", textwrap.fill(message, width=90))
+        score, points, "" if points == 1 else "s", wrapped(message, indent="", width=90))
 
 
 def put_back_note(edited, put_back):
@@ -114,8 +116,8 @@ class SummariseTests(NbGraderPreprocessor):
         return nb, resources
 
     def preprocess_cell(self, cell, resources, cell_index):
-        info = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not info.get("grade") or info.get("solution"):
+        info = settings(cell)
+        if cell.cell_type != "code" or not is_graded(cell) or is_solution(cell):
             return cell, resources
         score, points = float(info.get("score") or 0), float(info.get("points") or 0)
         message = verdict(cell.outputs, score >= points)

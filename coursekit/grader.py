@@ -28,28 +28,13 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursekit.course import grade_id, is_locked
 from coursekit.feedback import printed_verdicts
+from coursekit.testcells import TEST_CELLS
 
 # Which check grades each autograded test cell, and the student's objects it observes
 # (a Python expression in the notebook's namespace).
-TESTS = {
-    "test_registered": ("registered", "ResidualNetworkWithBatchNorm"),
-    "test_used": ("used", "ResidualNetworkWithBatchNorm"),
-    "test_no_compounding": ("no_compounding", "ResidualNetworkWithBatchNorm"),
-    "test_placement": ("placement", "ResidualNetworkWithBatchNorm"),
-    "test_train_eval": ("train_eval", "ResidualNetworkWithBatchNorm"),
-    "test_block_variances": ("block_variances", "block_variances, ResidualNetwork"),
-    "test_plot_linear": ("plot_linear", "plot_variance_growth"),
-    "test_plot_log": ("plot_log", "plot_variance_growth"),
-    "test_increment": ("increment", "predicted_increment"),
-    "test_slope": ("slope", "measured_slope"),
-    "test_rescaled_blocks": ("rescaled_blocks", "ResidualNetworkRescaled"),
-    "test_rescaled_flat": ("rescaled_flat", "ResidualNetworkRescaled"),
-    "test_train_model": ("train_model", "train_model"),
-    "test_training_comparison": ("training_comparison", "train_model, x_train, y_train"),
-    "test_running_mean": ("running_mean", "running_statistics"),
-    "test_running_var": ("running_var", "running_statistics"),
-}
+TESTS = {cell.grade_id: (cell.check, cell.arguments) for cell in TEST_CELLS}
 
 # What the grader asks the kernel to observe for a check, where that is another check's
 # observation. train_eval's holds the traced forward pass that the four network checks
@@ -136,6 +121,26 @@ def _udl_grader_request():
     display({%(mime)r: judge.encode(report)}, raw=True)
 _udl_grader_request()
 del _udl_grader_request
+'''
+
+# Runs in the student's kernel after one of its cells failed. The failed cell's frames stay
+# referenced from its traceback (IPython keeps the exception), and with them everything
+# they held: after a cell that filled memory up to the cap and failed, every later cell,
+# the grader's requests included, would fail for want of memory. Clearing the frames lets
+# that memory go, so that a runaway cell costs only itself. (Reading `f_locals` again
+# drops the copy of the cleared locals that formatting the traceback made.)
+RELEASE_FAILED_CELL = '''\
+def _udl_release_failed_cell():
+    import gc, sys, traceback
+    error = getattr(sys, "last_value", None)
+    trace = getattr(error, "__traceback__", None)
+    traceback.clear_frames(trace)
+    while trace is not None:
+        trace.tb_frame.f_locals
+        trace = trace.tb_next
+    gc.collect()
+_udl_release_failed_cell()
+del _udl_release_failed_cell
 '''
 
 
@@ -342,12 +347,10 @@ def suspicious_cells(nb):
     """Findings about the cells a student writes (answers, and cells of their own)."""
     findings = []
     for index, cell in enumerate(nb.cells):
-        info = cell.metadata.get("nbgrader", {})
-        info = info if isinstance(info, dict) else {}
-        if cell.cell_type != "code" or (info.get("locked") and not info.get("solution")):
+        if cell.cell_type != "code" or is_locked(cell):
             continue
         for what in suspicious_code(cell.source if isinstance(cell.source, str) else ""):
-            findings.append("%s %s" % (info.get("grade_id") or "cell %d" % (index + 1), what))
+            findings.append("%s %s" % (grade_id(cell) or "cell %d" % (index + 1), what))
     return findings
 
 

@@ -22,6 +22,8 @@ import re
 import nbformat
 from nbgrader.nbgraderformat import MetadataValidator
 
+from coursekit.course import grade_id, is_graded, is_locked
+
 # A submission is matched when at least this share of the release's fixed (locked)
 # cells is found unchanged in it.
 MIN_LOCKED_FOUND = 0.5
@@ -176,21 +178,6 @@ def _megabytes(size):
     return ("%.1f MB" % (size / 1e6)).replace(".0 ", " ")
 
 
-def grade_id(cell):
-    settings = cell.metadata.get("nbgrader")
-    return settings.get("grade_id") if isinstance(settings, dict) else None
-
-
-def _is_locked(cell):
-    settings = cell.metadata.get("nbgrader")
-    return isinstance(settings, dict) and bool(settings.get("locked"))
-
-
-def _is_graded(cell):
-    settings = cell.metadata.get("nbgrader")
-    return isinstance(settings, dict) and bool(settings.get("grade"))
-
-
 def _key(cell):
     """A cell's type and text, blind to trailing spaces, as a short fixed-size digest."""
     text = "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
@@ -220,7 +207,7 @@ def restore_metadata(notebook, release, name="the notebook"):
         for k in range(block.size):
             pairs[block.a + k] = free[block.b + k]
 
-    locked = [i for i, cell in enumerate(release.cells) if _is_locked(cell)]
+    locked = [i for i, cell in enumerate(release.cells) if is_locked(cell)]
     found = sum(1 for i in locked if i in pairs or grade_id(release.cells[i]) in present)
     if locked and found < MIN_LOCKED_FOUND * len(locked):
         raise SubmissionProblem(
@@ -312,7 +299,7 @@ def edited_fixed_cells(notebook, release):
             cells[grade_id(cell)] = cell
     edited = []
     for fixed in release.cells:
-        cell = cells.get(grade_id(fixed)) if _is_locked(fixed) else None
+        cell = cells.get(grade_id(fixed)) if is_locked(fixed) else None
         if cell is not None and (cell.cell_type != fixed.cell_type
                                  or _normalised(cell.source) != _normalised(fixed.source)):
             edited.append(grade_id(fixed))
@@ -332,7 +319,7 @@ def put_back_missing_cells(notebook, release):
     present = {grade_id(cell) for cell in notebook.cells} - {None}
     missing = [index for index, cell in enumerate(release.cells)
                if grade_id(cell) and grade_id(cell) not in present
-               and (_is_locked(cell) or _is_graded(cell))]
+               and (is_locked(cell) or is_graded(cell))]
     if not missing:
         return []
     ids = {cell.get("id") for cell in notebook.cells}

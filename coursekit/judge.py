@@ -24,8 +24,9 @@ import base64
 import dataclasses
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -43,6 +44,12 @@ TRACED_KINDS = ("Linear",) + NORM_KINDS
 # Messages are printed broken between words at this width: JupyterLab breaks long output
 # lines anywhere, mid-word.
 MESSAGE_WIDTH = 88
+
+
+def wrapped(text, indent="  ", width=MESSAGE_WIDTH):
+    """`text` in lines of at most `width`, broken between words only, later lines indented."""
+    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
 
 # Compounding is multiplication: what each of the last three blocks multiplies the variance
 # by, on average. Measured over 100 seeds (tests/test_checks_stability.py keeps these

@@ -20,8 +20,24 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 _apis = {}
+
+
+@dataclass
+class Outcome:
+    """What grading one student came to, as its worker reports it."""
+    student: str
+    ok: bool
+    score: Optional[tuple] = None    # (points, possible); None when the gradebook has none
+    problem: Optional[str] = None    # why the submission needs attention
+    seconds: float = 0.0
+    worker_mib: float = 0.0
+    kernel_mib: float = 0.0
+    peak_mib: float = 0.0            # worker and kernel together
+    pid: Optional[int] = None        # the worker's
 
 
 def _config(root, db_url, settings):
@@ -116,10 +132,10 @@ def grade_student(root, assignment, student, db_url=None, settings=None):
         except Exception as error:  # one student's failure must not stop the class
             result, score, problem = {"success": False}, None, "%s: %s" % (
                 type(error).__name__, error)
-    return {"student": student, "ok": bool(result["success"]), "score": score,
-            "problem": problem, "seconds": time.monotonic() - started,
-            "worker_mib": memory.worker / 2**20, "kernel_mib": memory.kernel / 2**20,
-            "peak_mib": memory.together / 2**20, "pid": os.getpid()}
+    return Outcome(student, bool(result["success"]), score, problem,
+                   time.monotonic() - started, worker_mib=memory.worker / 2**20,
+                   kernel_mib=memory.kernel / 2**20, peak_mib=memory.together / 2**20,
+                   pid=os.getpid())
 
 
 def _tampering(api, assignment, student):
@@ -174,22 +190,22 @@ class Progress:
 
 
 def describe(outcome):
-    points = "%g/%g" % outcome["score"] if outcome["score"] else "-"
-    status = "graded" if outcome["ok"] else "NEEDS ATTENTION: " + outcome["problem"]
-    return "%-26s %7s  %5.1f s  %s" % (outcome["student"], points, outcome["seconds"], status)
+    points = "%g/%g" % outcome.score if outcome.score else "-"
+    status = "graded" if outcome.ok else "NEEDS ATTENTION: " + outcome.problem
+    return "%-26s %7s  %5.1f s  %s" % (outcome.student, points, outcome.seconds, status)
 
 
 def summary(outcomes, seconds, workers):
     lines = ["", "%-26s %7s  %7s  %s" % ("student", "points", "time", "status")]
-    lines += [describe(o) for o in sorted(outcomes, key=lambda o: o["student"])]
+    lines += [describe(o) for o in sorted(outcomes, key=lambda o: o.student)]
     lines.append("")
-    for pid in sorted({o["pid"] for o in outcomes if o["pid"]}):
-        own = [o for o in outcomes if o["pid"] == pid]
+    for pid in sorted({o.pid for o in outcomes if o.pid}):
+        own = [o for o in outcomes if o.pid == pid]
         lines.append("%d students, peak memory %.0f MiB (worker %.0f + kernel %.0f), worker pid %d"
-                     % (len(own), max(o["peak_mib"] for o in own),
-                        max(o["worker_mib"] for o in own), max(o["kernel_mib"] for o in own),
+                     % (len(own), max(o.peak_mib for o in own),
+                        max(o.worker_mib for o in own), max(o.kernel_mib for o in own),
                         pid))
-    attention = [o for o in outcomes if not o["ok"]]
+    attention = [o for o in outcomes if not o.ok]
     lines.append("%d graded, %d need attention, in %.1f s with %s" % (
         len(outcomes) - len(attention), len(attention), seconds, workers))
     return "\n".join(lines)
@@ -206,6 +222,7 @@ def preflight(root, assignment, db_url, settings):
     """Refuse before starting any worker when grading cannot be done safely or at all."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    from coursekit.course import gradebook_url
     from coursekit.sandbox import Sandbox, SandboxUnavailable
 
     # Through the workers' own cache: local workers are forked from here, ready to grade
@@ -223,7 +240,7 @@ def preflight(root, assignment, db_url, settings):
         api.Autograde(config=config).check_pipeline()
     except SandboxUnavailable as refusal:
         return str(refusal)
-    url = db_url or "sqlite:///%s" % os.path.join(root, "gradebook.db")
+    url = db_url or gradebook_url(root)
     with Gradebook(url) as gradebook:
         try:
             gradebook.find_assignment(assignment)
@@ -286,8 +303,7 @@ def run_dask(scheduler, tasks, progress):
 
 
 def _lost(task, why):
-    return {"student": task[2], "ok": False, "score": None, "problem": why, "seconds": 0.0,
-            "worker_mib": 0.0, "kernel_mib": 0.0, "peak_mib": 0.0, "pid": None}
+    return Outcome(task[2], False, problem=why)
 
 
 def grade_class(root, assignment, jobs=None, db_url=None, scheduler=None, settings=None,
@@ -330,7 +346,7 @@ def main(argv=None):
     workers = ("the Dask cluster at %s" % args.scheduler if args.scheduler
                else "%d worker%s" % (args.jobs, "" if args.jobs == 1 else "s"))
     print(summary(outcomes, time.monotonic() - started, workers))
-    return 0 if outcomes and all(o["ok"] for o in outcomes) else 1
+    return 0 if outcomes and all(o.ok for o in outcomes) else 1
 
 
 def _literal(value):

@@ -9,7 +9,7 @@ import sys
 
 import nbformat
 
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, grade_id
+from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, grade_id
 
 # Cell of the notebook -> picture under docs/.
 PICTURES = {

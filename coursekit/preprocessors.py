@@ -1,7 +1,6 @@
 """nbgrader preprocessors the course adds to ``generate_assignment`` and ``autograde``."""
 import json
 import secrets
-import textwrap
 
 import nbformat
 from nbclient.util import ensure_async, run_sync
@@ -10,6 +9,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
 from coursekit import grader
+from coursekit.course import grade_id, is_graded, is_solution
 
 RELEASE_SOURCE_KEY = "release_source"
 
@@ -91,6 +91,8 @@ class SandboxedExecute(Execute):
       grade. Here that kernel is stopped, the cell gets an error saying why, every later
       code cell gets an error saying it did not run (an empty test cell would score full
       points), and the student is graded on what ran.
+    - After a cell fails, the kernel lets go of what its frames held, so a cell that ran
+      out of memory does not starve the cells after it (grader.RELEASE_FAILED_CELL).
     """
 
     def __init__(self, *args, **kwargs):
@@ -158,8 +160,11 @@ class SandboxedExecute(Execute):
                 return await self._judged(cell, cell_index, execution_count, store_history)
             if cell.cell_type == "code":
                 self._observed.clear()  # the student's code may change what is observed
-            return await self._execute_within_caps(cell, cell_index, execution_count,
-                                                   store_history)
+            ran = await self._execute_within_caps(cell, cell_index, execution_count,
+                                                  store_history)
+            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                await self._release_failed_cell(cell, cell_index)
+            return ran
         except CellTimeoutError:
             reason = ("the cell ran past the %s s time limit and ignored the interrupt, so "
                       "the grader stopped its kernel" % self.timeout)
@@ -177,6 +182,14 @@ class SandboxedExecute(Execute):
             await ensure_async(self.km.shutdown_kernel(now=True))
         return cell
 
+    async def _release_failed_cell(self, cell, cell_index):
+        """Let go of what a failed cell's frames hold (see grader.RELEASE_FAILED_CELL)."""
+        probe = nbformat.v4.new_code_cell(grader.RELEASE_FAILED_CELL)
+        try:
+            await self._execute_within_caps(probe, cell_index, None, False)
+        finally:
+            self.nb.cells[cell_index] = cell  # nbclient put the probe there
+
     # nbclient binds the synchronous name to its own coroutine when its class is defined.
     execute_cell = run_sync(async_execute_cell)
 
@@ -184,15 +197,14 @@ class SandboxedExecute(Execute):
 
     def is_judged(self, cell):
         """Whether the judge grades this cell: an autograded test cell the course knows."""
-        info = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
-        return (isinstance(info, dict) and bool(info.get("grade"))
-                and not info.get("solution") and info.get("grade_id") in grader.TESTS)
+        return (cell.cell_type == "code" and is_graded(cell) and not is_solution(cell)
+                and grade_id(cell) in grader.TESTS)
 
     async def _judged(self, cell, cell_index, execution_count, store_history):
         from coursekit.feedback import visible_source
 
-        grade_id = cell.metadata["nbgrader"]["grade_id"]
-        check, arguments = grader.TESTS[grade_id]
+        test = grade_id(cell)
+        check, arguments = grader.TESTS[test]
         shown = nbformat.v4.new_code_cell(visible_source(cell.source))
         try:
             await self._execute_within_caps(shown, cell_index, execution_count, store_history)
@@ -205,7 +217,7 @@ class SandboxedExecute(Execute):
         first = next((v for v in verdicts if not v.passed), verdicts[0])
         if said_passed is not None and said_passed != verdicts[0].passed:
             self._findings.append("%s printed %s in the notebook's kernel but %s in the "
-                                  "grader's run" % (grade_id, "✓" if said_passed else "✗",
+                                  "grader's run" % (test, "✓" if said_passed else "✗",
                                                     "fails" if said_passed else "passes"))
         if not first.passed:
             cell.outputs.append(_error(*first.raised))
@@ -403,11 +415,10 @@ def _grades(output):
 
 
 def _error(name, message):
-    from coursekit.judge import MESSAGE_WIDTH
+    from coursekit.judge import wrapped
 
     return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[
-        textwrap.fill("%s: %s" % (name, message), MESSAGE_WIDTH, subsequent_indent="  ",
-                      break_long_words=False, break_on_hyphens=False)])
+        wrapped("%s: %s" % (name, message))])
 
 
 # Message types whose content ends up in the notebook.

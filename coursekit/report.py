@@ -14,11 +14,7 @@ import sys
 import warnings
 
 from coursekit import predictions
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT
-
-
-def gradebook_url(root=ROOT):
-    return "sqlite:///%s" % (root / "gradebook.db")
+from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url
 
 
 def collect(url, assignment=ASSIGNMENT):

@@ -1,9 +1,11 @@
 """Sample submissions: the release notebook with some answer cells filled in.
 
 ``make_submission(answers)`` is what the tests use to build a submission for any student
-answer; ``python -m coursekit.samples`` (``make samples``) rewrites the course's own
-samples under ``submitted/`` after the release changes. It writes only the students
-named in SAMPLES, so real submissions next to them are never touched.
+answer. SAMPLES is the sample class the tests grade; the few in COMMITTED are the course's
+example class under ``submitted/``, which ``make grade`` grades and whose graded notebooks
+and feedback pages are committed for a reader to open. ``python -m coursekit.samples``
+(``make samples``) rewrites those after the release changes. It writes only the students
+named in COMMITTED, so real submissions next to them are never touched.
 """
 import copy
 import hashlib
@@ -14,9 +16,8 @@ import sys
 import nbformat
 
 from coursekit import answers, predictions
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE_NOTEBOOK, grade_id
-
-RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
+from coursekit.course import (ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK,
+                              grade_id, is_solution)
 
 # The answer in the seed document (shared/seeds), verbatim: it creates each BatchNorm1d
 # inside forward AND normalizes the residual stream, so its printout is flat.
@@ -79,7 +80,7 @@ def solution_cells():
     """grade_id -> source of every answer cell in the instructor's notebook."""
     source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     return {grade_id(cell): cell.source for cell in source.cells
-            if cell.metadata.get("nbgrader", {}).get("solution")}
+            if is_solution(cell)}
 
 
 def make_submission(answers, release=None):
@@ -113,16 +114,24 @@ SAMPLES = {
                                        if k != CLASS_CELL},
 }
 # One student per answer category, everything else answered as in the reference.
-SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: source})
-                for name, source in answers.VARIANTS.items()})
+SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: category.source})
+                for name, category in answers.CATEGORIES.items()})
 # One typical slip in each later exercise, everything else as in the reference (the fast
 # tests run every slip of answers.SLIPS; these show nbgrader grades them the same way).
 SAMPLE_SLIPS = ("increment_without_he", "slope_end_points", "rescaled_branch_only",
                 "running_biased", "train_without_momentum",
                 # Shortcuts and slips that once earned full marks (issue 14).
                 "plot_pyplot", "plot_from_one", "running_with_batchnorm", "train_full_batch")
-SAMPLES.update({"slip_" + name: _with(**{answers.SLIPS[name][0]: answers.SLIPS[name][1]})
+SAMPLES.update({"slip_" + name: _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source})
                 for name in SAMPLE_SLIPS})
+# A partial answer to every exercise after the network: one typical slip in each, which
+# costs that exercise's points and nothing else.
+PARTIAL_SLIPS = ("plot_pyplot", "increment_without_he", "slope_end_points",
+                 "rescaled_branch_only", "train_without_momentum", "running_biased")
+SAMPLES["partial"] = _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source
+                              for name in PARTIAL_SLIPS})
+# The example class: full marks, nothing, the seed's partial network, and "partial".
+COMMITTED = ("reference", "blank", "seed", "partial")
 
 
 # What a copy of the course needs to release and grade (tests, benchmark).
@@ -182,12 +191,12 @@ def guesses(student):
 
 
 def sample_submission(student):
-    """The committed sample `student`: its answers and its guesses."""
+    """The sample `student`: its answers and its guesses."""
     return make_submission(dict(SAMPLES[student](), **guesses(student)))
 
 
 def write_samples(root=ROOT):
-    for student in SAMPLES:
+    for student in COMMITTED:
         path = submit(root, student, sample_submission(student))
         print("wrote", path.relative_to(root))
 

@@ -2,29 +2,27 @@
 
 Some cells of ``source/<assignment>/<notebook>`` are not edited by hand: the self-check
 helpers cell, which embeds ``judge.py`` and ``checks.py`` (compressed, word for word), the
-Colab badge, built from ``REPOSITORY``, and the prediction cells, written from
+Colab badge, built from ``REPOSITORY``, the prediction cells, written from
 ``coursekit.predictions`` (the instructor's copy holds the measured choice, the release an
-empty guess). ``python -m coursekit.sync`` rewrites them when they differ (``make
+empty guess), and the autograded test cells with their points, from
+``coursekit.testcells``. ``python -m coursekit.sync`` rewrites them when they differ (``make
 release`` runs it first); ``--check`` only reports, for the tests.
 """
 import argparse
 import base64
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 
-from coursekit.intake import grade_id  # noqa: F401 (one definition, used from here too)
+from coursekit.course import (ASSIGNMENT, BRANCH, NOTEBOOK, REPOSITORY, ROOT, SOURCE_NOTEBOOK,
+                              grade_id, is_graded, settings)
 from coursekit.predictions import PREDICTIONS
 from coursekit.preprocessors import RELEASE_SOURCE_KEY
-
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "bn"
-NOTEBOOK = "11_3_Batch_Normalization.ipynb"
-SOURCE_NOTEBOOK = ROOT / "source" / ASSIGNMENT / NOTEBOOK
-# The GitHub repository the release is opened from in Colab (owner/name, branch).
-REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
+from coursekit.testcells import TEST_CELLS
 
 HELPERS_ID = "self_check_helpers"
 PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
@@ -69,15 +67,26 @@ def helpers_source():
             "udl_bn_checks = sys.modules['udl_bn_checks']")
 
 
+@dataclass(frozen=True)
+class Generated:
+    """What the package writes into one cell."""
+    source: str
+    release_source: Optional[str] = None  # None: the release keeps the source
+    points: Optional[int] = None          # None: not an autograded test cell
+
+
 def generated_cells():
-    """{grade_id: (source, release source or None when the release keeps the source)}."""
-    cells = {HELPERS_ID: (helpers_source(), None), BADGE_ID: (badge_source(), None)}
-    cells.update({p.name: (p.cell_source(p.measured), p.cell_source()) for p in PREDICTIONS})
+    """{grade_id: Generated}."""
+    cells = {HELPERS_ID: Generated(helpers_source()), BADGE_ID: Generated(badge_source())}
+    cells.update({p.name: Generated(p.cell_source(p.measured), p.cell_source())
+                  for p in PREDICTIONS})
+    cells.update({t.grade_id: Generated(t.source(), points=t.points) for t in TEST_CELLS})
     return cells
 
 
 def _generated(cell):
-    return (cell.source, cell.metadata.get("udl", {}).get(RELEASE_SOURCE_KEY))
+    return Generated(cell.source, cell.metadata.get("udl", {}).get(RELEASE_SOURCE_KEY),
+                     settings(cell).get("points") if is_graded(cell) else None)
 
 
 def stale_cells(notebook):
@@ -98,9 +107,13 @@ def sync(path=SOURCE_NOTEBOOK, check_only=False):
         wanted = generated_cells()
         for cell in notebook.cells:
             if grade_id(cell) in stale:
-                cell.source, release_source = wanted[grade_id(cell)]
-                if release_source is not None:
-                    cell.metadata.setdefault("udl", {})[RELEASE_SOURCE_KEY] = release_source
+                generated = wanted[grade_id(cell)]
+                cell.source = generated.source
+                if generated.release_source is not None:
+                    cell.metadata.setdefault("udl", {})[RELEASE_SOURCE_KEY] = \
+                        generated.release_source
+                if generated.points is not None:
+                    cell.metadata.nbgrader["points"] = generated.points
         nbformat.write(notebook, path)
     return stale
 

@@ -25,7 +25,6 @@ extension), so the report and total are then shown by `nbgrader validate` alone.
 """
 import html
 import sys
-import textwrap
 from dataclasses import asdict, dataclass
 
 from nbconvert.filters import strip_ansi
@@ -34,6 +33,7 @@ from nbgrader.preprocessors import IgnorePattern
 from nbgrader.validator import Validator
 from traitlets import List
 
+from coursekit.course import grade_id, is_solution, settings
 from coursekit.feedback import printed_verdicts, test_name
 
 PASSED, FAILED = "✓", "✗"
@@ -55,11 +55,13 @@ class Verdict:
 
     def line(self, width):
         """`✗ name, 0 of 2 points: message`, wrapped between words as checks.score wraps."""
-        return textwrap.fill("%s %s, %s: %s" % (self.mark, self.name,
-                                                points_text(self.earned, self.points),
-                                                self.message),
-                             width=width, subsequent_indent="  ", break_long_words=False,
-                             break_on_hyphens=False)
+        # Imported here: every nbgrader command loads this module (nbgrader_config.py calls
+        # install), and judge loads torch.
+        from coursekit.judge import wrapped
+
+        return wrapped("%s %s, %s: %s" % (self.mark, self.name,
+                                          points_text(self.earned, self.points), self.message),
+                       width=width)
 
 
 def points_text(earned, points):
@@ -80,7 +82,7 @@ def check_verdict(cell, log=None):
     """
     earned, points = utils.determine_grade(cell, log)
     # The check's name as the feedback pages show it (plot_linear, running_var).
-    name = test_name(cell.metadata.nbgrader.get("grade_id", ""))
+    name = test_name(grade_id(cell) or "")
     errors = [o for o in cell.outputs if o.output_type == "error"]
     stderr = [o.text for o in cell.outputs
               if o.output_type == "stream" and o.name == "stderr"]
@@ -114,15 +116,14 @@ def is_written(cell):
 
 def is_blank(cell):
     """The answer cell still holds what the release gave (nbgrader's own test)."""
-    checksum = cell.metadata.get("nbgrader", {}).get("checksum")
-    return utils.is_solution(cell) and checksum == utils.compute_checksum(cell)
+    return is_solution(cell) and settings(cell).get("checksum") == utils.compute_checksum(cell)
 
 
 def written_note(cells):
     """One sentence about the answers graded by hand, or "" when there are none."""
     if not cells:
         return ""
-    points = sum(float(cell.metadata.nbgrader.get("points") or 0) for cell in cells)
+    points = sum(float(settings(cell).get("points") or 0) for cell in cells)
     blank = sum(1 for cell in cells if is_blank(cell))
     if len(cells) == 1:
         note = "The written answer (%g point%s) is graded by your instructor." % (
@@ -160,7 +161,8 @@ class CourseValidator(Validator):
         lines += [v.line(self.width) for v in verdicts]
         lines += ["", "Total: %s from the checks." % points_text(earned, points)]
         if written:
-            lines.append(textwrap.fill(written_note(written), width=self.width))
+            from coursekit.judge import wrapped
+            lines.append(wrapped(written_note(written), indent="", width=self.width))
         return "\n".join(lines) + "\n"
 
     def validate(self, filename):

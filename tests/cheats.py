@@ -12,10 +12,8 @@ what nbgrader reads as partial credit, and the trace the checks observe.
 the given release notebook (the course's own release when None). None of them solves
 anything: graded honestly, each is worth what the untouched release is worth, nothing.
 """
-import nbformat
-
+from coursekit.course import grade_id
 from coursekit.samples import CLASS_CELL, make_submission
-from coursekit.sync import grade_id
 
 # --- the checks module itself -------------------------------------------------------------
 
@@ -280,88 +278,10 @@ udl_bn_checks.score = _score_and_show
 # observations that pass from the checks' own code, and slips them into the reply the
 # grader's request sends (the first by wrapping IPython's display, the second by walking up
 # to the request's frame from inside the student's own code, which the request calls).
-FORGE_DISPLAY = r'''# --- pasted by the cheating student ---
-import sys as _sys, re as _re, math as _math
-import IPython.display as _ipd
-import udl_bn_checks as _C
-_J = _C.judge
-_MIME = "text/x-udl-observation"
-_last = {}
-def _grab(info):
-    _last["cell"] = info.raw_cell or ""
-get_ipython().events.register("pre_run_cell", _grab)
-# visible checks: always a tick, so the kernel agrees with the (forged) judge
-_honest_score = _C.score
-_C.score = lambda verdict, points: (_honest_score(verdict, points)
-    if verdict.name.startswith("rescaled") else (print("\u2713 Passed."), float(points))[1])
 
-def _bn_net(i, o, h):
-    return _C._PlainNetwork(batchnorm=True)
-_bn_net.__name__ = "ResidualNetworkWithBatchNorm"
-
-def _train_model_obs(seed):
-    J = _J
-    x, y = J.training_data(seed)
-    with torch.no_grad():
-        whole = float(nn.functional.cross_entropy(J.Affine(seed)(x), y))
-    return J.TrainModelObservation(
-        at_rest=J.Returned(value=[whole, whole]), steps=10, backward=10,
-        full_batch=J.Returned(value=J._sgd_losses(J.Affine(seed), x, y, J.FULL_BATCH_EPOCHS,
-                                                  J.FULL_BATCH_LR)),
-        moved=True, restart=J.Returned(value=[2.0]), restarted=True)
-
-def _forge(check, seed, real):
-    J, C = _J, _C
-    if check in ("registered", "used", "no_compounding", "placement"):
-        return C.observe_network(_bn_net, seed)
-    if check == "train_eval":
-        return C.observe_train_eval(_bn_net, seed)
-    if check == "block_variances":
-        net = C.observe_network(ResidualNetwork, seed)
-        return J.BlockVariancesObservation(net, J.Returned(value=J.Trace(net).variances))
-    if check in ("plot_linear", "plot_log"):
-        p, b = J.plot_values(seed)
-        xs = [float(k) for k in range(6)]
-        ax = J.AxesInfo([J.LineInfo(xs, list(p), "plain"), J.LineInfo(xs, list(b), "bn")],
-                        True, "block", "variance", "log" if check == "plot_log" else "linear")
-        return J.PlotObservation(J.Returned(), ax, [])
-    if check == "increment":
-        return J.Returned(value=1 - 1 / _math.pi)
-    if check == "slope":
-        s = J.slope_sample(seed)
-        return J.Returned(value=float(np.polyfit(np.arange(6), s, 1)[0]))
-    if check in ("running_mean", "running_var"):
-        m, v = J._running_of_batchnorm(J.stat_batches(seed), J.momentum_for(seed))
-        return J.RunningObservation(J.Returned(value=[m.detach().double(), v.detach().double()]), [])
-    if check == "train_model":
-        return _train_model_obs(seed)
-    if check == "training_comparison":
-        return J.ComparisonObservation(_train_model_obs(seed),
-                                       J.Returned(value=[2.3, 40.0, 900.0]),
-                                       J.Returned(value=[2.2, 1.7, 1.4]))
-    return real
-
-_real_display = _ipd.display
-def _display(*objs, **kw):
-    try:
-        if objs and isinstance(objs[0], dict) and _MIME in objs[0]:
-            src = _last.get("cell", "")
-            check = _re.search(r"checks\.observations\('(\w+)'", src).group(1)
-            seeds = eval(_re.search(r"lambda: \(.*?,\), (\[[\d, ]+\])\)", src).group(1))
-            report = _J.decode(objs[0][_MIME])
-            report["integrity"] = []
-            report["fingerprints"] = {}
-            report["observations"] = [_forge(check, s, r)
-                                      for s, r in zip(seeds, report["observations"])]
-            objs = ({_MIME: _J.encode(report)},) + objs[1:]
-    except Exception as _e:
-        pass
-    return _real_display(*objs, **kw)
-_ipd.display = _display'''
-
-FRAME_WALK = r'''# --- pasted by the cheating student: no library, IPython or display is touched ---
-import sys as _sys, math as _math
-import udl_bn_checks as _C
+# What both forgeries answer for each check: observations built with the checks' own code,
+# and a tick from every visible check, so the kernel agrees with the forged judge.
+FORGED_OBSERVATIONS = r'''
 _honest_score = _C.score
 _C.score = lambda verdict, points: (_honest_score(verdict, points)
     if verdict.name.startswith("rescaled") else (print("\u2713 Passed."), float(points))[1])
@@ -403,7 +323,41 @@ def _forge(J, C, check, seed, real):
         return J.ComparisonObservation(tm, J.Returned(value=[2.3, 40.0, 900.0]),
                                        J.Returned(value=[2.2, 1.7, 1.4]))
     return real
+'''
 
+FORGE_DISPLAY = r'''# --- pasted by the cheating student ---
+import sys as _sys, re as _re, math as _math
+import IPython.display as _ipd
+import udl_bn_checks as _C
+_J = _C.judge
+_MIME = "text/x-udl-observation"
+_last = {}
+def _grab(info):
+    _last["cell"] = info.raw_cell or ""
+get_ipython().events.register("pre_run_cell", _grab)
+''' + FORGED_OBSERVATIONS + r'''
+_real_display = _ipd.display
+def _display(*objs, **kw):
+    try:
+        if objs and isinstance(objs[0], dict) and _MIME in objs[0]:
+            src = _last.get("cell", "")
+            check = _re.search(r"checks\.observations\('(\w+)'", src).group(1)
+            seeds = eval(_re.search(r"lambda: \(.*?,\), (\[[\d, ]+\])\)", src).group(1))
+            report = _J.decode(objs[0][_MIME])
+            report["integrity"] = []
+            report["fingerprints"] = {}
+            report["observations"] = [_forge(_J, _C, check, s, r)
+                                      for s, r in zip(seeds, report["observations"])]
+            objs = ({_MIME: _J.encode(report)},) + objs[1:]
+    except Exception as _e:
+        pass
+    return _real_display(*objs, **kw)
+_ipd.display = _display'''
+
+FRAME_WALK = r'''# --- pasted by the cheating student: no library, IPython or display is touched ---
+import sys as _sys, math as _math
+import udl_bn_checks as _C
+''' + FORGED_OBSERVATIONS + r'''
 def _hijack():
     frame, request, observing = _sys._getframe(), None, None
     while frame is not None:

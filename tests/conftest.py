@@ -1,15 +1,27 @@
+import contextlib
+import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # coursekit, conftest
+# Screenshots of the browser tests, for a person to look at.
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root, with no network: without these Chromium keeps dialling Google's hosts.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TOKEN = "udl-11-3-test"
 
+from coursekit.course import ASSIGNMENT  # noqa: E402
 from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
-from coursekit.sync import ASSIGNMENT  # noqa: E402
 
 
 def free_port():
@@ -17,6 +29,40 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyterlab_server(root_dir, home, env, *options):
+    """JupyterLab serving `root_dir` from there, on a free loopback port, with its settings
+    and runtime files under `home`: yields its URL, and stops it afterwards."""
+    env = dict(env, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), HOME=str(home))
+    url = "http://127.0.0.1:%d" % free_port()
+    with open(home / "lab.log", "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+             "--ip=127.0.0.1", "--port=%s" % url.rsplit(":", 1)[1],
+             "--ServerApp.root_dir=%s" % root_dir, "--IdentityProvider.token=%s" % TOKEN,
+             "--ServerApp.open_browser=False", *options],
+            cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen("%s/api/status?token=%s" % (url, TOKEN), timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline or server.poll() is not None:
+                        pytest.fail("JupyterLab did not start:\n"
+                                    + (home / "lab.log").read_text())
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def nbgrader(root, *args, check=True):

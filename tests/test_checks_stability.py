@@ -19,21 +19,22 @@ from coursekit.samples import solution_cells
 SEEDS = range(100)
 
 
-@pytest.mark.parametrize("variant", sorted(variants.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
 def test_network_verdicts_are_the_same_for_100_seeds(variant):
     model_class = variants.model_class(variant)
     for seed in SEEDS:
         failed = {name for name, check in checks.NETWORK_CHECKS.items()
                   if not check(model_class, seed=seed).passed}
-        assert failed == variants.FAILS[variant], "seed %d" % seed
+        assert failed == variants.CATEGORIES[variant].fails, "seed %d" % seed
 
 
-@pytest.mark.parametrize("variant", sorted(variants.MESSAGES))
+@pytest.mark.parametrize("variant", sorted(name for name, category in
+                                            variants.CATEGORIES.items() if category.message))
 def test_failure_messages_name_the_mistake(variant):
+    category = variants.CATEGORIES[variant]
     messages = [check(variants.model_class(variant)).message
-                for name, check in checks.NETWORK_CHECKS.items()
-                if name in variants.FAILS[variant]]
-    assert any(variants.MESSAGES[variant] in message for message in messages), messages
+                for name, check in checks.NETWORK_CHECKS.items() if name in category.fails]
+    assert any(category.message in message for message in messages), messages
 
 
 def test_seed_document_messages_name_both_mistakes():
@@ -64,7 +65,7 @@ def _blocks_named(message):
 
 @pytest.mark.parametrize("variant", STEM_INVARIANT)
 def test_batch_norm_on_the_stem_changes_no_verdict(variant):
-    with_stem = variants.run_answer(_with_stem_norm(variants.VARIANTS[variant]))[
+    with_stem = variants.run_answer(_with_stem_norm(variants.CATEGORIES[variant].source))[
         "ResidualNetworkWithBatchNorm"]
     without = variants.model_class(variant)
     for seed in range(20):
@@ -117,7 +118,7 @@ def test_block_variances_verdicts_are_the_same_for_100_seeds():
 def notebook_namespace():
     """The notebook's own print_variance, variance_log and ResidualNetwork (their locked
     cells, read from the source notebook), and the reference block_variances."""
-    from coursekit.sync import SOURCE_NOTEBOOK, grade_id
+    from coursekit.course import SOURCE_NOTEBOOK, grade_id
 
     cells = {grade_id(c): c.source for c in nbformat.read(SOURCE_NOTEBOOK, as_version=4).cells}
     namespace = {"torch": torch, "nn": torch.nn, "np": np}
@@ -128,7 +129,8 @@ def notebook_namespace():
     return namespace
 
 
-@pytest.mark.parametrize("variant", sorted(variants.OTHER_MESSAGES))
+@pytest.mark.parametrize("variant", sorted(name for name, category in
+                                            variants.CATEGORIES.items() if category.also_fails))
 def test_a_print_variance_of_ones_own_is_named_as_the_cause(variant):
     """An answer cell that redefines print_variance breaks the reference block_variances,
     which reads variance_log: the message says so, and nothing else."""
@@ -136,11 +138,11 @@ def test_a_print_variance_of_ones_own_is_named_as_the_cause(variant):
     plain = namespace["ResidualNetwork"]
     for seed in range(3):
         assert checks.check_block_variances(namespace["block_variances"], plain, seed).passed
-    exec(variants.VARIANTS[variant], namespace)
+    exec(variants.CATEGORIES[variant].source, namespace)
     for seed in SEEDS:
         verdict = checks.check_block_variances(namespace["block_variances"], plain, seed)
         assert not verdict.passed, seed
-        assert variants.OTHER_MESSAGES[variant] in verdict.message, verdict.message
+        assert variants.CATEGORIES[variant].also_message in verdict.message, verdict.message
     assert namespace["variance_log"] == []  # the check put the notebook's state back
 
 
@@ -249,7 +251,7 @@ def later_verdicts(cell, source, seed, training_set):
     raise KeyError(cell)
 
 
-LATER_CELLS = sorted({cell for cell, *_ in variants.SLIPS.values()})
+LATER_CELLS = sorted({slip.cell for slip in variants.SLIPS.values()})
 
 
 def seeds_for(cell):

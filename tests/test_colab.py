@@ -17,9 +17,9 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 from coursekit import sync
+from coursekit.course import ASSIGNMENT, BRANCH, NOTEBOOK, RELEASE_NOTEBOOK, REPOSITORY, grade_id
 from coursekit.feedback import printed_verdicts
-from coursekit.samples import RELEASE_NOTEBOOK, SAMPLES, make_submission
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+from coursekit.samples import SAMPLES, make_submission
 
 STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "mnist1d", "ipykernel")
 
@@ -101,12 +101,11 @@ def test_colab_badge_opens_this_repositorys_release():
     badge = release.cells[0]
     assert grade_id(badge) == sync.BADGE_ID and badge.source == sync.badge_source()
     url = re.search(r'href="([^"]+)"', badge.source).group(1)
-    prefix = "https://colab.research.google.com/github/%s/blob/%s/" % (sync.REPOSITORY,
-                                                                        sync.BRANCH)
+    prefix = "https://colab.research.google.com/github/%s/blob/%s/" % (REPOSITORY, BRANCH)
     assert url.startswith(prefix)
     assert (ROOT / url[len(prefix):]).resolve() == Path(RELEASE_NOTEBOOK).resolve()
     # Set in one place: no other file of the course spells the address out.
-    spelled = subprocess.run(["git", "grep", "-l", sync.REPOSITORY], cwd=ROOT,
+    spelled = subprocess.run(["git", "grep", "-l", REPOSITORY], cwd=ROOT,
                              capture_output=True, text=True).stdout.split()
     assert [f for f in spelled if not f.endswith(".ipynb") and not f.endswith(".html")] == \
-        ["coursekit/sync.py"]
+        ["coursekit/course.py"]

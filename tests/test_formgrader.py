@@ -9,22 +9,18 @@ student's markup reaches. Screenshots land in tests/artifacts/.
 """
 import functools
 import http.server
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 import hostile
-from conftest import nbgrader
+from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, jupyterlab_server, nbgrader
+from coursekit.course import ASSIGNMENT, NOTEBOOK, grade_id, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env, submission_path
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
 from test_grading import points
-from test_jupyterlab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, free_port
 from test_safe_grading import Listener
 
 HONEST, HOSTILE = "reference", "html_payloads"
@@ -46,7 +42,7 @@ def course(tmp_path_factory):
         nbformat.write(notebook, path)
     nbgrader(root, "autograde", ASSIGNMENT, "--force")
     nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    yield dict(root=root, listener=listener, url="sqlite:///%s" % (root / "gradebook.db"))
+    yield dict(root=root, listener=listener, url=gradebook_url(root))
     listener.server.close()
 
 
@@ -54,33 +50,8 @@ def course(tmp_path_factory):
 def jupyterlab(course, tmp_path_factory):
     """JupyterLab started from the course folder, as the README tells instructors to."""
     home = tmp_path_factory.mktemp("lab-home")
-    port = free_port()
-    env = dict(nbgrader_env(), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), HOME=str(home))
-    log = open(home / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ip=127.0.0.1", "--port=%d" % port, "--ServerApp.root_dir=%s" % course["root"],
-         "--IdentityProvider.token=%s" % TOKEN, "--ServerApp.open_browser=False"],
-        cwd=course["root"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen("%s/api/status?token=%s" % (url, TOKEN), timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("JupyterLab did not start:\n" + (home / "lab.log").read_text())
-            time.sleep(0.5)
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with jupyterlab_server(course["root"], home, nbgrader_env()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import answers as variants
 from conftest import ROOT, nbgrader_env
+from coursekit import answers as variants
+from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.feedback import hidden_lines, printed_verdicts
 from coursekit.report import collect
-from coursekit.samples import (SAMPLE_SLIPS, SAMPLES, course_copy, sample_submission,
-                               submission_path, submit)
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
+from coursekit.samples import (COMMITTED, PARTIAL_SLIPS, SAMPLE_SLIPS, SAMPLES, course_copy,
+                               sample_submission, submission_path, submit)
 
 NETWORK_TESTS = ["test_" + name for name in
                  ("registered", "used", "no_compounding", "placement", "train_eval")]
@@ -39,13 +39,12 @@ def points():
 
 
 def class_of_submissions():
-    """The committed samples, which are what `make grade` grades."""
-    return {student: nbformat.read(submission_path(ROOT, student), as_version=4)
-            for student in SAMPLES}
+    """Every sample; the committed ones are what `make grade` grades."""
+    return {student: sample_submission(student) for student in SAMPLES}
 
 
 def test_committed_samples_are_in_step_with_the_release():
-    for student in SAMPLES:
+    for student in COMMITTED:
         committed = nbformat.read(submission_path(ROOT, student), as_version=4)
         assert committed == sample_submission(student), "run: make samples (%s)" % student
 
@@ -78,7 +77,7 @@ def graded(graded_class):
     """{student: ({test: points}, {test: text of its outputs}, autograded notebook)}."""
     results = {}
     for root in graded_class:
-        rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+        rows, _, _ = collect(gradebook_url(root))
         for student, _, _, per_test in rows:
             autograded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                                        as_version=4)
@@ -112,21 +111,22 @@ def test_seed_solution_gets_partial_credit_naming_both_mistakes(graded):
     assert "normalize the residual stream itself" in text
 
 
-@pytest.mark.parametrize("variant", sorted(variants.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
 def test_each_answer_category_grades_as_promised(graded, variant):
     scores, outputs, _ = graded["variant_" + variant]
-    expected = {"test_" + name for name in variants.FAILS[variant]}
-    also = {"test_" + name for name in variants.OTHER_FAILS.get(variant, ())}
+    category = variants.CATEGORIES[variant]
+    expected = {"test_" + name for name in category.fails}
+    also = {"test_" + name for name in category.also_fails}
     assert failing(scores) == expected | also
     assert all(scores[t] == 0 for t in expected)
     class_points = sum(scores[t] for t in NETWORK_TESTS)
     class_max = sum(points()[t] for t in NETWORK_TESTS)
-    if variant in variants.AT_MOST_HALF:
+    if category.at_most_half:
         assert class_points <= class_max / 2
     if expected:
-        assert any(variants.MESSAGES[variant] in outputs[t] for t in expected)
+        assert any(category.message in outputs[t] for t in expected)
     if also:
-        assert all(variants.OTHER_MESSAGES[variant] in outputs[t] for t in also)
+        assert all(category.also_message in outputs[t] for t in also)
 
 
 def test_layers_created_in_forward_cost_registered_and_train_eval_only(graded):
@@ -160,6 +160,15 @@ def test_a_slip_in_a_later_exercise_costs_only_its_own_points(graded, slip):
     assert failing(scores) == {"test_" + name for name in fails}
     assert all(scores["test_" + name] == 0 for name in fails)
     assert any(phrase in outputs["test_" + name] for name in fails)
+
+
+def test_a_slip_in_every_later_exercise_costs_each_its_own_points(graded):
+    scores, outputs, _ = graded["partial"]
+    assert failing(scores) == {"test_" + name for slip in PARTIAL_SLIPS
+                               for name in variants.SLIPS[slip].fails}
+    for slip in PARTIAL_SLIPS:
+        _, _, fails, phrase = variants.SLIPS[slip]
+        assert any(phrase in outputs["test_" + name] for name in fails), slip
 
 
 def test_the_assignment_has_enough_exercises_and_autograded_tests():
@@ -227,7 +236,7 @@ def test_no_feedback_page_contains_hidden_test_code(feedback_pages):
     for student, text in feedback_pages.items():
         assert leaks(text) == [], student
     committed = sorted(ROOT.glob("feedback/*/%s/*.html" % ASSIGNMENT))
-    assert len(committed) == len(SAMPLES)
+    assert {page.parts[-3] for page in committed} == set(COMMITTED)
     for page in committed:
         assert leaks(page_text(page)) == [], page
 
@@ -275,7 +284,7 @@ def test_report_writes_the_grade_table_and_the_class_picture(graded_class, grade
     with open(root / "grades.csv") as handle:
         students = [line.split(",")[0] for line in handle][1:]
     assert students and set(students) < set(SAMPLES)
-    rows, tests, max_points = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, tests, max_points = collect(gradebook_url(root))
     counts = pass_counts(rows, tests, max_points)
     assert list(counts) == list(points())  # notebook order
     for test, count in counts.items():
@@ -308,7 +317,7 @@ def test_committed_autograded_notebooks_are_what_grading_gives(graded):
                                {k: v for k, v in o.items() if k != "traceback"}
                                for o in c.get("outputs", [])]) for c in notebook.cells]
 
-    for student in SAMPLES:
+    for student in COMMITTED:
         committed = nbformat.read(ROOT / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                                   as_version=4)
         assert outputs(graded[student][2]) == outputs(committed), \

@@ -8,7 +8,8 @@ import re
 import nbformat
 import pytest
 
-from coursekit.samples import RELEASE_NOTEBOOK, solution_cells
+from coursekit.course import RELEASE_NOTEBOOK
+from coursekit.samples import solution_cells
 from coursekit.sanitize import InertStudentHTML, inert_html, inert_markdown, inert_svg
 
 HONEST_MARKDOWN = [

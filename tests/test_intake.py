@@ -6,8 +6,8 @@ import pytest
 
 import hostile
 from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
-from coursekit.samples import RELEASE_NOTEBOOK
-from coursekit.sync import grade_id
+
+from coursekit.course import RELEASE_NOTEBOOK, grade_id
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import torch
 
 from coursekit import answers as variants
 from coursekit import checks, grader, judge
+from coursekit.course import SOURCE_NOTEBOOK, grade_id
 from coursekit.feedback import hidden_lines, visible_source
 from coursekit.samples import solution_cells
-from coursekit.sync import SOURCE_NOTEBOOK, grade_id
 
 BOOK = variants.model_class("book")
 
@@ -250,7 +250,7 @@ def test_integrity_names_what_notebook_code_replaced():
 def test_reference_answers_pass_through_text_for_many_seeds():
     """Through text, the judge's confirmation never rejects an honest record: every network
     answer, 4 seeds (test_checks_stability runs the same confirmation in-process for 100)."""
-    for variant in sorted(variants.VARIANTS):
+    for variant in sorted(variants.CATEGORIES):
         model_class = variants.model_class(variant)
         for seed in range(0, 100, 25):
             observation = checks.observe_network(model_class, seed)
@@ -275,8 +275,8 @@ def test_the_grader_reads_tampering_from_the_submitted_text():
 
     for path in sorted(glob.glob(str(ROOT / "submitted" / "*" / "bn" / "*.ipynb"))):
         assert grader.suspicious_cells(nbformat.read(path, as_version=4)) == [], path
-    for source in list(variants.VARIANTS.values()) + list(solution_cells().values()) + [
-            slip[1] for slip in variants.SLIPS.values()]:
+    for source in [c.source for c in variants.CATEGORIES.values()] + list(
+            solution_cells().values()) + [slip.source for slip in variants.SLIPS.values()]:
         assert grader.suspicious_code(source) == [], source
     # Every cheat but one is seen in its text; shadow_output only in what its model does.
     for name, build in cheats.CHEATS.items():

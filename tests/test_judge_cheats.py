@@ -19,12 +19,11 @@ import pytest
 
 import cheats
 from conftest import nbgrader
+from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
+from coursekit.grader import OWN_RUN
 from coursekit.report import collect
 from coursekit.samples import (course_copy, make_submission, nbgrader_env, solution_cells,
                                submit)
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
-
-from coursekit.grader import OWN_RUN
 
 CONTROLS = ("blank", "zz_reference")
 CHEATS = sorted(cheats.CHEATS)
@@ -74,7 +73,7 @@ def graded(tmp_path_factory):
     report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=300)
     seconds["report"] = time.monotonic() - step
-    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, _, _ = collect(gradebook_url(root))
     table = {}
     if (root / "grades.csv").exists():
         with open(root / "grades.csv", newline="") as handle:

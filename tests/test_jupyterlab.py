@@ -8,26 +8,15 @@ reads what the page shows. Screenshots land in tests/artifacts/ for a person to 
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 
 import nbformat
 import pytest
 
-from conftest import ROOT, free_port
-from coursekit.samples import RELEASE_NOTEBOOK, solution_cells
-from coursekit.sync import NOTEBOOK, grade_id
+from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TOKEN, jupyterlab_server
+from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
+from coursekit.samples import solution_cells
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "tests" / "artifacts"
-# As root, with no network: without these Chromium keeps dialling Google's hosts.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-TOKEN = "udl-11-3-test"
 
 
 @pytest.fixture(scope="module")
@@ -46,34 +35,8 @@ def jupyterlab(tmp_path_factory):
     notices.mkdir(parents=True)
     (notices / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port = free_port()
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), HOME=str(home))
-    log = open(home / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ip=127.0.0.1", "--port=%d" % port, "--ServerApp.root_dir=%s" % work,
-         "--IdentityProvider.token=%s" % TOKEN, "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen("%s/api/status?token=%s" % (url, TOKEN), timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("JupyterLab did not start:\n" + (home / "lab.log").read_text())
-            time.sleep(0.5)
-    yield url, work
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with jupyterlab_server(work, home, os.environ, "--LabApp.expose_app_in_browser=True") as url:
+        yield url, work
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +95,10 @@ def run_cell(page, index):
 # A student's wrong first attempt at each exercise: the seed's real answer to the first
 # TODO, a typical slip in each later one (coursekit/answers.py). The checks it must fail.
 def first_attempts():
-    from coursekit.answers import FAILS, SLIPS
+    from coursekit.answers import CATEGORIES, SLIPS
     from coursekit.samples import SEED_ANSWER
 
-    attempts = {"residual_network_with_batchnorm": (SEED_ANSWER, FAILS["seed"]),
+    attempts = {"residual_network_with_batchnorm": (SEED_ANSWER, CATEGORIES["seed"].fails),
                 "block_variances": ("def block_variances(model, x_batch):\n"
                                     "  variance_log.clear()\n  model(x_batch)\n"
                                     "  return [v for name, v in variance_log]\n",

@@ -19,9 +19,9 @@ import pytest
 
 import hostile
 from conftest import free_port, nbgrader, nbgrader_env
+from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, submit
-from coursekit.sync import ASSIGNMENT, NOTEBOOK
 
 CLASS = ["reference", "blank", "seed", "variant_shared", "variant_branch_end"]
 TAMPERED = ["deleted_tests", "stripped_metadata"]
@@ -66,7 +66,7 @@ def notebooks(root):
 
 
 def sqlite(root):
-    return "sqlite:///%s" % (root / "gradebook.db")
+    return gradebook_url(root)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(tmp_
 
     monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # nbgrader runs alembic by name
     monkeypatch.setenv("COURSE_ROOT", str(ROOT))
-    url = "sqlite:///%s" % (tmp_path / "gradebook.db")
+    url = gradebook_url(tmp_path)
     with Gradebook(url) as gradebook:
         gradebook.update_or_create_student("counter", email="0")
     context = multiprocessing.get_context("spawn")

@@ -6,7 +6,7 @@ from nbgrader.validator import Validator
 
 from conftest import ROOT
 from coursekit import sync
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
 RELEASE = ROOT / "release" / ASSIGNMENT / NOTEBOOK
 
@@ -34,8 +34,26 @@ def test_config_loads_without_error():
 
 
 def test_generated_cells_are_in_step_with_the_package():
-    notebook = nbformat.read(sync.SOURCE_NOTEBOOK, as_version=4)
+    notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     assert sync.stale_cells(notebook) == [], "run: python -m coursekit.sync"
+
+
+def test_a_test_cells_points_and_text_come_from_its_row(tmp_path):
+    from coursekit.testcells import BY_ID
+
+    path = tmp_path / NOTEBOOK
+    notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    cell = next(c for c in notebook.cells if grade_id(c) == "test_placement")
+    cell.metadata.nbgrader["points"] = 7
+    cell.source = cell.source.replace("(3 points)", "(7 points)")
+    nbformat.write(notebook, path)
+    assert "test_placement" in sync.sync(path)
+    cell = next(c for c in nbformat.read(path, as_version=4).cells
+                if grade_id(c) == "test_placement")
+    assert cell.metadata.nbgrader["points"] == BY_ID["test_placement"].points == 3
+    assert cell.source.startswith("# Check (3 points)")
+    assert "udl_bn_checks.score(udl_bn_checks.check_placement(ResidualNetworkWithBatchNorm), 3)" \
+        in cell.source
 
 
 def test_committed_release_is_what_nbgrader_generates(course_root):
@@ -50,7 +68,7 @@ def test_release_has_no_answers_hidden_tests_or_outputs():
     release = RELEASE.read_text()
     assert "BEGIN HIDDEN TESTS" not in release and "udl_bn_checks.require" not in release
     assert "BEGIN SOLUTION" not in release and "release_source" not in release
-    source = nbformat.read(sync.SOURCE_NOTEBOOK, as_version=4)
+    source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     for cell in source.cells:
         if cell.metadata["nbgrader"].get("solution"):
             answer_lines = [line for line in cell.source.splitlines()
@@ -64,7 +82,7 @@ def test_release_has_no_answers_hidden_tests_or_outputs():
 
 
 def test_every_test_cell_is_locked_and_has_points():
-    graded = [(kind, meta) for kind, _, _, meta in cells(sync.SOURCE_NOTEBOOK) if meta["grade"]]
+    graded = [(kind, meta) for kind, _, _, meta in cells(SOURCE_NOTEBOOK) if meta["grade"]]
     tests = [meta for kind, meta in graded if kind == "code"]
     assert len(tests) >= 8
     assert all(meta["locked"] and not meta["solution"] and meta["points"] > 0 for meta in tests)
@@ -76,7 +94,7 @@ def test_every_test_cell_is_locked_and_has_points():
 def test_source_notebook_passes_its_own_tests(tmp_path):
     # `nbgrader validate` exits 0 even on failure: read the validator's result.
     copy = tmp_path / NOTEBOOK
-    copy.write_text(sync.SOURCE_NOTEBOOK.read_text())
+    copy.write_text(SOURCE_NOTEBOOK.read_text())
     result = Validator().validate(str(copy))
     assert not result.get("failed") and not result.get("changed"), result
 

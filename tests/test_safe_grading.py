@@ -19,9 +19,9 @@ import pytest
 
 import hostile
 from conftest import nbgrader
+from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.report import collect, problems
 from coursekit.samples import course_copy, nbgrader_env, submission_path
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 from test_grading import NETWORK_TESTS, points
 
 # Short enough to keep the suite quick, far above the slowest honest cell (about 1 s).
@@ -96,7 +96,7 @@ def protected_state(root):
 
 
 def grades_of(root):
-    rows, _, _ = collect("sqlite:///%s" % (root / "gradebook.db"))
+    rows, _, _ = collect(gradebook_url(root))
     return {student: per_test for student, _, _, per_test in rows}
 
 
@@ -120,6 +120,14 @@ def total(graded, student):
     return sum(graded["grades"][student].values())
 
 
+def assert_full_marks(graded, student):
+    """`student` earned every point; if not, the cells that failed say why."""
+    failed = ["%s: %s" % (cell, text.strip()[:300]) for cell, text in outputs(graded, student)
+              if "Error" in text or "CellNotRun" in text or "KernelStopped" in text]
+    assert total(graded, student) == FULL, "\n".join(
+        ["%s earned %g of %g" % (student, total(graded, student), FULL)] + failed)
+
+
 FULL = sum(points().values())
 WRITTEN = sum(cell.metadata.nbgrader["points"] for cell in nbformat.read(
     SOURCE_NOTEBOOK, as_version=4).cells
@@ -127,7 +135,7 @@ WRITTEN = sum(cell.metadata.nbgrader["points"] for cell in nbformat.read(
 
 
 def test_the_honest_student_is_graded_in_full(graded):
-    assert total(graded, "zz_reference") == FULL
+    assert_full_marks(graded, "zz_reference")
 
 
 def test_the_exit_status_says_something_needs_attention(graded):
@@ -185,24 +193,24 @@ def test_student_code_cannot_write_outside_its_own_folder(graded):
 def test_student_code_has_no_network_not_even_loopback(graded):
     assert graded["listener"].contacts == []
     assert "no network" in output_of_cell_containing(graded, "network", "create_connection")
-    assert total(graded, "network") == FULL
+    assert_full_marks(graded, "network")
 
 
 def test_a_memory_bomb_hits_the_cap_and_costs_only_its_cell(graded):
     assert "MemoryError" in output_of_cell_containing(graded, "memory_bomb", "def hog")
-    assert total(graded, "memory_bomb") == FULL
+    assert_full_marks(graded, "memory_bomb")
 
 
 def test_a_process_bomb_hits_the_cap_and_costs_only_its_cell(graded):
     text = output_of_cell_containing(graded, "process_bomb", "os.fork()")
     assert "BlockingIOError" in text or "Resource temporarily unavailable" in text, text
-    assert total(graded, "process_bomb") == FULL
+    assert_full_marks(graded, "process_bomb")
 
 
 def test_an_endless_loop_is_interrupted_and_the_rest_runs(graded):
     assert "KeyboardInterrupt" in output_of_cell_containing(graded, "endless_loop",
                                                             "while True:\n    pass")
-    assert total(graded, "endless_loop") == FULL
+    assert_full_marks(graded, "endless_loop")
 
 
 def test_a_loop_that_swallows_interrupts_is_stopped_and_graded_on_what_ran(graded):
@@ -269,7 +277,7 @@ def test_links_left_by_student_code_are_removed_unfollowed_and_logged(graded):
     log = graded["first"].stderr
     line = next(line for line in log.splitlines() if "leave_links: removed" in line)
     assert "leak.html (a link to ../../../source/" in line
-    assert total(graded, "leave_links") == FULL
+    assert_full_marks(graded, "leave_links")
 
 
 @pytest.mark.parametrize("student", ["link_to_submission", "link_to_gradebook",
@@ -279,7 +287,7 @@ def test_a_link_over_the_notebook_writes_nothing_through_it(graded, student):
     graded_notebook = graded["root"] / "autograded" / student / ASSIGNMENT / NOTEBOOK
     assert graded_notebook.is_file() and not graded_notebook.is_symlink()
     assert "%s: removed" % student in graded["first"].stderr
-    assert total(graded, student) == FULL
+    assert_full_marks(graded, student)
 
 
 def test_nothing_a_link_leads_to_is_changed_or_handed_out(graded):
@@ -287,7 +295,7 @@ def test_nothing_a_link_leads_to_is_changed_or_handed_out(graded):
     assert protected_state(root) == graded["fixed"]["protected"]
     assert checksums(root / "submitted") == graded["fixed"]["submitted"]
     # Every grade survived the links to the gradebook, and the config still loads.
-    assert total(graded, "zz_reference") == FULL
+    assert_full_marks(graded, "zz_reference")
     assert graded["regrades"]["zz_reference"] == graded["grades"]["zz_reference"]
     secret = Path(hostile.ROOT_ONLY).read_bytes()
     for path in (root / "feedback").rglob("*"):
@@ -303,7 +311,7 @@ def test_a_submission_holding_a_link_is_not_read(graded):
 
 def test_a_big_sparse_file_stops_at_the_file_size_cap(graded):
     assert "File too large" in output_of_cell_containing(graded, "sparse_file", "handle.seek")
-    assert total(graded, "sparse_file") == FULL
+    assert_full_marks(graded, "sparse_file")
     for path in (graded["root"] / "autograded" / "sparse_file").rglob("*"):
         assert not path.is_file() or path.stat().st_size <= 256 * 2**20, path
 
@@ -317,7 +325,7 @@ def test_tmp_counts_toward_the_memory_of_the_whole_submission(graded):
 def test_student_code_cannot_make_a_user_namespace(graded):
     # EPERM (1) from the sandbox's seccomp filter: no root of its own, not even nominally.
     assert "unshare: -1 1" in output_of_cell_containing(graded, "user_namespace", "unshare")
-    assert total(graded, "user_namespace") == FULL
+    assert_full_marks(graded, "user_namespace")
 
 
 def test_children_share_one_memory_allowance(graded):
@@ -446,7 +454,7 @@ def test_a_huge_line_is_cut_with_a_note_fast_and_costs_no_points(graded):
     # compare_slope calls predicted_increment twice (its printout and the recalled guess).
     assert "[output cut: this cell's output came to 6 MB; grading keeps 1 MB of it]" in noisy
     assert _autograded(graded, "huge_line").stat().st_size < 2.6e6
-    assert total(graded, "huge_line") == FULL
+    assert_full_marks(graded, "huge_line")
 
 
 def test_a_flood_of_output_stops_at_the_notebook_cap_and_costs_no_points(graded):
@@ -461,7 +469,7 @@ def test_a_flood_of_output_stops_at_the_notebook_cap_and_costs_no_points(graded)
     assert ["[output cut: " in text for text in flooded] == [False] * 8 + [True] * 4
     assert "this notebook's output passed the 5 MB grading keeps" in flooded[8]
     assert _autograded(graded, "flood").stat().st_size < 6e6
-    assert total(graded, "flood") == FULL
+    assert_full_marks(graded, "flood")
 
 
 @pytest.mark.parametrize("student", ["long_varied_cells", "version_3"])

@@ -11,8 +11,9 @@ import pytest
 
 from conftest import ROOT
 from coursekit import predictions
-from coursekit.samples import RELEASE_NOTEBOOK, make_submission
-from coursekit.sync import ASSIGNMENT, HELPERS_ID, NOTEBOOK, grade_id
+from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
+from coursekit.samples import make_submission
+from coursekit.sync import HELPERS_ID
 
 REFERENCE = ROOT / "autograded" / "reference" / ASSIGNMENT / NOTEBOOK
 
@@ -159,9 +160,12 @@ def test_guesses_are_read_from_the_text_and_sorted_into_choices():
 
 def test_the_report_draws_how_the_class_predicted(tmp_path):
     from coursekit.report import submitted_notebooks, write_prediction_chart
+    from coursekit.samples import SAMPLES, sample_submission, submit
 
-    notebooks = submitted_notebooks(ROOT)
-    assert len(notebooks) > 10
+    for student in SAMPLES:
+        submit(tmp_path, student, sample_submission(student))
+    notebooks = submitted_notebooks(tmp_path)
+    assert len(notebooks) == len(SAMPLES) > 10
     counts = write_prediction_chart(notebooks, tmp_path / "predictions.png")
     assert (tmp_path / "predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, by_choice in counts.items():
@@ -203,3 +207,17 @@ def test_hostile_prediction_cells_cannot_break_the_report(tmp_path):
         folder.mkdir(parents=True)
         (folder / NOTEBOOK).write_text(content)
     assert len(submitted_notebooks(tmp_path)) == 1
+
+
+def test_the_training_explanation_quotes_what_the_run_shows():
+    """Its epochs are the cell's, and the reference run's final loss is in its range."""
+    graded = {grade_id(cell): cell for cell in nbformat.read(REFERENCE, as_version=4).cells}
+    text = graded["explain_training"].source
+    epochs = int(re.search(r"n_epochs = (\d+)", graded["train_both"].source).group(1))
+    words = {3: "three", 4: "four", 5: "five", 6: "six"}
+    assert "after %s epochs" % words[epochs] in text
+    low, high = map(float, re.search(r"ended between (\d\.\d+) and (\d\.\d+)", text).groups())
+    printed = "".join(o.get("text", "") for o in graded["train_both"].outputs)
+    losses = re.search(r"lr 0\.1 +batch norm +loss per epoch: (.*)", printed).group(1)
+    losses = [float(v) for v in losses.split(", ")]
+    assert len(losses) == epochs and low <= losses[-1] <= high

@@ -18,9 +18,9 @@ from nbgrader import utils
 
 from conftest import ROOT, nbgrader_env
 from coursekit import answers
+from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.feedback import VERDICT_LINE, test_name as check_name
-from coursekit.samples import RELEASE_NOTEBOOK, make_submission, solution_cells
-from coursekit.sync import ASSIGNMENT, NOTEBOOK, grade_id
+from coursekit.samples import make_submission, solution_cells
 from coursekit.validate import CourseValidator
 
 SLIP = "slope_end_points"
@@ -58,7 +58,7 @@ def report_lines(stdout):
 @pytest.fixture(scope="module")
 def validated(tmp_path_factory):
     """{case: what `nbgrader validate` printed} for the blank, reference and one slip."""
-    slip_cell, slip_source = answers.SLIPS[SLIP][:2]
+    slip_cell, slip_source = answers.SLIPS[SLIP].cell, answers.SLIPS[SLIP].source
     notebooks = {"blank": nbformat.read(RELEASE_NOTEBOOK, as_version=4),
                  "reference": make_submission(solution_cells()),
                  "slip": make_submission(dict(solution_cells(), **{slip_cell: slip_source}))}

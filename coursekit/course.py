@@ -1,0 +1,45 @@
+"""The course's own facts, each written once: where it lives, its assignment and notebook,
+its gradebook, where Colab opens the release, and how to read a cell's nbgrader settings.
+
+A submitted notebook's metadata can be anything (a list, a string, missing), so the
+readers here never assume a dictionary before asking nbgrader's own helpers.
+"""
+from pathlib import Path
+
+from nbgrader import utils
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "bn"
+NOTEBOOK = "11_3_Batch_Normalization.ipynb"
+SOURCE_NOTEBOOK = ROOT / "source" / ASSIGNMENT / NOTEBOOK
+RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
+# The GitHub repository the release is opened from in Colab (owner/name, branch).
+REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
+
+
+def gradebook_url(root=ROOT):
+    """The SQLite gradebook nbgrader keeps in a course folder."""
+    return "sqlite:///%s" % (Path(root) / "gradebook.db")
+
+
+def settings(cell):
+    """A cell's nbgrader settings, or {} when it has none that nbgrader could read."""
+    found = cell.get("metadata", {}).get("nbgrader") if isinstance(
+        cell.get("metadata"), dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def grade_id(cell):
+    return settings(cell).get("grade_id")
+
+
+def is_graded(cell):
+    return bool(settings(cell)) and bool(utils.is_grade(cell))
+
+
+def is_solution(cell):
+    return bool(settings(cell)) and bool(utils.is_solution(cell))
+
+
+def is_locked(cell):
+    return bool(settings(cell)) and bool(utils.is_locked(cell))
