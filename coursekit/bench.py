@@ -175,10 +175,9 @@ def nbgrader(root, *args):
 
 
 def grades(root):
-    from coursekit.report import collect
+    from coursekit.report import points_by_student
 
-    rows, _, _ = collect(gradebook_url(root))
-    return {student: per_test for student, _, _, per_test in rows}
+    return points_by_student(gradebook_url(root))
 
 
 def main():

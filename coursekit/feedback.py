@@ -7,6 +7,7 @@ cell to what the student may see: the visible part of its code (the release's), 
 verdict: the test's name, points earned and possible, passed or failed, and the message.
 """
 import re
+import textwrap
 
 import nbformat
 from nbgrader.converters import GenerateFeedback
@@ -72,9 +73,16 @@ def test_name(grade_id):
     return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
 
 
-def summary(grade_id, score, points, message):
-    from coursekit.judge import wrapped  # here: the config loads this module, judge torch
+def wrapped(text, indent="  ", width=90):
+    """`text` broken between words only (a word longer than `width` keeps its own line),
+    later lines indented: JupyterLab and the feedback page would break it mid-word. The
+    kernel's twin is coursekit.judge.wrapped (the checks cannot import this package there);
+    tests/test_validate.py keeps the two alike."""
+    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
 
+
+def summary(grade_id, score, points, message):
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %g of %g point%s\n%s\n" % (

@@ -126,18 +126,25 @@ del _udl_grader_request
 # Runs in the student's kernel after one of its cells failed. The failed cell's frames stay
 # referenced from its traceback (IPython keeps the exception), and with them everything
 # they held: after a cell that filled memory up to the cap and failed, every later cell,
-# the grader's requests included, would fail for want of memory. Clearing the frames lets
-# that memory go, so that a runaway cell costs only itself. (Reading `f_locals` again
-# drops the copy of the cleared locals that formatting the traceback made.)
+# the grader's requests included, would fail for want of memory. Clearing the frames of
+# the error and of every error it was raised from lets that memory go, so that a runaway
+# cell costs only itself. (Reading `f_locals` again drops the copy of the cleared locals
+# that formatting the traceback made.)
 RELEASE_FAILED_CELL = '''\
 def _udl_release_failed_cell():
     import gc, sys, traceback
-    error = getattr(sys, "last_value", None)
-    trace = getattr(error, "__traceback__", None)
-    traceback.clear_frames(trace)
-    while trace is not None:
-        trace.tb_frame.f_locals
-        trace = trace.tb_next
+    errors, seen = [getattr(sys, "last_value", None)], set()
+    while errors:
+        error = errors.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        trace = error.__traceback__
+        traceback.clear_frames(trace)
+        while trace is not None:
+            trace.tb_frame.f_locals
+            trace = trace.tb_next
+        errors += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
     gc.collect()
 _udl_release_failed_cell()
 del _udl_release_failed_cell

@@ -185,9 +185,16 @@ class SandboxedExecute(Execute):
     async def _release_failed_cell(self, cell, cell_index):
         """Let go of what a failed cell's frames hold (see grader.RELEASE_FAILED_CELL)."""
         probe = nbformat.v4.new_code_cell(grader.RELEASE_FAILED_CELL)
+        self._requesting = True  # the grader's own cell: its output is dropped
         try:
             await self._execute_within_caps(probe, cell_index, None, False)
+        except (CellTimeoutError, DeadKernelError):
+            raise  # the kernel is past helping: the cell that failed says so
+        except Exception as error:  # what the student's code sent meanwhile, say
+            self.log.warning("%sCell %d: could not release what the failed cell held (%s)",
+                             self._named(), cell_index, error)
         finally:
+            self._requesting = False
             self.nb.cells[cell_index] = cell  # nbclient put the probe there
 
     # nbclient binds the synchronous name to its own coroutine when its class is defined.
@@ -415,7 +422,7 @@ def _grades(output):
 
 
 def _error(name, message):
-    from coursekit.judge import wrapped
+    from coursekit.judge import wrapped  # grading has loaded the judge already
 
     return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[
         wrapped("%s: %s" % (name, message))])

@@ -40,6 +40,12 @@ def collect(url, assignment=ASSIGNMENT):
     return sorted(rows), tests, max_points
 
 
+def points_by_student(url, assignment=ASSIGNMENT):
+    """{student: {test name: points earned}}, from the gradebook."""
+    rows, _, _ = collect(url, assignment)
+    return {student: per_test for student, _, _, per_test in rows}
+
+
 def awaiting_hand_grading(url, assignment=ASSIGNMENT):
     """Students whose written answers still need an instructor's grade."""
     from nbgrader.api import Gradebook

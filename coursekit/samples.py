@@ -124,8 +124,8 @@ SAMPLE_SLIPS = ("increment_without_he", "slope_end_points", "rescaled_branch_onl
                 "plot_pyplot", "plot_from_one", "running_with_batchnorm", "train_full_batch")
 SAMPLES.update({"slip_" + name: _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source})
                 for name in SAMPLE_SLIPS})
-# A partial answer to every exercise after the network: one typical slip in each, which
-# costs that exercise's points and nothing else.
+# A partial answer: the network and block_variances right, one typical slip in each other
+# exercise, which costs that exercise's points and nothing else.
 PARTIAL_SLIPS = ("plot_pyplot", "increment_without_he", "slope_end_points",
                  "rescaled_branch_only", "train_without_momentum", "running_biased")
 SAMPLES["partial"] = _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source
@@ -138,8 +138,8 @@ COMMITTED = ("reference", "blank", "seed", "partial")
 COURSE_FILES = ("nbgrader_config.py", "coursekit", "source")
 
 
-def course_copy(root, students=()):
-    """A copy of the course at `root` with a fresh gradebook and the named submissions."""
+def course_copy(root):
+    """A copy of the course at `root`: no gradebook, no submissions."""
     root.mkdir(parents=True, exist_ok=True)
     for name in COURSE_FILES:
         if (ROOT / name).is_dir():
@@ -147,8 +147,6 @@ def course_copy(root, students=()):
                             ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(ROOT / name, root / name)
-    for student in students:
-        shutil.copytree(ROOT / "submitted" / student, root / "submitted" / student)
     return root
 
 

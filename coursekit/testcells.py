@@ -1,9 +1,10 @@
-"""The notebook's autograded test cells, one row each: the only place their points live.
+"""The notebook's autograded test cells, one row each: where their points are set.
 
 ``coursekit.sync`` writes each test cell of the source notebook from its row (its text and
 its points in the nbgrader metadata); the grader reads which check judges it and which of
 the student's objects that check observes. Changing a check's points is one edit here,
-then ``make release samples``.
+then ``make release samples grade``; docs/checks.md and the README, which quote the points
+for readers, are checked against this table by tests/test_release.py.
 """
 from dataclasses import dataclass
 

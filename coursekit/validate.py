@@ -34,7 +34,7 @@ from nbgrader.validator import Validator
 from traitlets import List
 
 from coursekit.course import grade_id, is_solution, settings
-from coursekit.feedback import printed_verdicts, test_name
+from coursekit.feedback import printed_verdicts, test_name, wrapped
 
 PASSED, FAILED = "✓", "✗"
 BLANK_WRITTEN = "This written answer is still blank; your instructor grades it."
@@ -55,10 +55,6 @@ class Verdict:
 
     def line(self, width):
         """`✗ name, 0 of 2 points: message`, wrapped between words as checks.score wraps."""
-        # Imported here: every nbgrader command loads this module (nbgrader_config.py calls
-        # install), and judge loads torch.
-        from coursekit.judge import wrapped
-
         return wrapped("%s %s, %s: %s" % (self.mark, self.name,
                                           points_text(self.earned, self.points), self.message),
                        width=width)
@@ -161,7 +157,6 @@ class CourseValidator(Validator):
         lines += [v.line(self.width) for v in verdicts]
         lines += ["", "Total: %s from the checks." % points_text(earned, points)]
         if written:
-            from coursekit.judge import wrapped
             lines.append(wrapped(written_note(written), indent="", width=self.width))
         return "\n".join(lines) + "\n"
 

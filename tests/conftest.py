@@ -32,8 +32,9 @@ def free_port():
 
 
 @contextlib.contextmanager
-def jupyterlab_server(root_dir, home, env, *options):
-    """JupyterLab serving `root_dir` from there, on a free loopback port, with its settings
+def jupyterlab_server(root_dir, home, env, *options, cwd=None):
+    """JupyterLab serving `root_dir`, started in `cwd` (`root_dir` by default: nbgrader's
+    handlers read nbgrader_config.py from there), on a free loopback port, with its settings
     and runtime files under `home`: yields its URL, and stops it afterwards."""
     env = dict(env, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), HOME=str(home))
@@ -44,7 +45,7 @@ def jupyterlab_server(root_dir, home, env, *options):
              "--ip=127.0.0.1", "--port=%s" % url.rsplit(":", 1)[1],
              "--ServerApp.root_dir=%s" % root_dir, "--IdentityProvider.token=%s" % TOKEN,
              "--ServerApp.open_browser=False", *options],
-            cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=cwd or root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 60
             while True:

@@ -290,7 +290,7 @@ def test_batch_norm_trains_where_the_plain_network_diverges_for_30_seeds(trainin
 
 
 def test_blank_answers_to_the_later_exercises_fail_with_a_pointer_to_the_todo(training_set):
-    from coursekit.samples import RELEASE_NOTEBOOK
+    from coursekit.course import RELEASE_NOTEBOOK
     import nbformat
 
     release = {cell.metadata["nbgrader"]["grade_id"]: cell.source

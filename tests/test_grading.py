@@ -22,7 +22,7 @@ from conftest import ROOT, nbgrader_env
 from coursekit import answers as variants
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.feedback import hidden_lines, printed_verdicts
-from coursekit.report import collect
+from coursekit.report import collect, points_by_student
 from coursekit.samples import (COMMITTED, PARTIAL_SLIPS, SAMPLE_SLIPS, SAMPLES, course_copy,
                                sample_submission, submission_path, submit)
 
@@ -77,8 +77,7 @@ def graded(graded_class):
     """{student: ({test: points}, {test: text of its outputs}, autograded notebook)}."""
     results = {}
     for root in graded_class:
-        rows, _, _ = collect(gradebook_url(root))
-        for student, _, _, per_test in rows:
+        for student, per_test in points_by_student(gradebook_url(root)).items():
             autograded = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                                        as_version=4)
             outputs = {grade_id(cell): " ".join(o.get("text", "") + o.get("evalue", "")

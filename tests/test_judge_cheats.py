@@ -21,7 +21,7 @@ import cheats
 from conftest import nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.grader import OWN_RUN
-from coursekit.report import collect
+from coursekit.report import points_by_student
 from coursekit.samples import (course_copy, make_submission, nbgrader_env, solution_cells,
                                submit)
 
@@ -73,7 +73,7 @@ def graded(tmp_path_factory):
     report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=300)
     seconds["report"] = time.monotonic() - step
-    rows, _, _ = collect(gradebook_url(root))
+    grades = points_by_student(gradebook_url(root))
     table = {}
     if (root / "grades.csv").exists():
         with open(root / "grades.csv", newline="") as handle:
@@ -82,7 +82,7 @@ def graded(tmp_path_factory):
     print("\ngraded %d cheats and %d controls: %s" % (
         len(CHEATS), len(CONTROLS), ", ".join("%s %.0f s" % item for item in seconds.items())))
     return Graded(root=root, autograde=autograde, feedback=feedback, report=report,
-                  grades={student: per_test for student, _, _, per_test in rows},
+                  grades=grades,
                   table=table, seconds=seconds)
 
 

@@ -35,7 +35,9 @@ def jupyterlab(tmp_path_factory):
     notices.mkdir(parents=True)
     (notices / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    with jupyterlab_server(work, home, os.environ, "--LabApp.expose_app_in_browser=True") as url:
+    # Started from the course folder, so that Validate grades with the course's config.
+    with jupyterlab_server(work, home, os.environ, "--LabApp.expose_app_in_browser=True",
+                           cwd=ROOT) as url:
         yield url, work
 
 

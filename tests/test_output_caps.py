@@ -38,8 +38,20 @@ class _Kernel:
         self.shell_channel = _Channel([{"msg_type": "execute_reply", "parent_header": parent,
                                         "content": {"status": "ok", "execution_count": 1}}])
 
-    def execute(self, *args, **kwargs):
-        return "run"
+        self.executed = []
+
+    def execute(self, code, *args, **kwargs):
+        """The scripted cell first; then any cell of the grader's own (releasing what a
+        failed cell held) runs at once, with no output."""
+        self.executed.append(code)
+        if len(self.executed) == 1:
+            return "run"
+        parent = {"msg_id": "own-%d" % len(self.executed)}
+        self.iopub_channel.messages.append({"msg_type": "status", "parent_header": parent,
+                                            "content": {"execution_state": "idle"}})
+        self.shell_channel.messages.append({"msg_type": "execute_reply", "parent_header": parent,
+                                            "content": {"status": "ok", "execution_count": 1}})
+        return parent["msg_id"]
 
     async def is_alive(self):
         return True
@@ -60,6 +72,7 @@ def run(client, contents):
     client.reset_execution_trackers()
     client.kc = client.km = _Kernel(contents)
     client.execute_cell(cell, 0)
+    assert client.nb.cells[0] is cell
     return cell.outputs
 
 
@@ -96,6 +109,16 @@ ORDINARY = {
 @pytest.mark.parametrize("case", sorted(ORDINARY))
 def test_ordinary_output_is_exactly_what_nbclient_makes(case):
     assert run(course(), ORDINARY[case]) == run(stock(), ORDINARY[case])
+
+
+def test_after_a_failed_cell_the_grader_releases_what_it_held():
+    from coursekit.grader import RELEASE_FAILED_CELL
+
+    for case, sent in (("an error", ["anything", RELEASE_FAILED_CELL]),
+                       ("a result", ["anything"])):
+        executor = course()
+        run(executor, ORDINARY[case])
+        assert executor.kc.executed == sent, case
 
 
 @pytest.mark.parametrize("text", ["", "plain", "a\rb", "a\r\n", "a\r\rb\n", "\r\r\nq",

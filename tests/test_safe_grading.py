@@ -20,7 +20,7 @@ import pytest
 import hostile
 from conftest import nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
-from coursekit.report import collect, problems
+from coursekit.report import points_by_student, problems
 from coursekit.samples import course_copy, nbgrader_env, submission_path
 from test_grading import NETWORK_TESTS, points
 
@@ -96,8 +96,7 @@ def protected_state(root):
 
 
 def grades_of(root):
-    rows, _, _ = collect(gradebook_url(root))
-    return {student: per_test for student, _, _, per_test in rows}
+    return points_by_student(gradebook_url(root))
 
 
 def outputs(graded, student):
@@ -199,6 +198,37 @@ def test_student_code_has_no_network_not_even_loopback(graded):
 def test_a_memory_bomb_hits_the_cap_and_costs_only_its_cell(graded):
     assert "MemoryError" in output_of_cell_containing(graded, "memory_bomb", "def hog")
     assert_full_marks(graded, "memory_bomb")
+
+
+def test_memory_held_by_an_error_the_failure_was_raised_from_is_released_too():
+    """`except MemoryError: raise ValueError(...)`: the frames holding the memory are only
+    in the MemoryError's traceback, the ValueError's context."""
+    from jupyter_client.manager import start_new_kernel
+
+    from coursekit.grader import RELEASE_FAILED_CELL
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    printed = []
+
+    def run(code):
+        client.execute_interactive(code, timeout=120, output_hook=lambda message: printed.append(
+            message["content"].get("text", "")) if message["msg_type"] == "stream" else None)
+
+    try:
+        run("import os, resource\n"
+            "def resident():\n"
+            "    print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE'))\n"
+            "size = int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE')\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (size + 2**31, size + 2**31))\n")
+        run("def fill():\n    blocks = []\n    while True:\n        blocks.append(bytearray(2**26))\n"
+            "try:\n    fill()\nexcept MemoryError:\n    raise ValueError('no room')\n")
+        run("resident()")
+        run(RELEASE_FAILED_CELL)
+        run("resident()")
+    finally:
+        manager.shutdown_kernel(now=True)
+    before, after = [int(text) for text in printed]
+    assert before - after > 2**30, (before, after)
 
 
 def test_a_process_bomb_hits_the_cap_and_costs_only_its_cell(graded):

@@ -200,3 +200,15 @@ def test_the_course_config_puts_the_validator_in_the_command_and_the_lab_handler
     PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
     assert validateapp.Validator is CourseValidator
     assert handlers.Validator is CourseValidator
+
+
+def test_the_grader_wraps_messages_as_the_kernel_does():
+    """Validate and the feedback pages (coursekit.feedback, no torch in the Jupyter server)
+    break lines exactly as the checks print them in the kernel (coursekit.judge)."""
+    from coursekit import feedback, judge
+
+    texts = ["✗ " + " ".join(["word"] * 40), "a well-known non-linear, x+branch(x) " * 6,
+             "Measured:      " + "x" * 120 + " then more", ""]
+    for text in texts:
+        for indent, width in (("  ", judge.MESSAGE_WIDTH), ("", 90), (" " * 15, 60)):
+            assert feedback.wrapped(text, indent, width) == judge.wrapped(text, indent, width)
