@@ -163,7 +163,7 @@ class SandboxedExecute(Execute):
             ran = await self._execute_within_caps(cell, cell_index, execution_count,
                                                   store_history)
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-                await self._release_failed_cell(cell, cell_index)
+                await self._release_failed_cell(cell_index)
             return ran
         except CellTimeoutError:
             reason = ("the cell ran past the %s s time limit and ignored the interrupt, so "
@@ -182,20 +182,29 @@ class SandboxedExecute(Execute):
             await ensure_async(self.km.shutdown_kernel(now=True))
         return cell
 
-    async def _release_failed_cell(self, cell, cell_index):
-        """Let go of what a failed cell's frames hold (see grader.RELEASE_FAILED_CELL)."""
-        probe = nbformat.v4.new_code_cell(grader.RELEASE_FAILED_CELL)
-        self._requesting = True  # the grader's own cell: its output is dropped
+    async def _run_own_cell(self, source, cell_index):
+        """Run the grader's own code in the kernel, as a cell of its own: its outputs are
+        read, never kept in the notebook (a request's room, not a cell's), and the
+        notebook's cell stays where nbclient would put the grader's."""
+        here = self.nb.cells[cell_index]
+        probe = nbformat.v4.new_code_cell(source)
+        self._requesting = True
         try:
             await self._execute_within_caps(probe, cell_index, None, False)
+        finally:
+            self._requesting = False
+            self.nb.cells[cell_index] = here
+        return probe.outputs
+
+    async def _release_failed_cell(self, cell_index):
+        """Let go of what a failed cell's frames hold (see grader.RELEASE_FAILED_CELL)."""
+        try:
+            await self._run_own_cell(grader.RELEASE_FAILED_CELL, cell_index)
         except (CellTimeoutError, DeadKernelError):
             raise  # the kernel is past helping: the cell that failed says so
         except Exception as error:  # what the student's code sent meanwhile, say
             self.log.warning("%sCell %d: could not release what the failed cell held (%s)",
                              self._named(), cell_index, error)
-        finally:
-            self._requesting = False
-            self.nb.cells[cell_index] = cell  # nbclient put the probe there
 
     # nbclient binds the synchronous name to its own coroutine when its class is defined.
     execute_cell = run_sync(async_execute_cell)
@@ -241,13 +250,9 @@ class SandboxedExecute(Execute):
             seeds = [0, grader.secret_seed(self._secret, self._student or "",
                                            self._submission, asked, arguments)]
             nonce = secrets.token_hex(16)
-            probe = nbformat.v4.new_code_cell(grader.request(asked, arguments, seeds, nonce))
-            self._requesting = True
-            try:
-                await self._execute_within_caps(probe, cell_index, None, False)
-            finally:
-                self._requesting = False
-            reply = grader.read_reply(probe.outputs, nonce, seeds)
+            outputs = await self._run_own_cell(grader.request(asked, arguments, seeds, nonce),
+                                               cell_index)
+            reply = grader.read_reply(outputs, nonce, seeds)
             if isinstance(reply, grader.Observed):
                 if reply.integrity:
                     self._findings.append("code in the notebook replaced or hooked %s"
