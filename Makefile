@@ -5,7 +5,7 @@
 
 PYTHON ?= python3
 VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
 # nbgrader runs helper programs (alembic) by name: the venv's bin must come first.
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -19,7 +19,7 @@ GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-.PHONY: all grade release autograde feedback report samples test bench clean sandbox postgresql chromium
+.PHONY: all grade release autograde feedback report export similarity samples release-assignment collect release-feedback test bench clean sandbox postgresql chromium
 
 all: grade
 
@@ -68,9 +68,10 @@ release: $(GUARD) $(DATA)
 	$(BIN)/python -m coursekit.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
 
-# nbgrader's own autograde, one student per worker (coursekit/parallel.py).
+# nbgrader's own autograde, one student per worker (coursekit/parallel.py);
+# make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
 autograde: $(GUARD) sandbox
-	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS)
+	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'
 
 feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
@@ -78,6 +79,35 @@ feedback: $(GUARD)
 report: $(GUARD)
 	$(BIN)/python -m coursekit.report
 	$(BIN)/python -m coursekit.pictures
+
+# nbgrader's exchange, for students with accounts on this machine (coursekit/exchange.py):
+# EXCHANGE=/srv/nbgrader/exchange, or unset for c.Exchange.root (nbgrader's default:
+# /usr/local/share/nbgrader/exchange).
+EXCHANGE ?=
+EXCHANGE_ROOT = $(if $(EXCHANGE),--Exchange.root=$(EXCHANGE))
+
+# The release into the exchange, for students' `nbgrader fetch_assignment bn`.
+release-assignment: release
+	$(BIN)/nbgrader release_assignment $(ASSIGNMENT) --force $(EXCHANGE_ROOT)
+
+# Every student's latest submission into submitted/ (a newer one replaces it).
+collect: $(GUARD)
+	$(BIN)/nbgrader collect $(ASSIGNMENT) --update $(EXCHANGE_ROOT)
+
+# Each page where only its student's `nbgrader fetch_feedback bn` finds it.
+release-feedback: $(GUARD)
+	$(BIN)/nbgrader release_feedback $(ASSIGNMENT) $(EXCHANGE_ROOT)
+
+# Grades for the LMS (coursekit/export.py): grades-canvas.csv for Canvas's gradebook
+# import, grades-lms.csv for any other; one column holds the assignment's total.
+export: $(GUARD)
+	$(BIN)/nbgrader export --assignment=$(ASSIGNMENT)
+	$(BIN)/nbgrader export --assignment=$(ASSIGNMENT) --exporter=coursekit.export.PlainExport
+
+# Similar answers side by side for the instructor to read (coursekit/similarity.py):
+# evidence, never a verdict; writes similarity.html only and changes no grade.
+similarity: $(GUARD)
+	$(BIN)/python -m coursekit.similarity
 
 # Rewrites the example class under submitted/ (coursekit.samples.COMMITTED) after the
 # release changes.
@@ -92,4 +122,5 @@ bench: $(GUARD) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench
 
 clean:
-	rm -rf gradebook.db grades.csv grades.png predictions.png .pytest_cache
+	rm -rf gradebook.db grades.csv grades-canvas.csv grades-lms.csv grades.png predictions.png similarity.html \
+	  .pytest_cache

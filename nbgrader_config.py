@@ -8,6 +8,7 @@ if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
 from coursekit import autograde, feedback, gradebook, validate  # noqa: E402
+from coursekit.course import COURSE_ID  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
 from coursekit.sanitize import InertStudentHTML  # noqa: E402
@@ -18,7 +19,7 @@ from nbgrader.preprocessors import Execute  # noqa: E402
 
 c = get_config()  # noqa: F821
 
-c.CourseDirectory.course_id = "udl-11-3"
+c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.root = COURSE_ROOT
 
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
@@ -69,6 +70,12 @@ c.Execute.record_timing = False
 c.SandboxedExecute.max_cell_output_bytes = 1_000_000
 c.SandboxedExecute.max_notebook_output_bytes = 5_000_000
 
+# Late work: past the due date (set in the formgrader's Manage Assignments, or
+# `nbgrader db assignment add bn --duedate="2026-12-14 17:00 Europe/London"`), a submission
+# is flagged in the grade table and grades.csv's `late` column; no points are taken off.
+# "zero" would give late work zero points.
+c.LateSubmissionPlugin.penalty_method = "none"
+
 # A warning torch or numpy prints to stderr would zero a test cell that passed.
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\w+Warning: |warnings\.warn\("
@@ -77,3 +84,16 @@ c.IgnorePattern.pattern = r"\w+Warning: |warnings\.warn\("
 # RestoreMetadata already puts back every deleted cell (nbgrader's repair raises KeyError
 # on several in a row); this stays as nbgrader's own safety net.
 c.OverwriteCells.add_missing_cells = True
+
+# `nbgrader export` (make export) writes grades-canvas.csv for Canvas's gradebook import;
+# `--exporter=coursekit.export.PlainExport` writes grades-lms.csv (coursekit/export.py).
+from coursekit.export import CanvasExport  # noqa: E402
+c.ExportApp.plugin_class = CanvasExport
+
+# nbgrader's exchange (make collect, make release-feedback): collect sets aside what a
+# student could not have handed in (another's name, links to the instructor's files, a
+# made-up time); release_feedback skips, and names, feedback with nothing to release it to
+# (coursekit/exchange.py).
+from coursekit.exchange import CourseCollect, CourseReleaseFeedback  # noqa: E402
+c.ExchangeFactory.collect = CourseCollect
+c.ExchangeFactory.release_feedback = CourseReleaseFeedback

@@ -8,7 +8,9 @@ formgrader's autograde button, use `CourseAutograde`, which adds to stock nbgrad
 - a submission that is missing, empty, not JSON, not a notebook, or cannot be matched to
   the release is set aside with one clear line naming the student and the file (no
   traceback); that student gets zero in the gradebook, everyone else is graded;
-- the command exits non-zero whenever a submission needs the instructor's attention.
+- what each student needs the instructor's attention for (a file it could not read,
+  grading that failed or did not finish, code the judge saw tamper) is written down once
+  (coursekit.attention), and the command exits non-zero whenever anyone does.
 
 Sandboxing each kernel, surviving runaway code and restoring stripped metadata happen in
 the preprocessors (coursekit.preprocessors) that nbgrader_config.py puts in the pipeline.
@@ -23,7 +25,10 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, NbGraderException
 
+from coursekit import attention
+from coursekit.course import notebook_metadata
 from coursekit.folders import describe, foreign_entries
+from coursekit.grader import recorded_tampering
 from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
 from coursekit.preprocessors import SandboxedExecute
 from coursekit.sandbox import Sandbox, SandboxUnavailable
@@ -48,28 +53,57 @@ def _read_release(folder, stamped_names):
 
 def problem_of(student_folder, releases):
     """Why a student's submission cannot be graded, or None when it can."""
-    student = os.path.basename(os.path.dirname(os.path.normpath(student_folder)))
     # Read nothing through a link: it could lead to the solutions, the gradebook or
     # another student's work (coursekit.folders).
     student_root = os.path.dirname(os.path.normpath(student_folder))
     linked = foreign_entries(student_root)
     if linked:
-        return ("%s: %s holds a link or special file (%s): those are never graded, and "
+        return ("%s holds a link or special file (%s): those are never graded, and "
                 "nothing of this submission was read; ask the student to submit the files "
-                "themselves" % (student, student_folder,
-                                describe(linked, os.path.dirname(student_root))))
+                "themselves" % (student_folder, describe(linked, os.path.dirname(student_root))))
+    timestamp = _unreadable_timestamp(student_folder)
+    if timestamp:
+        return timestamp
     try:
         for name, release in releases.items():
             notebook = read_submission(os.path.join(student_folder, name + ".ipynb"))
             restore_metadata(notebook, release, name=os.path.join(student_folder,
                                                                    name + ".ipynb"))
     except SubmissionProblem as problem:
-        return "%s: %s" % (student, problem)
+        return str(problem)
     except Exception as error:  # one student's file must never stop the class
-        return "%s: %s could not be read (%s: %s)" % (
-            student, student_folder, type(error).__name__, str(error).splitlines()[0]
-            if str(error) else "")
+        return "%s could not be read (%s)" % (student_folder, _said(error))
     return None
+
+
+def _unreadable_timestamp(student_folder):
+    """Why the submission's timestamp.txt cannot be read as nbgrader reads it, or None."""
+    from nbgrader.utils import parse_utc
+
+    path = os.path.join(student_folder, "timestamp.txt")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return "%s cannot be read (%s)" % (path, _said(error))
+    with os.fdopen(fd, "rb") as handle:
+        text = handle.read(201)
+    try:
+        if len(text) <= 200 and text.strip():
+            parse_utc(text.decode("utf-8").strip())
+            return None
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        pass
+    if not text.strip():
+        return None  # nbgrader reads an empty one as "no time", and says so
+    return ("%s holds no time nbgrader can read (a submission's time, like "
+            "'2026-12-14 17:00:00.000000 UTC'); fix or delete it" % path)
+
+
+def _said(error):
+    lines = str(error).strip().splitlines()
+    return "%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__
 
 
 class CourseAutograde(Autograde):
@@ -82,6 +116,8 @@ class CourseAutograde(Autograde):
             self.log.error(str(refusal))
             raise NbGraderException(str(refusal)) from None
         self.problems = []
+        self.flagged = []
+        self.matched = []  # (assignment, student) of every submission this run looked at
         try:
             super().init_notebooks()
         except NbGraderException:
@@ -91,15 +127,49 @@ class CourseAutograde(Autograde):
         for folder in sorted(glob.glob(pattern)):
             folder = os.path.normpath(folder)
             assignment_id = os.path.basename(folder)
+            student_id = os.path.basename(os.path.dirname(folder))
+            self.matched.append((assignment_id, student_id))
             if assignment_id not in releases:
                 releases[assignment_id] = release_notebooks(self.coursedir, assignment_id)
             problem = problem_of(folder, releases[assignment_id])
             if problem:
-                self.problems.append((assignment_id, folder, problem))
+                self.problems.append((assignment_id, student_id, problem))
                 for key in [k for k in self.assignments if os.path.normpath(k) == folder]:
                     del self.assignments[key]
         if not self.assignments and not self.problems:
             raise NbGraderException("No submissions were found by '%s'" % pattern)
+
+    # nbgrader grades a student as init_assignment, convert_single_notebook for each of
+    # their notebooks, then set_permissions; an error anywhere skips the rest of them.
+    def init_assignment(self, assignment_id, student_id):
+        self._grading, self._found = (assignment_id, student_id), []
+        attention.record(self.coursedir.root, assignment_id, student_id, attention.UNFINISHED)
+        try:
+            super().init_assignment(assignment_id, student_id)
+        except Exception as error:
+            attention.record(self.coursedir.root, assignment_id, student_id,
+                             "grading stopped (%s): see the autograde log" % _said(error))
+            raise
+
+    def convert_single_notebook(self, notebook_filename):
+        try:
+            super().convert_single_notebook(notebook_filename)
+        except Exception as error:
+            attention.record(self.coursedir.root, *self._grading,
+                             "grading stopped (%s): see the autograde log" % _said(error))
+            raise
+        graded = os.path.join(self._format_dest(*self._grading),
+                              os.path.basename(notebook_filename))
+        self._found.append(recorded_tampering(notebook_metadata(graded)))
+
+    def set_permissions(self, assignment_id, student_id):
+        super().set_permissions(assignment_id, student_id)
+        found = "; ".join(filter(None, self._found))
+        if found:
+            attention.record(self.coursedir.root, assignment_id, student_id, found)
+            self.flagged.append(student_id)
+        else:
+            attention.clear(self.coursedir.root, assignment_id, student_id)
 
     def check_pipeline(self):
         """Refuse when the config runs notebooks with anything but the sandboxed Execute."""
@@ -119,14 +189,23 @@ class CourseAutograde(Autograde):
             super().convert_notebooks()
         except NbGraderException as error:
             failure = error
-        for assignment_id, folder, problem in self.problems:
-            self._grade_zero(assignment_id, os.path.basename(os.path.dirname(folder)))
+        for assignment_id, student_id, problem in self.problems:
+            self._grade_zero(assignment_id, student_id)
+            attention.record(self.coursedir.root, assignment_id, student_id, problem)
         if self.problems:
             self.log.error("%d submission(s) could not be graded and got zero; fix or "
                            "re-submit them, then autograde again:\n  %s", len(self.problems),
-                           "\n  ".join(problem for _, _, problem in self.problems))
-        if failure or self.problems:
-            raise NbGraderException(str(failure or "some submissions need attention"))
+                           "\n  ".join("%s: %s" % (student_id, problem)
+                                       for _, student_id, problem in self.problems))
+        if self.flagged:
+            self.log.error("Graded, but the judge saw tampering; read their notebooks: %s",
+                           ", ".join(self.flagged))
+        # Also those this run skipped (graded before, and no --force) that still need it.
+        waiting = sorted({student for assignment_id, student in self.matched
+                          if attention.read(self.coursedir.root, assignment_id, student)})
+        if failure or waiting:
+            raise NbGraderException(str(failure or "some submissions need attention: "
+                                        + ", ".join(waiting)))
 
     def _grade_zero(self, assignment_id, student_id):
         """A student whose file cannot be read still appears in the grades, with zero."""

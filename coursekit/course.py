@@ -1,4 +1,4 @@
-"""The course's own facts, each written once: where it lives, its assignment and notebook,
+"""The course's own facts, each written once: where it lives, its id, assignment and notebook,
 its gradebook, where Colab opens the release, and how to read a cell's nbgrader settings.
 
 A submitted notebook's metadata can be anything (a list, a string, missing), so the
@@ -9,6 +9,7 @@ from pathlib import Path
 from nbgrader import utils
 
 ROOT = Path(__file__).resolve().parent.parent
+COURSE_ID = "udl-11-3"
 ASSIGNMENT = "bn"
 NOTEBOOK = "11_3_Batch_Normalization.ipynb"
 SOURCE_NOTEBOOK = ROOT / "source" / ASSIGNMENT / NOTEBOOK
@@ -20,6 +21,18 @@ REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
 def gradebook_url(root=ROOT):
     """The SQLite gradebook nbgrader keeps in a course folder."""
     return "sqlite:///%s" % (Path(root) / "gradebook.db")
+
+
+def notebook_metadata(path):
+    """A notebook file's metadata, or {} when the file or its metadata cannot be read."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metadata = json.load(handle).get("metadata")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def settings(cell):

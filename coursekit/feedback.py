@@ -6,7 +6,9 @@ runs in ``generate_feedback`` after nbgrader's GetGrades and rewrites every auto
 cell to what the student may see: the visible part of its code (the release's), and one
 verdict: the test's name, points earned and possible, passed or failed, and the message.
 """
+import os
 import re
+import stat
 import textwrap
 
 import nbformat
@@ -137,17 +139,41 @@ class SummariseTests(NbGraderPreprocessor):
         return cell, resources
 
 
+# What nbgrader's release_feedback reads beside each page: the submission's time, and the
+# secret that names the page in the exchange (both written by `nbgrader submit`).
+RELEASE_FILES = ("timestamp.txt", "submission_secret.txt")
+MAX_RELEASE_FILE_BYTES = 4096
+
+
 class CourseGenerateFeedback(GenerateFeedback):
-    """nbgrader's generate_feedback, writing nothing but the feedback pages.
+    """nbgrader's generate_feedback, writing the feedback pages and nothing else of the
+    autograded folder.
 
     Stock nbgrader also copies every other file of the autograded folder into the
     feedback folder, which `release_feedback` hands to the student: files the student's
     code wrote while graded (any size) and, were one ever left there, links followed to
-    what they point at. Students get their pages, nothing else.
+    what they point at. Students get their pages. Beside them go only the two small files
+    release_feedback needs (RELEASE_FILES), those of the submission that was graded (the
+    autograded folder's), and only when they are plain files.
     """
 
     def init_assignment(self, assignment_id, student_id):
-        pass
+        graded = self._format_source(assignment_id, student_id)
+        dest = self._format_dest(assignment_id, student_id)
+        for name in RELEASE_FILES:
+            try:
+                fd = os.open(os.path.join(graded, name),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue  # not handed in through the exchange
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                data = handle.read(MAX_RELEASE_FILE_BYTES + 1)
+            if len(data) <= MAX_RELEASE_FILE_BYTES:
+                os.makedirs(dest, exist_ok=True)
+                with open(os.path.join(dest, name), "wb") as handle:
+                    handle.write(data)
 
 
 def install():

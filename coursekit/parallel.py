@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from coursekit import attention
+
 _apis = {}
 
 
@@ -119,33 +121,23 @@ class PeakMemory:
 
 def grade_student(root, assignment, student, db_url=None, settings=None):
     """Autograde one student; runs in a worker. Never raises: failures are reported."""
-    started = time.monotonic()
+    started, now = time.monotonic(), time.time()
     with PeakMemory() as memory:
         try:
             api = _api(root, db_url, settings or {})
             result = api.autograde(assignment, student, force=True, create=True)
             score = _score(api, assignment, student)
-            problem = None if result["success"] else _problem(result, student)
-            flagged = _tampering(api, assignment, student)
-            if flagged:
-                result["success"], problem = False, "; ".join(filter(None, (problem, flagged)))
+            # What this run recorded: an older record says nothing about it.
+            problem = attention.read(api.coursedir.root, assignment, student, since=now - 1)
+            if problem is None and not result["success"]:
+                problem = _run_failure(result)
         except Exception as error:  # one student's failure must not stop the class
             result, score, problem = {"success": False}, None, "%s: %s" % (
                 type(error).__name__, error)
-    return Outcome(student, bool(result["success"]), score, problem,
+    return Outcome(student, bool(result["success"]) and problem is None, score, problem,
                    time.monotonic() - started, worker_mib=memory.worker / 2**20,
                    kernel_mib=memory.kernel / 2**20, peak_mib=memory.together / 2**20,
                    pid=os.getpid())
-
-
-def _tampering(api, assignment, student):
-    """The judge's sentence about this student's graded notebook, or None."""
-    import glob
-    from pathlib import Path
-
-    from coursekit.report import tampered
-
-    return tampered(Path(api.coursedir.root), assignment, glob.escape(student)).get(student)
 
 
 def _score(api, assignment, student):
@@ -159,14 +151,12 @@ def _score(api, assignment, student):
         return submission.score, submission.max_score
 
 
-def _problem(result, student):
-    """The line of the log that says what is wrong with this student's submission."""
-    lines = [line.strip() for line in (result.get("log") or "").splitlines()]
-    for line in lines:
-        if line.startswith(student + ":"):
-            return line.split(": ", 1)[1]
-    errors = [line for line in lines if line.startswith("[ERROR]")]
-    return errors[0][len("[ERROR] "):] if errors else "grading failed: see the log"
+def _run_failure(result):
+    """Why an autograde run that recorded nothing for its student failed: the run itself
+    stopped before grading anyone (the gradebook, the config), as its log says."""
+    errors = [line.strip()[len("[ERROR] "):] for line in (result.get("log") or "").splitlines()
+              if line.strip().startswith("[ERROR]")]
+    return "autograde failed before grading: %s" % (errors[0] if errors else "see the log")
 
 
 class Progress:

@@ -36,8 +36,10 @@ def reference_notebook(root=ROOT):
 def main(root=ROOT):
     path = reference_notebook(root)
     if not path.exists():
-        print("No graded reference (%s): run `make autograde` first." % path.relative_to(root))
-        return 1
+        # A real class has no student called "reference": its report is the grade table.
+        print("README pictures left as they are: no graded example reference (%s)."
+              % path.relative_to(root))
+        return 0
     drawn = figures(nbformat.read(path, as_version=4))
     missing = sorted(set(PICTURES) - set(drawn))
     if missing:

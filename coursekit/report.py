@@ -5,20 +5,37 @@ sees at a glance which checks a class fails; ``grades.png`` beside it, how many 
 passed each test, which shows the class's common mistakes; and ``predictions.png``, how the
 class predicted before each run (coursekit.predictions), its misconceptions.
 ``python -m coursekit.report``.
-The ``problem`` column (NEEDS ATTENTION in the table) says why a submission was not graded,
-or which fixed cells the grader put back (edits there were not graded); only the former
-make the exit status non-zero.
+The ``problem`` column (NEEDS ATTENTION in the table) says what the autograder recorded a
+submission needs attention for (coursekit.attention), or which fixed cells the grader put
+back (edits there were not graded); only the former make the exit status non-zero.
 """
 import csv
 import sys
 import warnings
+from dataclasses import dataclass
+from typing import Dict, Optional
 
 from coursekit import predictions
-from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url
+from coursekit.attention import of_class as needs_attention
+from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url, notebook_metadata
+
+
+@dataclass(frozen=True)
+class Row:
+    """One student's line of the grade table, as the gradebook holds it."""
+    student: str
+    score: float                  # autograded and hand-graded points (before a late penalty)
+    max_score: float
+    per_test: Dict[str, float]    # autograded test cell: points earned
+    by_hand: Dict[str, Optional[float]]   # written answer: its grade, None until given
+    comments: Dict[str, str]      # written answer: the instructor's comment
+    seconds_late: float           # past the due date (0: on time, or no due date set)
+    late_penalty: float
+    waits_for_hand_grading: bool
 
 
 def collect(url, assignment=ASSIGNMENT):
-    """[(student, score, max_score, {test name: score})] sorted by student, test names, and
+    """[Row] sorted by student, the autograded test names in notebook order, and
     {test name: points possible}."""
     from nbgrader.api import Gradebook
 
@@ -27,7 +44,7 @@ def collect(url, assignment=ASSIGNMENT):
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
         with Gradebook(url) as gradebook:
             for submission in gradebook.assignment_submissions(assignment):
-                per_test = {}
+                per_test, by_hand, comments = {}, {}, {}
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         if grade.cell.cell_type == "code" and grade.auto_score is not None:
@@ -35,74 +52,35 @@ def collect(url, assignment=ASSIGNMENT):
                             max_points[grade.name] = grade.max_score
                             if grade.name not in tests:
                                 tests.append(grade.name)
-                rows.append((submission.student_id, submission.score, submission.max_score,
-                             per_test))
-    return sorted(rows), tests, max_points
+                        elif grade.cell.cell_type == "markdown":
+                            # nbgrader gives an untouched answer 0 by itself.
+                            by_hand[grade.name] = (None if grade.needs_manual_grade
+                                                   else grade.score)
+                    comments.update((comment.name, comment.manual_comment)
+                                    for comment in notebook.comments
+                                    if comment.name in by_hand and comment.manual_comment)
+                rows.append(Row(submission.student_id, submission.score, submission.max_score,
+                                per_test, by_hand, comments,
+                                submission.total_seconds_late or 0,
+                                submission.late_submission_penalty or 0,
+                                bool(submission.needs_manual_grade)))
+    return sorted(rows, key=lambda row: row.student), tests, max_points
 
 
 def points_by_student(url, assignment=ASSIGNMENT):
     """{student: {test name: points earned}}, from the gradebook."""
     rows, _, _ = collect(url, assignment)
-    return {student: per_test for student, _, _, per_test in rows}
+    return {row.student: row.per_test for row in rows}
 
 
-def awaiting_hand_grading(url, assignment=ASSIGNMENT):
-    """Students whose written answers still need an instructor's grade."""
-    from nbgrader.api import Gradebook
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Gradebook(url) as gradebook:
-            return sorted(submission.student_id
-                          for submission in gradebook.assignment_submissions(assignment)
-                          if submission.needs_manual_grade)
-
-
-def problems(root=ROOT, assignment=ASSIGNMENT):
-    """{student: why their submission was not graded}, for every submission folder."""
-    from coursekit.autograde import problem_of, release_notebooks
-    from nbgrader.coursedir import CourseDirectory
-
-    releases = release_notebooks(CourseDirectory(root=str(root)), assignment)
-    found = {}
-    for folder in sorted((root / "submitted").glob("*/" + assignment)):
-        student = folder.parent.name
-        try:
-            problem = problem_of(str(folder), releases)
-        except Exception as error:  # one odd file must not hide the whole class's table
-            found[student] = "could not be checked (%s: %s); see the autograde log" % (
-                type(error).__name__, str(error).splitlines()[0][:100] if str(error) else "")
-            continue
-        if problem:
-            found[student] = problem.split(": ", 1)[1]
-        elif not (root / "autograded" / student / assignment / NOTEBOOK).exists():
-            found[student] = "not graded: see the autograde log"
-    return found
-
-
-def _graded_metadata(root, assignment, student="*"):
-    """(student, metadata of their graded notebook), for every student whose folder name
-    matches the glob `student`."""
-    import json
-
-    for path in sorted((root / "autograded").glob("%s/%s/%s" % (student, assignment,
-                                                                NOTEBOOK))):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                metadata = json.load(handle).get("metadata")
-        except (OSError, ValueError, AttributeError):
-            continue
-        yield path.parent.parent.name, metadata if isinstance(metadata, dict) else {}
-
-
-def tampered(root=ROOT, assignment=ASSIGNMENT, student="*"):
-    """{student: the grader's sentence}, for every graded notebook it flagged
-    (coursekit.grader), among the students matching the glob `student`."""
-    from coursekit.grader import recorded_tampering
-
-    return {name: recorded_tampering(metadata)
-            for name, metadata in _graded_metadata(root, assignment, student)
-            if recorded_tampering(metadata)}
+def lateness(row):
+    """'' when on time; else how late, and what it cost (nbgrader_config.py's policy)."""
+    if row.seconds_late <= 0:
+        return ""
+    minutes = int(row.seconds_late + 59) // 60
+    late = ("%d h %02d min" % divmod(minutes, 60)) if minutes >= 60 else "%d min" % minutes
+    cost = "%g points off" % row.late_penalty if row.late_penalty else "no penalty"
+    return "%s late, %s" % (late, cost)
 
 
 def put_back(root=ROOT, assignment=ASSIGNMENT):
@@ -113,8 +91,10 @@ def put_back(root=ROOT, assignment=ASSIGNMENT):
     from coursekit.intake import recorded_fixed_cells
 
     found = {}
-    for student, metadata in _graded_metadata(root, assignment):
-        edited, deleted = recorded_fixed_cells(types.SimpleNamespace(metadata=metadata))
+    for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
+        student = path.parent.parent.name
+        edited, deleted = recorded_fixed_cells(
+            types.SimpleNamespace(metadata=notebook_metadata(path)))
         said = (["edits to fixed cells not graded: " + ", ".join(edited)] if edited else []) \
             + (["deleted cells put back: " + ", ".join(deleted)] if deleted else [])
         if said:
@@ -123,20 +103,35 @@ def put_back(root=ROOT, assignment=ASSIGNMENT):
 
 
 def write_csv(rows, tests, path, problem_of=None):
+    """grades.csv: a row per graded student, then one per student with a problem and no
+    grade. Every cell is text a spreadsheet shows, never runs (student ids come from
+    folder names, which students choose through the exchange)."""
+    from coursekit.export import neutralize
+
     problem_of = problem_of or {}
+    by_hand = sorted({name for row in rows for name in row.by_hand})
+    ungraded = sorted(set(problem_of) - {row.student for row in rows})
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max_score"] + tests + ["problem"])
-        for student, score, max_score, per_test in rows:
-            writer.writerow([student, "%g" % score, "%g" % max_score]
-                            + ["%g" % per_test[t] if t in per_test else "" for t in tests]
-                            + [problem_of.get(student, "")])
+        writer.writerow(["student", "score", "max_score"] + tests + by_hand
+                        + ["%s comment" % name for name in by_hand] + ["late", "problem"])
+        for row in rows:
+            writer.writerow([neutralize(cell) for cell in (
+                [row.student, "%g" % row.score, "%g" % row.max_score]
+                + ["%g" % row.per_test[t] if t in row.per_test else "" for t in tests]
+                + ["" if row.by_hand.get(name) is None else "%g" % row.by_hand[name]
+                   for name in by_hand]
+                + [row.comments.get(name, "") for name in by_hand]
+                + [lateness(row), problem_of.get(row.student, "")])])
+        for student in ungraded:
+            writer.writerow([neutralize(student)] + [""] * (2 + len(tests) + 2 * len(by_hand))
+                            + ["", neutralize(problem_of[student])])
 
 
 def pass_counts(rows, tests, max_points):
     """{test: how many students earned its full points}, in notebook order."""
-    return {test: sum(1 for *_, per_test in rows
-                      if per_test.get(test, 0) >= max_points[test]) for test in tests}
+    return {test: sum(1 for row in rows if row.per_test.get(test, 0) >= max_points[test])
+            for test in tests}
 
 
 def write_pass_chart(rows, tests, max_points, path):
@@ -220,13 +215,19 @@ def write_prediction_chart(notebooks, path):
 
 def table(rows, problem_of=None):
     problem_of = problem_of or {}
-    width = max([len("student")] + [len(r[0]) for r in rows])
+    ungraded = sorted(set(problem_of) - {row.student for row in rows})
+    width = max([len("student")] + [len(row.student) for row in rows]
+                + [len(student) for student in ungraded])
     lines = ["%-*s  %6s" % (width, "student", "points")]
-    for student, score, max_score, _ in rows:
-        line = "%-*s  %6s" % (width, student, "%g/%g" % (score, max_score))
-        if student in problem_of:
-            line += "  NEEDS ATTENTION: " + problem_of[student]
+    for row in rows:
+        line = "%-*s  %6s" % (width, row.student, "%g/%g" % (row.score, row.max_score))
+        if lateness(row):
+            line += "  LATE: " + lateness(row)
+        if row.student in problem_of:
+            line += "  NEEDS ATTENTION: " + problem_of[row.student]
         lines.append(line)
+    lines += ["%-*s  %6s  NEEDS ATTENTION: %s" % (width, student, "-", problem_of[student])
+              for student in ungraded]
     return "\n".join(lines)
 
 
@@ -235,17 +236,14 @@ def main(root=ROOT):
     if not rows:
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
-    attention = problems(root)
-    # Graded, but flagged by the judge: the instructor should look.
-    for student, sentence in tampered(root).items():
-        attention[student] = "; ".join(filter(None, (attention.get(student), sentence)))
+    attention = needs_attention(root)
     # Graded, but with edits the grader put back: the instructor may want to look.
     noted = dict(put_back(root), **attention)
     write_csv(rows, tests, root / "grades.csv", noted)
     write_pass_chart(rows, tests, max_points, root / "grades.png")
     write_prediction_chart(submitted_notebooks(root), root / "predictions.png")
     print(table(rows, noted))
-    by_hand = awaiting_hand_grading(gradebook_url(root))
+    by_hand = [row for row in rows if row.waits_for_hand_grading]
     if by_hand:
         print("\n%d of %d submissions have a written answer to grade by hand (the "
               "formgrader: Manual Grading); their totals do not include it yet."

@@ -74,6 +74,25 @@ def nbgrader(root, *args, check=True):
     return result
 
 
+def make(root, *targets, check=True):
+    """Run the course's Makefile in the course copy `root` with this checkout's virtualenv,
+    as an instructor runs it (the venv is never rebuilt or rewritten from there)."""
+    for name in ("Makefile", "requirements.txt"):
+        if not (root / name).exists():
+            # copy2 keeps requirements.txt's date: `make grade` runs sub-makes, which the
+            # -o options below do not reach; they must find the venv up to date.
+            shutil.copy2(ROOT / name, root / name)
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run(
+        ["make", "--no-print-directory", "VENV=%s" % venv, "-o", "%s/.installed" % venv,
+         "-o", "%s/etc/jupyter/nbgrader_config.py" % venv, *targets],
+        cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError("make %s failed:\n%s" % (" ".join(targets),
+                                                      (result.stdout + result.stderr)[-4000:]))
+    return result
+
+
 @pytest.fixture(scope="session")
 def course_root(tmp_path_factory):
     root = course_copy(tmp_path_factory.mktemp("course"))

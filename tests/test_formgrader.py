@@ -2,23 +2,36 @@
 
 One course copy is released and autograded with the course's config (sandbox on) for two
 students: the honest reference, and `html_payloads` (tests/hostile.py), whose markdown,
-written answer and outputs carry script. JupyterLab then runs from the course folder as
-the instructor runs it, so the formgrader loads the course's nbgrader_config.py; Debian's
-Chromium, driven by Playwright, grades the written answer by hand and opens every page a
-student's markup reaches. Screenshots land in tests/artifacts/.
+written answer and outputs carry script. A third student's submission waits, ungraded.
+JupyterLab then runs from the course folder as the instructor runs it, so the formgrader
+loads the course's nbgrader_config.py, with an exchange to release feedback to; Debian's
+Chromium, driven by Playwright, opens the formgrader from JupyterLab's Nbgrader menu,
+autogrades the third student with its button, grades written answers by hand with a score
+and a comment, generates and releases feedback, and opens every page a student's markup
+reaches. The released page and the grade table then show the hand grade. Screenshots land
+in tests/artifacts/.
 """
+import contextlib
+import csv
 import functools
+import hashlib
 import http.server
+import re
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 import hostile
-from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, jupyterlab_server, nbgrader
-from coursekit.course import ASSIGNMENT, NOTEBOOK, grade_id, gradebook_url
+from nbgrader.utils import notebook_hash
+
+from conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, jupyterlab_server, make,
+                      nbgrader)
+from coursekit import exchange
+from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, grade_id, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env, submission_path
 from test_grading import points
 from test_safe_grading import Listener
@@ -28,6 +41,40 @@ NOTEBOOK_ID = NOTEBOOK[:-len(".ipynb")]
 WRITTEN = hostile.WRITTEN_ANSWER
 # Far below the 300 s the formgrader hung for when it deadlocked on the gradebook.
 QUICK_MS = 20_000
+# The formgrader's autograde button grades one notebook while the browser waits: 45 s on
+# two cores busy with another test run. Still far below those 300 s.
+AUTOGRADE_MS = 150_000
+# JupyterLab's first load in a fresh profile, on a busy machine.
+LAB_MS = 90_000
+# Submitted, not autograded: the formgrader's button grades this one.
+BY_BUTTON = "graded_by_button"
+# The hand grade of BY_BUTTON's written answer, out of its 3 points, and the comment.
+HAND_SCORE = 2
+COMMENT = "Right idea. Say *why* ReLU halves the variance: hand-graded-in-chromium-1103."
+# A cell of BY_BUTTON's own: which of the course's files its kernel can see.
+PROBE = 'import os\nprint("course files the kernel sees:", [p for p in %r if os.path.exists(p)])\n'
+COURSE_FILES_PROBED = ("source", "gradebook.db", "submitted", "nbgrader_config.py")
+
+
+def collected(root, student, notebook, minute):
+    """Put `notebook` where `nbgrader collect` puts a student's submission, with the
+    timestamp and secret that `nbgrader submit` writes beside it; release_feedback names
+    the student's page in the exchange by that secret."""
+    path = submission_path(root, student)
+    path.parent.mkdir(parents=True)
+    nbformat.write(notebook, path)
+    (path.parent / "timestamp.txt").write_text("2025-03-14 09:%02d:00.000000 UTC" % minute)
+    (path.parent / "submission_secret.txt").write_text(
+        hashlib.sha256(student.encode()).hexdigest())
+
+
+def probed_reference(root):
+    """The reference, with a cell after the imports that lists the course's files it sees."""
+    notebook = hostile.reference()
+    index = next(i for i, cell in enumerate(notebook.cells) if grade_id(cell) == "imports")
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
+        PROBE % [str(root / name) for name in COURSE_FILES_PROBED]))
+    return notebook
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +82,26 @@ def course(tmp_path_factory):
     root = course_copy(tmp_path_factory.mktemp("formgrader") / "course")
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     listener = Listener()
-    for student, notebook in ((HONEST, hostile.reference()),
-                              (HOSTILE, hostile.html_payloads(listener.port))):
-        path = submission_path(root, student)
-        path.parent.mkdir(parents=True)
-        nbformat.write(notebook, path)
+    for minute, (student, notebook) in enumerate(
+            ((HONEST, hostile.reference()), (HOSTILE, hostile.html_payloads(listener.port)))):
+        collected(root, student, notebook, minute)
     nbgrader(root, "autograde", ASSIGNMENT, "--force")
     nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    yield dict(root=root, listener=listener, url=gradebook_url(root))
+    # Collected after the command line graded the class: only the formgrader grades it.
+    collected(root, BY_BUTTON, probed_reference(root), 2)
+    # Where release_feedback puts the pages, made as the course makes its exchange.
+    shared = Path(exchange.create_root(tmp_path_factory.mktemp("exchange") / "exchange"))
+    yield dict(root=root, listener=listener, url=gradebook_url(root), exchange=shared)
     listener.server.close()
 
 
 @pytest.fixture(scope="module")
 def jupyterlab(course, tmp_path_factory):
-    """JupyterLab started from the course folder, as the README tells instructors to."""
+    """JupyterLab started from the course folder, as the README tells instructors to, with
+    the course's exchange given on its command line."""
     home = tmp_path_factory.mktemp("lab-home")
-    with jupyterlab_server(course["root"], home, nbgrader_env()) as url:
+    with jupyterlab_server(course["root"], home, nbgrader_env(),
+                           "--Exchange.root=%s" % course["exchange"]) as url:
         yield url
 
 
@@ -244,17 +295,25 @@ def test_student_markup_does_not_run_in_manual_grading(course, instructor, jupyt
     tab.page.close()
 
 
-@pytest.fixture(scope="module")
-def feedback_site(course):
-    """The feedback folder over http, as a course website would serve it."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(course["root"] / "feedback"))
+@contextlib.contextmanager
+def served(directory):
+    """`directory` over http on loopback: yields its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    try:
+        yield "http://127.0.0.1:%d" % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def feedback_site(course):
+    """The feedback folder over http, as a course website would serve it."""
+    with served(course["root"] / "feedback") as url:
+        yield url
 
 
 def open_feedback(browser, site, student):
@@ -296,3 +355,211 @@ def test_student_markup_does_not_run_in_the_feedback_page(browser, feedback_site
     assert notes.locator("em", has_text="ordinary").count() == 1
     assert "<script>document.title" in notes.inner_text()
     tab.page.context.close()
+
+
+# The formgrader as JupyterLab opens it, autograding with its button; Manual Grading with a
+# score and a comment; feedback generated and released from the formgrader; the grade table.
+
+def close_modal(modal):
+    """Press the formgrader's modal's OK and wait until it is gone."""
+    modal.get_by_role("button", name="OK").click()
+    modal.wait_for(state="detached")
+
+
+def finished(frame, timeout):
+    """The formgrader's answer to a button: its success or error modal, and its text."""
+    modal = frame.locator("#success-modal, #error-modal")
+    modal.wait_for(timeout=timeout)
+    return modal, modal.get_attribute("id"), modal.inner_text()
+
+
+@pytest.fixture(scope="module")
+def formgrader_in_lab(instructor, jupyterlab):
+    """JupyterLab > the Nbgrader menu > Formgrader: the formgrader in Lab's panel."""
+    tab = Watched(instructor)
+    tab.page.goto("%s/lab" % jupyterlab)
+    tab.page.get_by_role("menuitem", name="Nbgrader", exact=True).click(timeout=LAB_MS)
+    tab.page.get_by_role("menuitem", name="Formgrader", exact=True).click()
+    frame = tab.page.frame_locator("iframe[src*='/formgrader']")
+    frame.get_by_role("link", name="Manage Assignments").wait_for()
+    tab.page.screenshot(path=str(ARTIFACTS / "formgrader-in-jupyterlab.png"))
+    yield tab, frame
+    tab.page.close()
+
+
+def assignment_row(frame):
+    """Manage Assignments: the assignment's row (reached by its submissions count)."""
+    frame.get_by_role("link", name="Manage Assignments").click()
+    count = frame.locator("a[href$='/formgrader/manage_submissions/%s']" % ASSIGNMENT)
+    return frame.locator("#main-table tr", has=count), count
+
+
+@pytest.fixture(scope="module")
+def autograded_by_button(course, formgrader_in_lab):
+    """Manage Assignments > bn's submissions > BY_BUTTON's autograde button."""
+    tab, frame = formgrader_in_lab
+    _, count = assignment_row(frame)
+    count.click()
+    student = frame.locator("td.student-id").filter(has_text=re.compile("^%s$" % BY_BUTTON))
+    row = frame.locator("#main-table tr", has=student)
+    before = row.locator("td.status").inner_text()
+    started = time.monotonic()
+    row.locator("td.autograde a").click()
+    modal, outcome, said = finished(frame, AUTOGRADE_MS)
+    took = time.monotonic() - started
+    tab.page.screenshot(path=str(ARTIFACTS / "formgrader-autograde-button.png"))
+    close_modal(modal)
+    row.locator("td.score").filter(has_text="/").wait_for()
+    yield dict(before=before, outcome=outcome, said=said, took=took,
+               status=row.locator("td.status").inner_text(),
+               score=row.locator("td.score").inner_text())
+
+
+def autograded_notebook(course, student):
+    return nbformat.read(course["root"] / "autograded" / student / ASSIGNMENT / NOTEBOOK,
+                         as_version=4)
+
+
+def test_the_formgrader_autogrades_a_submission_with_its_button(course, autograded_by_button):
+    graded = autograded_by_button
+    assert graded["before"] == "needs autograding"
+    assert graded["outcome"] == "success-modal", graded["said"]
+    assert "Successfully autograded '%s' for student '%s'" % (ASSIGNMENT, BY_BUTTON) \
+        in graded["said"]
+    assert graded["took"] * 1000 < AUTOGRADE_MS, graded["took"]
+    assert (course["root"] / "autograded" / BY_BUTTON / ASSIGNMENT / NOTEBOOK).is_file()
+    with Gradebook(course["url"]) as gradebook:
+        submission = gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, BY_BUTTON)
+        grades = {grade.name: grade.auto_score for grade in submission.grades}
+    assert {name: grades[name] for name in points()} == points()
+    assert sum(points().values()) == 25
+    # The submissions table says so without a reload: the written answer still waits.
+    assert graded["status"] == "needs manual grading"
+    assert graded["score"] == "25 / 28"
+
+
+def test_the_formgrader_autogrades_in_the_course_sandbox(course, autograded_by_button):
+    """The button goes through the course's config: the student's kernel saw none of the
+    course's files, which all exist; the course's autograde left no attention note."""
+    assert all((course["root"] / name).exists() for name in COURSE_FILES_PROBED)
+    probe = next(cell for cell in autograded_notebook(course, BY_BUTTON).cells
+                 if cell.source.startswith("import os\nprint(\"course files"))
+    assert [o.get("text") for o in probe.outputs] == ["course files the kernel sees: []\n"]
+    assert not list((course["root"] / "autograded").glob("*/*needs-attention*"))
+
+
+@pytest.fixture(scope="module")
+def hand_graded(course, instructor, jupyterlab, autograded_by_button):
+    """Manual Grading: BY_BUTTON's written answer gets a score and a comment."""
+    tab, _ = open_in_manual_grading(instructor, jupyterlab, course, BY_BUTTON)
+    saves = []
+    for field, value, api in ((WRITTEN, str(HAND_SCORE), "grade"),
+                              (WRITTEN + "-comment", COMMENT, "comment")):
+        box = tab.page.locator("#%s" % field)
+        box.scroll_into_view_if_needed()
+        with tab.page.expect_response(lambda r: "/formgrader/api/%s/" % api in r.url
+                                      and r.request.method == "PUT") as saved:
+            box.fill(value)
+            box.press("Tab")
+        saves.append(saved.value.status)
+    tab.page.screenshot(path=str(ARTIFACTS / "formgrader-hand-grade-and-comment.png"))
+    yield saves, tab.slow
+    tab.page.close()
+
+
+def stored_hand_grade(course, student):
+    with Gradebook(course["url"]) as gradebook:
+        grade = gradebook.find_grade(WRITTEN, NOTEBOOK_ID, ASSIGNMENT, student)
+        comment = gradebook.find_comment(WRITTEN, NOTEBOOK_ID, ASSIGNMENT, student)
+        return (grade.manual_score, grade.needs_manual_grade, comment.manual_comment,
+                gradebook.find_submission(ASSIGNMENT, student).score)
+
+
+def test_manual_grading_stores_the_score_and_the_comment(course, hand_graded):
+    saves, slow = hand_graded
+    assert saves == [200, 200]
+    assert slow == []
+    # Saved when the server answered the PUT: nothing to wait for.
+    assert stored_hand_grade(course, BY_BUTTON) == (HAND_SCORE, False, COMMENT, 25 + HAND_SCORE)
+
+
+@pytest.fixture(scope="module")
+def feedback_released(course, formgrader_in_lab, hand_graded):
+    """Manage Assignments > bn: Generate Feedback, then Release Feedback."""
+    tab, frame = formgrader_in_lab
+    outcomes = {}
+    for step in ("generate-feedback", "release-feedback"):
+        row, _ = assignment_row(frame)
+        row.locator("td.%s a" % step).click()
+        modal, outcome, said = finished(frame, QUICK_MS * 3)
+        tab.page.screenshot(path=str(ARTIFACTS / ("formgrader-%s.png" % step)))
+        outcomes[step] = outcome, said
+        close_modal(modal)
+    yield outcomes
+
+
+def released_page(course, student):
+    """Where release_feedback puts the student's page: named by their submission's secret,
+    which `nbgrader fetch_feedback` hashes the same way to find it."""
+    secret = (submission_path(course["root"], student).parent
+              / "submission_secret.txt").read_text()
+    return (course["exchange"] / COURSE_ID / "feedback"
+            / ("%s.html" % notebook_hash(secret=secret, notebook_id=NOTEBOOK_ID)))
+
+
+def test_the_formgrader_generates_and_releases_feedback(course, feedback_released):
+    for step, (outcome, said) in feedback_released.items():
+        assert outcome == "success-modal", (step, said)
+    feedback = course["root"] / "feedback" / BY_BUTTON / ASSIGNMENT / (NOTEBOOK_ID + ".html")
+    assert feedback.is_file()
+    for student in (HONEST, HOSTILE, BY_BUTTON):
+        assert released_page(course, student).read_bytes() == (
+            course["root"] / "feedback" / student / ASSIGNMENT
+            / (NOTEBOOK_ID + ".html")).read_bytes(), student
+    released = course["exchange"] / COURSE_ID / "feedback"
+    assert sorted(p.name for p in released.iterdir()) \
+        == sorted(released_page(course, s).name for s in (HONEST, HOSTILE, BY_BUTTON))
+
+
+def test_the_released_feedback_page_shows_the_hand_score_and_the_comment(
+        course, browser, feedback_released):
+    page_file = released_page(course, BY_BUTTON)
+    assert page_file.is_file(), "nothing released at %s" % page_file
+    with served(page_file.parent) as site:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = Watched(context)
+        tab.page.goto("%s/%s" % (site, page_file.name))
+        tab.page.wait_for_load_state("load")
+        written = tab.page.locator(".nbgrader_cell", has=tab.page.locator(
+            "a[name='%s']" % WRITTEN))
+        written.scroll_into_view_if_needed()
+        tab.page.screenshot(path=str(ARTIFACTS / "feedback-released-hand-grade.png"))
+        answer = written.inner_text()
+        outline = tab.page.locator("body").inner_text()
+        comment_html = written.locator(".panel-footer").inner_html()
+        context.close()
+    assert "Score: %.1f / 3.0" % HAND_SCORE in answer
+    assert "Comments:" in answer
+    # The comment, rendered from Markdown as nbgrader renders it.
+    assert COMMENT.replace("*why*", "why") in answer
+    assert "<em>why</em>" in comment_html
+    assert "Written response (Score: %.1f / 3.0)" % HAND_SCORE in outline
+    assert "(Score: %.1f / 28.0)" % (25 + HAND_SCORE) in outline
+    # The course's feedback step: each check by name, its verdict and points, no code.
+    assert re.search(r"✓ [^\n]+: passed, 2 of 2 points", outline)
+
+
+def test_the_grade_table_includes_the_hand_grade(course, hand_graded):
+    report = make(course["root"], "report")
+    with open(course["root"] / "grades.csv", newline="") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {HONEST, HOSTILE, BY_BUTTON}
+    assert rows[BY_BUTTON]["score"] == "%g" % (25 + HAND_SCORE)
+    assert rows[BY_BUTTON]["max_score"] == "28"
+    assert re.search(r"^%s\s+%g/28" % (BY_BUTTON, 25 + HAND_SCORE), report.stdout, re.M), \
+        report.stdout
+    # The written answer's columns: the hand score (blank while nobody has graded it) and
+    # the instructor's comment.
+    assert rows[BY_BUTTON][WRITTEN] == "%g" % HAND_SCORE
+    assert rows[BY_BUTTON][WRITTEN + " comment"] == COMMENT
+    assert rows[HOSTILE][WRITTEN] == rows[HOSTILE][WRITTEN + " comment"] == ""

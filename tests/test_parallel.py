@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import free_port, nbgrader, nbgrader_env
+from conftest import free_port, make, nbgrader, nbgrader_env
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, submit
@@ -49,7 +49,7 @@ def parallel(root, *args):
 
 def grades(url):
     rows, _, _ = collect(url)
-    return {student: (score, per_test) for student, score, _, per_test in rows}
+    return {row.student: (row.score, row.per_test) for row in rows}
 
 
 def notebooks(root):
@@ -120,6 +120,28 @@ def test_progress_shows_each_student_as_it_finishes(two_workers):
     total = len(CLASS + TAMPERED + BROKEN)
     assert [line.split("]")[0] for line in progress] == [
         "[%*d/%d" % (len(str(total)), n, total) for n in range(1, total + 1)]
+
+
+def test_make_autograde_with_a_student_regrades_that_student_alone(two_workers, tmp_path):
+    graded, _ = two_workers
+    root = tmp_path / "course"
+    shutil.copytree(graded, root)
+    notebooks = {path: (path.stat().st_mtime_ns, path.read_bytes())
+                 for path in (root / "autograded").glob("*/%s/%s" % (ASSIGNMENT, NOTEBOOK))}
+    before = grades(sqlite(root))
+    # The seed student hands in the reference: a regrade must show it.
+    submit(root, "seed", make_submission(SAMPLES["reference"]()))
+
+    run = make(root, "autograde", "STUDENT=seed")
+
+    after = grades(sqlite(root))
+    assert after["seed"] == before["reference"] != before["seed"]
+    assert {s: g for s, g in after.items() if s != "seed"} == {
+        s: g for s, g in before.items() if s != "seed"}
+    for path, (stamp, content) in notebooks.items():
+        if path.parts[-3] != "seed":
+            assert (path.stat().st_mtime_ns, path.read_bytes()) == (stamp, content), path
+    assert "1 graded, 0 need attention" in run.stdout, run.stdout[-3000:]
 
 
 def _increment_shared_counter(url, times, failures):

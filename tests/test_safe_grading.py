@@ -20,7 +20,9 @@ import pytest
 import hostile
 from conftest import nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
-from coursekit.report import points_by_student, problems
+from coursekit.attention import of_class as needs_attention
+from coursekit.feedback import RELEASE_FILES
+from coursekit.report import points_by_student
 from coursekit.samples import course_copy, nbgrader_env, submission_path
 from test_grading import NETWORK_TESTS, points
 
@@ -156,7 +158,7 @@ def test_a_broken_file_is_named_in_the_log_and_the_grade_table(graded, student):
                 None)
     assert line and hostile.BROKEN[student] in line, log[-3000:]
     assert "submitted/%s/%s" % (student, ASSIGNMENT) in line
-    assert hostile.BROKEN[student] in problems(graded["root"])[student]
+    assert hostile.BROKEN[student] in needs_attention(graded["root"])[student]
     assert total(graded, student) == 0
 
 
@@ -287,6 +289,21 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
     assert flagged == set(hostile.BROKEN) | set(hostile.FIXED_CELLS) | set(hostile.TAMPERING)
 
 
+def test_the_table_says_what_the_autograder_recorded_and_nothing_else(graded, capsys):
+    from coursekit import attention
+    from coursekit.report import main
+
+    main(graded["root"])
+    capsys.readouterr()
+    recorded = {student: attention.read(graded["root"], ASSIGNMENT, student)
+                for student in hostile.CASES}
+    recorded = {student: why for student, why in recorded.items() if why}
+    assert set(recorded) == set(hostile.BROKEN) | set(hostile.TAMPERING)
+    with open(graded["root"] / "grades.csv") as handle:
+        said = {row["student"]: row["problem"] for row in csv.DictReader(handle)}
+    assert {student: said[student] for student in recorded} == recorded
+
+
 def test_submitted_is_never_modified(graded):
     assert checksums(graded["root"] / "submitted") == graded["fixed"]["submitted"]
 
@@ -331,12 +348,14 @@ def test_nothing_a_link_leads_to_is_changed_or_handed_out(graded):
     for path in (root / "feedback").rglob("*"):
         assert not path.is_symlink(), path
         if path.is_file():
-            assert path.suffix == ".html", "feedback holds more than its pages: %s" % path
+            assert path.suffix == ".html" or path.name in RELEASE_FILES, \
+                "feedback holds more than its pages: %s" % path
             assert secret not in path.read_bytes(), path
 
 
 def test_a_submission_holding_a_link_is_not_read(graded):
-    assert not (graded["root"] / "autograded" / "submitted_link").exists()
+    assert not (graded["root"] / "autograded" / "submitted_link" / ASSIGNMENT).exists()
+    assert "holds a link" in needs_attention(graded["root"])["submitted_link"]
 
 
 def test_a_big_sparse_file_stops_at_the_file_size_cap(graded):

@@ -1,0 +1,143 @@
+"""nbgrader's exchange for this course: where students fetch the release and hand in.
+
+The exchange is a folder on the machine every student and the instructor share
+(``c.Exchange.root``; nbgrader's default is ``/usr/local/share/nbgrader/exchange``). The
+instructor's ``release_assignment`` puts the release in ``<root>/<course id>/outbound/``;
+each student's ``submit`` drops a copy into ``inbound/``, which ``collect`` copies to
+``submitted/<student>/bn/``; ``release_feedback`` puts each page in ``feedback/``, whence
+only its student's ``fetch_feedback`` takes it. What keeps students apart:
+
+- the root is world-writable, so it must have the sticky bit (mode 1777, like /tmp):
+  without it any student can rename the course's folder and put a fake one in its place
+  (nbgrader itself creates a missing root 0777, without the bit). ``create_root`` does it;
+- ``inbound/`` (0733) can be written and not listed: nobody finds another's submission,
+  named ``<student>+bn+<time>+<random>``; but whoever learns that name can read and change
+  it (``submit`` makes it 0777);
+- anyone can also drop a folder there named for *another* student, or one holding links
+  to files only the instructor may read. Stock ``collect`` only warns about the first and
+  follows the links; ``CourseCollect`` (nbgrader_config.py) sets both aside, and
+  submissions whose name or ``timestamp.txt`` carries no readable time, with one line
+  each, and collects the student's latest acceptable submission instead;
+- ``feedback/`` (0711) cannot be listed either; each page is named by a hash of the
+  secret its submission carries, kept in the student's nbgrader cache in their home and in
+  the course folder. So students' homes and the course folder must be private (0700).
+
+``python -m coursekit.exchange /srv/nbgrader/exchange`` prints the nbgrader config that
+students need (the exchange and the course id), for ``/etc/jupyter/nbgrader_config.py``
+(every user of the machine) or each student's ``~/.jupyter/nbgrader_config.py``.
+"""
+import datetime
+import glob
+import os
+import pwd
+import sys
+
+from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+from nbgrader.utils import parse_utc
+
+from coursekit.course import COURSE_ID
+from coursekit.feedback import RELEASE_FILES
+from coursekit.folders import describe, foreign_entries
+
+# Sorts before every real submission time.
+NEVER = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+
+def student_config(exchange_root, course=COURSE_ID):
+    """The text of the nbgrader_config.py that lets a student fetch, submit and fetch
+    feedback for this course through the exchange at `exchange_root`."""
+    return ('"""nbgrader for the students of %(course)s: where its exchange is."""\n'
+            "c = get_config()  # noqa: F821\n"
+            "c.Exchange.root = %(root)r\n"
+            "c.CourseDirectory.course_id = %(course)r\n"
+            % {"root": str(exchange_root), "course": course})
+
+
+def create_root(path):
+    """The exchange's root, world-writable with the sticky bit (1777)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o1777)
+    return path
+
+
+class CourseCollect(ExchangeCollect):
+    """nbgrader's collect, which takes no submission a student could not have made."""
+
+    def init_src(self):
+        self.set_aside = []  # every submission refused, the latest or not
+        super().init_src()
+
+    def _path_to_record(self, path):
+        name = os.path.basename(path)
+        parts = name.rsplit("+", 3)
+        record = {"username": parts[0], "filename": name, "timestamp": NEVER}
+        try:
+            record["timestamp"] = parse_utc(parts[2])
+            record["refused"] = refusal(path, parts[0])
+        except Exception:  # a name a student made up
+            record["refused"] = "its name carries no readable time"
+        if record["refused"]:
+            self.set_aside.append(record)
+        return record
+
+    def _sort_by_timestamp(self, records):
+        # The latest acceptable submission first; one set aside only when nothing else is.
+        return sorted(records, key=lambda r: (not r["refused"], r["timestamp"]), reverse=True)
+
+    def copy_files(self):
+        for record in sorted(self.set_aside, key=lambda r: r["filename"]):
+            self.log.error("%s: %s in the exchange was set aside, not collected: %s",
+                           record["username"], record["filename"], record["refused"])
+        self.src_records = [r for r in self.src_records if not r["refused"]]
+        super().copy_files()
+
+
+def refusal(path, student):
+    """Why a submission folder in the inbound cannot be collected for `student`, or None."""
+    try:
+        owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
+    except (OSError, KeyError):
+        owner = None
+    if owner != student:
+        return "it belongs to %s, not %s" % (owner or "an unknown user", student)
+    linked = foreign_entries(path)
+    if linked:
+        return "it holds a link or special file (%s)" % describe(linked, os.path.dirname(path))
+    try:
+        fd = os.open(os.path.join(path, "timestamp.txt"), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return "it has no timestamp.txt"
+    with os.fdopen(fd) as handle:
+        try:
+            parse_utc(handle.read(200).strip())
+        except Exception:
+            return "its timestamp.txt holds no readable time"
+    return None
+
+
+class CourseReleaseFeedback(ExchangeReleaseFeedback):
+    """nbgrader's release_feedback, which skips (and names) a student whose feedback has no
+    submission time and secret (not handed in through the exchange), instead of stopping
+    everyone after them."""
+
+    def copy_files(self):
+        folder = self.coursedir.format_path(self.coursedir.feedback_directory, "*",
+                                            self.coursedir.assignment_id)
+        unreleasable = sorted(
+            os.path.basename(os.path.dirname(path)) for path in glob.glob(folder)
+            if not all(os.path.isfile(os.path.join(path, name)) for name in RELEASE_FILES))
+        for student in unreleasable:
+            self.log.warning("%s: no feedback released: the submission did not come through "
+                             "the exchange (no %s)", student, " or ".join(RELEASE_FILES))
+        excluded = set(filter(None, (self.coursedir.student_id_exclude or "").split(",")))
+        self.coursedir.student_id_exclude = ",".join(sorted(excluded | set(unreleasable)))
+        super().copy_files()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m coursekit.exchange EXCHANGE_ROOT  (prints the students' "
+                 "nbgrader_config.py)")
+    sys.stdout.write(student_config(sys.argv[1]))

@@ -1,0 +1,89 @@
+"""The grade table (coursekit.report) from a gradebook built by hand, no kernel run: hand
+grades and their comments, late work under the course's policy, the attention column."""
+import csv
+import dataclasses
+import datetime
+
+import pytest
+from nbgrader.api import Gradebook
+from traitlets.config.loader import PyFileConfigLoader
+
+from conftest import ROOT
+from coursekit import report
+from coursekit.course import ASSIGNMENT, gradebook_url
+from coursekit.samples import nbgrader_env
+
+DUE = datetime.datetime(2026, 12, 14, 17, 0)
+WRITTEN, CHECK = "written_after_relu", "test_registered"
+
+
+@pytest.fixture
+def graded(tmp_path, monkeypatch):
+    """A class of three: on time and hand-graded, late by 2 h 5 min, on time and waiting."""
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # a new gradebook runs alembic
+    with Gradebook(gradebook_url(tmp_path)) as gradebook:
+        gradebook.add_assignment(ASSIGNMENT, duedate=DUE)
+        gradebook.add_notebook("nb", ASSIGNMENT)
+        gradebook.add_grade_cell(CHECK, "nb", ASSIGNMENT, max_score=2, cell_type="code")
+        gradebook.add_grade_cell(WRITTEN, "nb", ASSIGNMENT, max_score=3,
+                                 cell_type="markdown")
+        gradebook.add_solution_cell(WRITTEN, "nb", ASSIGNMENT)
+        for student, late in (("ada", 0), ("bob", 2 * 3600 + 5 * 60), ("cy", 0)):
+            gradebook.add_student(student)
+            gradebook.add_submission(ASSIGNMENT, student, timestamp=DUE + datetime.timedelta(
+                seconds=late or -60))
+            check = gradebook.find_grade(CHECK, "nb", ASSIGNMENT, student)
+            check.auto_score, check.needs_manual_grade = 2, False
+            written = gradebook.find_grade(WRITTEN, "nb", ASSIGNMENT, student)
+            written.needs_manual_grade = student == "cy"
+            if student != "cy":
+                written.manual_score = 1 if student == "bob" else 2.5
+                comment = gradebook.find_comment(WRITTEN, "nb", ASSIGNMENT, student)
+                comment.manual_comment = "Good, but say why, %s." % student
+        gradebook.db.commit()
+    return tmp_path
+
+
+def test_the_course_flags_late_work_and_takes_nothing_off():
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert config.LateSubmissionPlugin.penalty_method == "none"
+
+
+def test_grades_csv_holds_hand_grades_comments_and_lateness(graded):
+    rows, tests, _ = report.collect(gradebook_url(graded))
+    report.write_csv(rows, tests, graded / "grades.csv", {"cy": "something to read"})
+    with open(graded / "grades.csv", newline="") as handle:
+        table = {row["student"]: row for row in csv.DictReader(handle)}
+    assert {s: (r["score"], r[CHECK], r[WRITTEN], r[WRITTEN + " comment"], r["late"],
+                r["problem"]) for s, r in table.items()} == {
+        "ada": ("4.5", "2", "2.5", "Good, but say why, ada.", "", ""),
+        "bob": ("3", "2", "1", "Good, but say why, bob.", "2 h 05 min late, no penalty", ""),
+        "cy": ("2", "2", "", "", "", "something to read")}
+
+
+def test_the_table_says_who_was_late_and_who_waits_for_hand_grading(graded):
+    rows, _, _ = report.collect(gradebook_url(graded))
+    lines = report.table(rows).splitlines()
+    assert [line.split()[0] for line in lines if "LATE: 2 h 05 min late, no penalty" in line] \
+        == ["bob"]
+    assert [row.student for row in rows if row.waits_for_hand_grading] == ["cy"]
+
+
+def test_a_student_with_a_problem_and_no_grade_still_has_a_row_and_no_formula(graded):
+    rows, tests, _ = report.collect(gradebook_url(graded))
+    problems = {"=HYPERLINK(1)": "submitted after the last autograde", "ada": "look"}
+    report.write_csv(rows, tests, graded / "grades.csv", problems)
+    with open(graded / "grades.csv", newline="") as handle:
+        table = {row["student"]: row for row in csv.DictReader(handle)}
+    assert table["'=HYPERLINK(1)"]["problem"] == "submitted after the last autograde"
+    assert table["'=HYPERLINK(1)"]["score"] == "" and table["ada"]["problem"] == "look"
+    lines = report.table(rows, problems).splitlines()
+    assert [line.split()[:2] for line in lines
+            if line.endswith("NEEDS ATTENTION: submitted after the last autograde")] == [
+        ["=HYPERLINK(1)", "-"]]
+
+
+def test_lateness_is_rounded_up_to_the_minute_and_names_a_penalty():
+    row = report.Row("ada", 0, 28, {}, {}, {}, 61, 25, False)
+    assert report.lateness(row) == "2 min late, 25 points off"
+    assert report.lateness(dataclasses.replace(row, seconds_late=0)) == ""
