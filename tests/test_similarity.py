@@ -7,6 +7,7 @@ The command runs once on it as `make similarity` runs it; the tests read its rep
 """
 import difflib
 import hashlib
+import os
 import html
 import re
 import shutil
@@ -20,7 +21,7 @@ import pytest
 
 import hostile
 from coursekit import answers, similarity
-from coursekit.course import RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
+from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
 from coursekit.samples import (CLASS_CELL, make_submission, solution_cells, submission_path,
                                submit)
 
@@ -247,6 +248,15 @@ def test_an_unreadable_submission_is_listed_not_a_crash(run):
         assert "<strong>%s</strong>: " % html.escape(name) in unread
         assert says in unread.split(html.escape(name), 1)[1].split("</li>")[0]
     assert str(run["root"]) not in unread
+
+
+def test_a_submission_holding_a_link_is_named_and_not_read(tmp_path):
+    root = new_course(tmp_path, {})
+    folder = root / "submitted" / "linker" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    os.symlink(root / "source" / ASSIGNMENT / NOTEBOOK, folder / NOTEBOOK)
+    problems = {s.name: s.problem for s in similarity.class_similarity(root).students}
+    assert "holds a link or special file" in problems["linker"], problems
 
 
 def test_student_markup_is_escaped(run):
