@@ -46,6 +46,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.plugins import ExportPlugin
 from traitlets import Bool, Enum, Int, Unicode
 
+from coursekit.attention import of_class as needs_attention
 from coursekit.course import ASSIGNMENT
 
 # A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
@@ -197,6 +198,12 @@ class _LMSExport(ExportPlugin):
             self.log.warning("%d of %d submissions have a written answer not graded yet: "
                              "their totals leave it out (the formgrader: Manual Grading).",
                              len(waiting), len(graded))
+        coursedir = getattr(self.parent, "coursedir", None)
+        attention = needs_attention(coursedir.root, name) if coursedir is not None else {}
+        if attention:
+            self.log.warning("%d student(s) need attention (grades.csv's problem column); "
+                             "their totals may be old or zero until that is settled: %s",
+                             len(attention), ", ".join(sorted(attention)))
         changed = [row.student.id for row in rows
                    if neutralize(row.student.id) != row.student.id]
         if changed:

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, make, nbgrader_env
 from nbgrader.api import Gradebook
 
-from coursekit import export
+from coursekit import attention, export
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import course_copy
 
@@ -235,6 +235,19 @@ def test_nbgrader_export_writes_the_canvas_and_plain_files(course, gradebook_fil
     assert result.returncode == 0, result.stderr
     expected = run_plugin(export.PlainExport, gradebook_file, tmp_path / "plain.csv")
     assert read(course / "other.csv") == expected
+
+
+def test_the_export_names_students_who_need_attention(gradebook_file, tmp_path):
+    root = course_copy(tmp_path / "course")
+    (root / "gradebook.db").write_bytes(gradebook_file.read_bytes())
+    for student in ("ada", "late"):
+        (root / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+    attention.record(root, ASSIGNMENT, "late", attention.UNFINISHED)
+    result = nbgrader_export(root)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "need attention" in line]
+    # ada has a submission and no graded notebook: not graded yet, so she is named too.
+    assert len(said) == 1 and said[0].endswith("until that is settled: ada, late"), said
 
 
 def test_missing_or_broken_gradebook_is_one_line_and_exit_1(course, tmp_path):
