@@ -29,7 +29,8 @@ from coursekit import attention
 from coursekit.course import notebook_metadata
 from coursekit.folders import describe, foreign_entries
 from coursekit.grader import recorded_tampering
-from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
+from coursekit.intake import (SubmissionProblem, read_submission, restore_metadata,
+                              unreadable_timestamp)
 from coursekit.preprocessors import SandboxedExecute
 from coursekit.sandbox import Sandbox, SandboxUnavailable
 
@@ -61,7 +62,7 @@ def problem_of(student_folder, releases):
         return ("%s holds a link or special file (%s): those are never graded, and "
                 "nothing of this submission was read; ask the student to submit the files "
                 "themselves" % (student_folder, describe(linked, os.path.dirname(student_root))))
-    timestamp = _unreadable_timestamp(student_folder)
+    timestamp = unreadable_timestamp(student_folder)
     if timestamp:
         return timestamp
     try:
@@ -74,31 +75,6 @@ def problem_of(student_folder, releases):
     except Exception as error:  # one student's file must never stop the class
         return "%s could not be read (%s)" % (student_folder, _said(error))
     return None
-
-
-def _unreadable_timestamp(student_folder):
-    """Why the submission's timestamp.txt cannot be read as nbgrader reads it, or None."""
-    from nbgrader.utils import parse_utc
-
-    path = os.path.join(student_folder, "timestamp.txt")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        return "%s cannot be read (%s)" % (path, _said(error))
-    with os.fdopen(fd, "rb") as handle:
-        text = handle.read(201)
-    try:
-        if len(text) <= 200 and text.strip():
-            parse_utc(text.decode("utf-8").strip())
-            return None
-    except (ValueError, OverflowError, UnicodeDecodeError):
-        pass
-    if not text.strip():
-        return None  # nbgrader reads an empty one as "no time", and says so
-    return ("%s holds no time nbgrader can read (a submission's time, like "
-            "'2026-12-14 17:00:00.000000 UTC'); fix or delete it" % path)
 
 
 def _said(error):

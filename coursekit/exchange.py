@@ -38,7 +38,8 @@ from nbgrader.utils import parse_utc
 
 from coursekit.course import COURSE_ID
 from coursekit.feedback import RELEASE_FILES
-from coursekit.folders import describe, foreign_entries
+from coursekit.folders import describe, foreign_entries, read_plain_file
+from coursekit.intake import unreadable_timestamp
 
 # Sorts before every real submission time.
 NEVER = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
@@ -105,15 +106,11 @@ def refusal(path, student):
     linked = foreign_entries(path)
     if linked:
         return "it holds a link or special file (%s)" % describe(linked, os.path.dirname(path))
-    try:
-        fd = os.open(os.path.join(path, "timestamp.txt"), os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+    stamp = read_plain_file(os.path.join(path, "timestamp.txt"), 200)
+    if stamp is None:
         return "it has no timestamp.txt"
-    with os.fdopen(fd) as handle:
-        try:
-            parse_utc(handle.read(200).strip())
-        except Exception:
-            return "its timestamp.txt holds no readable time"
+    if not stamp.strip() or unreadable_timestamp(path):
+        return "its timestamp.txt holds no readable time"
     return None
 
 

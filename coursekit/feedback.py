@@ -8,7 +8,6 @@ verdict: the test's name, points earned and possible, passed or failed, and the 
 """
 import os
 import re
-import stat
 import textwrap
 
 import nbformat
@@ -16,6 +15,7 @@ from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from coursekit.course import is_graded, is_solution, settings
+from coursekit.folders import read_plain_file
 from coursekit.intake import recorded_fixed_cells
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
@@ -161,16 +161,9 @@ class CourseGenerateFeedback(GenerateFeedback):
         graded = self._format_source(assignment_id, student_id)
         dest = self._format_dest(assignment_id, student_id)
         for name in RELEASE_FILES:
-            try:
-                fd = os.open(os.path.join(graded, name),
-                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                continue  # not handed in through the exchange
-            with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
-                data = handle.read(MAX_RELEASE_FILE_BYTES + 1)
-            if len(data) <= MAX_RELEASE_FILE_BYTES:
+            data = read_plain_file(os.path.join(graded, name), MAX_RELEASE_FILE_BYTES)
+            # None: not handed in through the exchange.
+            if data is not None and len(data) <= MAX_RELEASE_FILE_BYTES:
                 os.makedirs(dest, exist_ok=True)
                 with open(os.path.join(dest, name), "wb") as handle:
                     handle.write(data)

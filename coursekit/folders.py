@@ -10,7 +10,9 @@ plain regular files with one link, and directories:
 - `foreign_entries(folder)` lists everything else, without following anything (a
   submission holding any of it is refused, and nothing in it is copied);
 - `remove_foreign_entries(folder)` deletes it (after the kernel has stopped, before
-  nbgrader writes the autograded notebook) and says what it removed.
+  nbgrader writes the autograded notebook) and says what it removed;
+- `read_plain_file(path, limit)` reads a small file there without following a link or
+  waiting on a pipe.
 """
 import os
 import shutil
@@ -92,3 +94,18 @@ def describe(found, top, limit=5):
     shown = ", ".join(item.describe(top) for item in found[:limit])
     more = len(found) - limit
     return shown + (" and %d more" % more if more > 0 else "")
+
+
+def read_plain_file(path, limit):
+    """Up to `limit` + 1 bytes of `path` (more than `limit` means it is too big), or None
+    when `path` is not a plain file: missing, a link (never followed) or a special file
+    (never waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit + 1)

@@ -360,3 +360,27 @@ def recorded_fixed_cells(notebook):
         return [v for v in value if isinstance(v, str) and _GRADE_ID.match(v)] \
             if isinstance(value, list) else []
     return ids(EDITED), ids(PUT_BACK)
+
+
+def unreadable_timestamp(folder):
+    """Why `folder`'s timestamp.txt (written by `nbgrader submit`) holds no time nbgrader can
+    read, or None: when it does, or when there is none or it is empty (nbgrader reads those
+    as "no time", and says so). nbgrader itself fails on one with an AttributeError."""
+    from nbgrader.utils import parse_utc
+
+    from coursekit.folders import read_plain_file
+
+    path = os.path.join(folder, "timestamp.txt")
+    text = read_plain_file(path, 200)
+    if text is None and os.path.lexists(path):
+        return "%s is not a plain file (a folder, say); fix or delete it" % path
+    if not text or not text.strip():
+        return None
+    try:
+        if len(text) <= 200:
+            parse_utc(text.decode("utf-8").strip())
+            return None
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        pass
+    return ("%s holds no time nbgrader can read (a submission's time, like "
+            "'2026-12-14 17:00:00.000000 UTC'); fix or delete it" % path)

@@ -1,4 +1,5 @@
 import contextlib
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,12 @@ TOKEN = "udl-11-3-test"
 
 from coursekit.course import ASSIGNMENT  # noqa: E402
 from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
+
+
+def checksums(folder):
+    """{path under `folder`: sha256} of every file in it, to prove nothing was changed."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
 def free_port():

@@ -54,6 +54,9 @@ def test_a_timestamp_nbgrader_cannot_read_sets_the_submission_aside(tmp_path, te
     assert said.startswith(str(folder / "timestamp.txt")) and "holds no time" in said
     (folder / "timestamp.txt").write_text("2026-12-14 17:00:00.000000 UTC")
     assert problem_of(str(folder), {}) is None
+    (folder / "timestamp.txt").unlink()
+    (folder / "timestamp.txt").mkdir()
+    assert "timestamp.txt is not a plain file" in problem_of(str(folder), {})
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from conftest import ROOT, make, nbgrader
+from conftest import ROOT, checksums, make, nbgrader
 from coursekit import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import SAMPLES, course_copy, make_submission
@@ -68,12 +68,6 @@ class Student:
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def checksums(folder):
-    """{path under `folder`: sha256} of every file (read by the instructor)."""
-    return {str(path.relative_to(folder)): sha256(path.read_bytes())
-            for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
 def run(argv, privileges, what, input=None, check=True):

@@ -2,7 +2,7 @@
 folders only, nothing followed. The graded attacks are in test_safe_grading.py."""
 import os
 
-from coursekit.folders import foreign_entries, remove_foreign_entries
+from coursekit.folders import foreign_entries, read_plain_file, remove_foreign_entries
 
 
 def test_everything_but_plain_files_and_folders_is_removed_never_its_target(tmp_path):
@@ -38,3 +38,14 @@ def test_a_folder_that_is_itself_a_link_is_reported_and_not_entered(tmp_path):
     os.symlink(tmp_path / "real", tmp_path / "student")
     found = foreign_entries(str(tmp_path / "student"))
     assert [item.kind for item in found] == ["a link to %s" % (tmp_path / "real")]
+
+
+def test_a_small_file_is_read_only_when_plain(tmp_path):
+    (tmp_path / "small.txt").write_bytes(b"12345")
+    os.symlink(tmp_path / "small.txt", tmp_path / "link.txt")
+    os.mkfifo(tmp_path / "pipe")  # would block a reader forever
+    (tmp_path / "folder").mkdir()
+    assert read_plain_file(tmp_path / "small.txt", 5) == b"12345"
+    assert read_plain_file(tmp_path / "small.txt", 3) == b"1234"  # longer than allowed
+    for name in ("link.txt", "pipe", "folder", "missing"):
+        assert read_plain_file(tmp_path / name, 5) is None, name

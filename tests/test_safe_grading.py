@@ -5,7 +5,6 @@ It is autograded twice with the course's config, sandbox on, as an instructor wo
 tests then check what each case earned, what it could touch, and that nothing was lost.
 """
 import csv
-import hashlib
 import os
 from pathlib import Path
 import shutil
@@ -18,7 +17,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import nbgrader
+from conftest import checksums, nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.attention import of_class as needs_attention
 from coursekit.feedback import RELEASE_FILES
@@ -28,11 +27,6 @@ from test_grading import NETWORK_TESTS, points
 
 # Short enough to keep the suite quick, far above the slowest honest cell (about 1 s).
 TIMEOUT = ["--Execute.timeout=10"]
-
-
-def checksums(folder):
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 class Listener:

@@ -6,7 +6,6 @@ short TODOs answered alike, the model solution twice, broken files and student m
 The command runs once on it as `make similarity` runs it; the tests read its report.
 """
 import difflib
-import hashlib
 import os
 import html
 import re
@@ -20,6 +19,7 @@ import nbformat
 import pytest
 
 import hostile
+from conftest import checksums
 from coursekit import answers, similarity
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
 from coursekit.samples import (CLASS_CELL, make_submission, solution_cells, submission_path,
@@ -102,11 +102,6 @@ BROKEN = {"broken": b'{"cells": [', "unmatched": nbformat.writes(
 FLAGGED = {frozenset({"ada", COPIER}), frozenset({"model1", "model2"})}
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "strong",
         "em", "ul", "li", "span", "section", "table", "tr", "th", "td", "pre", "code", "br"}
-
-
-def checksums(root):
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def new_course(root, students, broken=()):
