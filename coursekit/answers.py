@@ -178,6 +178,26 @@ LAYER_NORM = _separate_attributes(
     FIVE_BN.replace("BatchNorm1d", "LayerNorm"),
     STEM + _blocks("{res} = {prev} + {lin}({bn}({prev}).relu())") + HEAD)
 
+# Batch norm on the stem before its ReLU, then at the end of each branch, after the
+# branch's own ReLU: the stem's norm is outside the blocks, and every block is branch-end.
+STEM_RELU_BRANCH_END = _separate_attributes(
+    "    self.bn0 = nn.BatchNorm1d(hidden_size)\n" + FIVE_BN,
+    STEM.replace("f = self.linear1(x)", "f = self.bn0(self.linear1(x)).relu()")
+    + _blocks("{res} = {prev} + {bn}({lin}({prev}).relu())") + HEAD)
+
+# Branch-end batch norm in blocks 1 to 4, none in block 5 (its layer is never called).
+LAST_BLOCK_UNNORMALIZED = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {bn}({lin}({prev}.relu()))",
+                            names=("bn1", "bn2", "bn3", "bn4")).replace("{bn}", "")
+    + "    res5 = res4 + self.linear6(res4.relu())\n"
+    + '    print_variance("After residual connection 5", res5)\n' + HEAD)
+
+# Batch norm in train mode only: the book's network while training, the plain one after
+# model.eval(), so the trained weights meet values on a scale they never saw.
+TRAIN_MODE_ONLY = _separate_attributes(
+    FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}(({bn}({prev}) if self.training "
+                            "else {prev}).relu())") + HEAD)
+
 NEVER_CALLED = _separate_attributes(
     FIVE_BN, STEM + _blocks("{res} = {prev} + {lin}({prev}.relu())") + HEAD)
 
@@ -222,6 +242,13 @@ CATEGORIES = {
     "layer_norm": Category(LAYER_NORM, frozenset({"registered", "used", "placement",
                                                   "train_eval"}),
                            "uses LayerNorm, not nn.BatchNorm1d"),
+    "stem_relu_branch_end": Category(STEM_RELU_BRANCH_END, frozenset({"placement"}),
+                                     "at the end of the branch"),
+    "last_block_unnormalized": Category(LAST_BLOCK_UNNORMALIZED,
+                                        frozenset({"used", "placement"}),
+                                        "block 5 calls no BatchNorm1d"),
+    "train_mode_only": Category(TRAIN_MODE_ONLY, frozenset({"train_eval"}),
+                                "In eval mode your network skips"),
     "never_called": Category(NEVER_CALLED, frozenset({"used", "no_compounding", "placement",
                                                       "train_eval"}),
                              "forward never calls them", at_most_half=True),

@@ -9,14 +9,18 @@ formgrader's autograde button, use `CourseAutograde`, which adds to stock nbgrad
   the release is set aside with one clear line naming the student and the file (no
   traceback); that student gets zero in the gradebook, everyone else is graded;
 - what each student needs the instructor's attention for (a file it could not read,
-  grading that failed or did not finish, code the judge saw tamper) is written down once
-  (coursekit.attention), and the command exits non-zero whenever anyone does.
+  grading that failed or did not finish, grade cells it had to repair, code the judge saw
+  tamper) is written down once (coursekit.attention), and the command exits non-zero
+  whenever anyone does;
+- every line it logs, nbgrader's own included, shows student ids (folder names the
+  students chose) with their control characters escaped (coursekit.export.printable).
 
 Sandboxing each kernel, surviving runaway code and restoring stripped metadata happen in
 the preprocessors (coursekit.preprocessors) that nbgrader_config.py puts in the pipeline.
 """
 import functools
 import glob
+import logging
 import os
 import shutil
 import warnings
@@ -27,10 +31,11 @@ from nbgrader.converters import Autograde, NbGraderException
 
 from coursekit import attention
 from coursekit.course import notebook_metadata
+from coursekit.export import printable
 from coursekit.folders import describe, foreign_entries
 from coursekit.grader import recorded_tampering
-from coursekit.intake import (SubmissionProblem, read_submission, restore_metadata,
-                              unreadable_timestamp)
+from coursekit.intake import (SubmissionProblem, read_submission, recorded_repair,
+                              restore_metadata, unreadable_timestamp)
 from coursekit.preprocessors import SandboxedExecute
 from coursekit.sandbox import Sandbox, SandboxUnavailable
 
@@ -57,6 +62,11 @@ def problem_of(student_folder, releases):
     # Read nothing through a link: it could lead to the solutions, the gradebook or
     # another student's work (coursekit.folders).
     student_root = os.path.dirname(os.path.normpath(student_folder))
+    if "\n" in os.path.basename(student_root):
+        # nbgrader reads the id out of the path with a regular expression whose "." stops
+        # at a line break: it would skip this student without a word.
+        return ("%s: the student id (the folder's name) holds a line break, which nbgrader "
+                "cannot grade; rename the folder" % student_root)
     linked = foreign_entries(student_root)
     if linked:
         return ("%s holds a link or special file (%s): those are never graded, and "
@@ -82,9 +92,42 @@ def _said(error):
     return "%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__
 
 
+class PrintableLog(logging.Filter):
+    """Every line logged, with its control characters escaped (printable): nbgrader writes
+    student ids into its own lines, in paths, before they reach the log. Each id of `ids`
+    is escaped whole, line breaks included; elsewhere line breaks stay (tracebacks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:  # a record that cannot be formatted is logging's to report
+            return True
+        for name in self.ids:
+            message = message.replace(name, printable(name))
+        record.msg, record.args = printable(message, keep="\t\n"), None
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def printable_log(log):
+    """The PrintableLog filtering `log`, added once (the formgrader reuses its logger)."""
+    found = next((f for f in log.filters if isinstance(f, PrintableLog)), None)
+    if found is None:
+        found = PrintableLog()
+        log.addFilter(found)
+    return found
+
+
 class CourseAutograde(Autograde):
 
     def init_notebooks(self):
+        shown = printable_log(self.log)
         try:
             Sandbox(parent=self).check()
             self.check_pipeline()
@@ -94,14 +137,16 @@ class CourseAutograde(Autograde):
         self.problems = []
         self.flagged = []
         self.matched = []  # (assignment, student) of every submission this run looked at
+        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        folders = [os.path.normpath(folder) for folder in sorted(glob.glob(pattern))]
+        shown.ids.update(name for name in (os.path.basename(os.path.dirname(folder))
+                                           for folder in folders) if printable(name) != name)
         try:
             super().init_notebooks()
         except NbGraderException:
             self.assignments = {}
-        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
         releases = {}
-        for folder in sorted(glob.glob(pattern)):
-            folder = os.path.normpath(folder)
+        for folder in folders:
             assignment_id = os.path.basename(folder)
             student_id = os.path.basename(os.path.dirname(folder))
             self.matched.append((assignment_id, student_id))
@@ -134,9 +179,9 @@ class CourseAutograde(Autograde):
             attention.record(self.coursedir.root, *self._grading,
                              "grading stopped (%s): see the autograde log" % _said(error))
             raise
-        graded = os.path.join(self._format_dest(*self._grading),
-                              os.path.basename(notebook_filename))
-        self._found.append(recorded_tampering(notebook_metadata(graded)))
+        graded = notebook_metadata(os.path.join(self._format_dest(*self._grading),
+                                                os.path.basename(notebook_filename)))
+        self._found += [recorded_repair(graded), recorded_tampering(graded)]
 
     def set_permissions(self, assignment_id, student_id):
         super().set_permissions(assignment_id, student_id)
@@ -169,19 +214,21 @@ class CourseAutograde(Autograde):
             self._grade_zero(assignment_id, student_id)
             attention.record(self.coursedir.root, assignment_id, student_id, problem)
         if self.problems:
+            # Escaped whole (a problem quotes the folder): no id can start a line of its own.
             self.log.error("%d submission(s) could not be graded and got zero; fix or "
                            "re-submit them, then autograde again:\n  %s", len(self.problems),
-                           "\n  ".join("%s: %s" % (student_id, problem)
+                           "\n  ".join("%s: %s" % (printable(student_id), printable(problem))
                                        for _, student_id, problem in self.problems))
         if self.flagged:
-            self.log.error("Graded, but the judge saw tampering; read their notebooks: %s",
-                           ", ".join(self.flagged))
+            self.log.error("Graded, but grading repaired their grade cells or the judge saw "
+                           "tampering; read their notebooks: %s",
+                           ", ".join(map(printable, self.flagged)))
         # Also those this run skipped (graded before, and no --force) that still need it.
         waiting = sorted({student for assignment_id, student in self.matched
                           if attention.read(self.coursedir.root, assignment_id, student)})
         if failure or waiting:
             raise NbGraderException(str(failure or "some submissions need attention: "
-                                        + ", ".join(waiting)))
+                                        + ", ".join(map(printable, waiting))))
 
     def _grade_zero(self, assignment_id, student_id):
         """A student whose file cannot be read still appears in the grades, with zero."""

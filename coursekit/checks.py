@@ -284,9 +284,19 @@ def observe_train_eval(model_class, seed=0):
             return o
         model.eval()
         batch = input_batch(seed)
+        # Traced, so that the judge recomputes each norm layer's eval-mode output from its
+        # running statistics: a layer that runs only in train mode is seen missing here.
+        o.eval_network = judge.NetworkObservation(o.network.model_name)
+        modules = _Modules(model)
+        calls, whole, error = record_forward(model, batch, modules)
+        o.eval_network.calls, o.eval_network.output = calls, whole
+        o.eval_network.modules = modules.registered()
+        if error is not None:
+            o.eval_error = error.split("forward raised ", 1)[-1].split("\n")[0]
+            return o
         try:
             with torch.no_grad():
-                o.whole = model(batch)[:1].detach().clone()
+                o.whole = whole[:1].clone() if whole is not None else None
                 o.alone = model(batch[:1]).detach().clone()
         except Exception as error:
             o.eval_error = said(error, first_line=True)
@@ -840,6 +850,41 @@ def integrity(watched=None):
     if sys.gettrace() is not None and _origin(sys.gettrace()) == "notebook":
         found.add("sys.settrace")
     return sorted(found)
+
+
+def suspend_hooks():
+    """Names of the trace and profile hooks set in this kernel, each turned off.
+
+    Such a hook sees every call and return of the observers, and can rewrite what they
+    return; the grader's request turns them off before it observes and again after, and
+    the grader is told which were set. The setters are called whatever the getters say,
+    and a getter or setter that is not the interpreter's own is named too (a replaced
+    setter is still replaced after observing, so the grader then believes nothing). Audit
+    hooks cannot be removed or listed; the grader's text scan names `addaudithook`."""
+    import threading
+
+    found = []
+    for owner, what in ((sys, "trace"), (sys, "profile"), (threading, "trace"),
+                        (threading, "profile")):
+        get, put = (getattr(owner, verb + what, None) for verb in ("get", "set"))
+        for function, verb in ((get, "get"), (put, "set")):
+            genuine = (isinstance(function, types.BuiltinFunctionType)
+                       and function.__self__ is sys if owner is sys
+                       else isinstance(function, types.FunctionType)
+                       and function.__module__ == "threading")
+            if function is not None and not (genuine and function.__name__ == verb + what):
+                found.append("%s.%s%s (replaced)" % (owner.__name__, verb, what))
+        if get is not None and get() is not None:
+            found.append("%s.set%s" % (owner.__name__, what))
+        if put is not None:
+            put(None)
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12 and later
+    for tool in range(6) if monitoring is not None else ():
+        if monitoring.get_tool(tool) is not None:
+            found.append("sys.monitoring (tool %d)" % tool)
+            monitoring.set_events(tool, 0)
+            monitoring.free_tool_id(tool)
+    return found
 
 
 def _shell():

@@ -18,6 +18,11 @@ only its student's ``fetch_feedback`` takes it. What keeps students apart:
   follows the links; ``CourseCollect`` (nbgrader_config.py) sets both aside, and
   submissions whose name or ``timestamp.txt`` carries no readable time, with one line
   each, and collects the student's latest acceptable submission instead;
+- a student can change their submission at any moment, collect included: a check of the
+  inbound folder says nothing about what a later copy reads. So ``CourseCollect`` first
+  copies each submission, following no link (``folders.copy_unfollowed``), into a folder
+  only the instructor can enter, checks that copy (its owner, links, special files, hard
+  links, other users' files, ``timestamp.txt``) and hands nbgrader only the copy;
 - ``feedback/`` (0711) cannot be listed either; each page is named by a hash of the
   secret its submission carries, kept in the student's nbgrader cache in their home and in
   the course folder. So students' homes and the course folder must be private (0700).
@@ -30,15 +35,19 @@ import datetime
 import glob
 import os
 import pwd
+import shutil
 import sys
+import tempfile
 
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 from nbgrader.utils import parse_utc
 
 from coursekit.course import COURSE_ID
+from coursekit.export import printable
 from coursekit.feedback import RELEASE_FILES
-from coursekit.folders import describe, foreign_entries, read_plain_file
+from coursekit.folders import (Foreign, Unfit, copy_unfollowed, describe, foreign_entries,
+                               read_plain_file)
 from coursekit.intake import unreadable_timestamp
 
 # Sorts before every real submission time.
@@ -64,11 +73,26 @@ def create_root(path):
 
 
 class CourseCollect(ExchangeCollect):
-    """nbgrader's collect, which takes no submission a student could not have made."""
+    """nbgrader's collect, which takes no submission a student could not have made, and
+    reads each submission once, into a private copy that every check and nbgrader's own
+    copy then read."""
+
+    def start(self):
+        # In the course folder (on disk, where submitted/ is, not a RAM /tmp); 0700, so
+        # nobody else can reach a copy between its check and nbgrader's copy of it.
+        self.staging = tempfile.mkdtemp(prefix=".collect-",
+                                        dir=os.path.abspath(self.coursedir.root))
+        try:
+            return super().start()
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def init_src(self):
         self.set_aside = []  # every submission refused, the latest or not
         super().init_src()
+
+    def _staged(self, filename):
+        return os.path.join(self.staging, filename)
 
     def _path_to_record(self, path):
         name = os.path.basename(path)
@@ -76,9 +100,15 @@ class CourseCollect(ExchangeCollect):
         record = {"username": parts[0], "filename": name, "timestamp": NEVER}
         try:
             record["timestamp"] = parse_utc(parts[2])
-            record["refused"] = refusal(path, parts[0])
         except Exception:  # a name a student made up
             record["refused"] = "its name carries no readable time"
+        else:
+            try:
+                record["refused"] = take(path, self._staged(name), parts[0],
+                                         1000 * self.coursedir.max_dir_size)
+            except Exception as error:  # one student's folder never stops the class
+                record["refused"] = "it could not be checked (%s: %s)" % (
+                    type(error).__name__, error)
         if record["refused"]:
             self.set_aside.append(record)
         return record
@@ -90,26 +120,58 @@ class CourseCollect(ExchangeCollect):
     def copy_files(self):
         for record in sorted(self.set_aside, key=lambda r: r["filename"]):
             self.log.error("%s: %s in the exchange was set aside, not collected: %s",
-                           record["username"], record["filename"], record["refused"])
+                           *(printable(record[key]) for key in ("username", "filename",
+                                                                "refused")))
         self.src_records = [r for r in self.src_records if not r["refused"]]
         super().copy_files()
 
+    def do_copy(self, src, dest, log=None):
+        # nbgrader names the inbound folder; it gets the checked copy of it instead.
+        staged = self._staged(os.path.basename(src))
+        if not os.path.isdir(staged):
+            raise RuntimeError("%s was not copied and checked before collecting" % src)
+        super().do_copy(staged, dest, log)
 
-def refusal(path, student):
-    """Why a submission folder in the inbound cannot be collected for `student`, or None."""
+
+def take(path, copy, student, max_bytes=None):
+    """Copy the inbound submission folder `path` to `copy` (which must not exist), following
+    no link, and say why the copy cannot be collected for `student` (and delete it), or
+    return None."""
+    refused = refusal(path, copy, student, max_bytes)
+    if refused:
+        shutil.rmtree(copy, ignore_errors=True)
+    return refused
+
+
+def refusal(path, copy, student, max_bytes=None):
+    """Why the submission `path` in the inbound, copied to `copy` here, cannot be collected
+    for `student`, or None. Everything but the owner of `path` is judged on the copy: the
+    student can change `path` at any moment, and a check of it proves nothing about what
+    is read next."""
     try:
-        owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
+        uid = os.lstat(path).st_uid
+        owner = pwd.getpwuid(uid).pw_name
     except (OSError, KeyError):
         owner = None
     if owner != student:
         return "it belongs to %s, not %s" % (owner or "an unknown user", student)
-    linked = foreign_entries(path)
-    if linked:
-        return "it holds a link or special file (%s)" % describe(linked, os.path.dirname(path))
-    stamp = read_plain_file(os.path.join(path, "timestamp.txt"), 200)
+    try:
+        # copy_unfollowed judges what it reads, on the descriptor it reads it from;
+        # foreign_entries, on the copy, would catch a copier that let something through.
+        found = copy_unfollowed(path, copy, uid, max_bytes) or [
+            Foreign(os.path.join(path, os.path.relpath(item.path, copy)), item.kind)
+            for item in foreign_entries(copy)]
+    except Unfit as unfit:
+        return str(unfit)
+    except OSError as error:  # a name too long for the copy's path, say
+        return "it could not be copied (%s)" % error
+    if found:
+        return ("it holds a link, a special file or a file that is not %s's own (%s)"
+                % (student, describe(found, os.path.dirname(path))))
+    stamp = read_plain_file(os.path.join(copy, "timestamp.txt"), 200)
     if stamp is None:
         return "it has no timestamp.txt"
-    if not stamp.strip() or unreadable_timestamp(path):
+    if not stamp.strip() or unreadable_timestamp(copy):
         return "its timestamp.txt holds no readable time"
     return None
 
@@ -117,7 +179,12 @@ def refusal(path, student):
 class CourseReleaseFeedback(ExchangeReleaseFeedback):
     """nbgrader's release_feedback, which skips (and names) a student whose feedback has no
     submission time and secret (not handed in through the exchange), instead of stopping
-    everyone after them."""
+    everyone after them.
+
+    Unlike collect it reads no folder a student can write: feedback/ is the instructor's,
+    filled by generate_feedback with the pages and two small files read unfollowed
+    (coursekit.feedback), and it writes into the exchange's feedback/, which nbgrader
+    makes the instructor's and students cannot list or write."""
 
     def copy_files(self):
         folder = self.coursedir.format_path(self.coursedir.feedback_directory, "*",

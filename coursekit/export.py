@@ -31,8 +31,9 @@ possible from the "Points Possible" row.
 Student ids, names and titles come from outside (a roster, a JupyterHub login), and a
 spreadsheet opening the file runs a cell starting with = + - @ (or tab, CR, LF, NUL) as a
 formula: such a cell is written with a leading ' (OWASP's advice for CSV injection), which
-spreadsheets show as text. A student id changed that way cannot match in an LMS either:
-the export names those students, to be graded by hand.
+spreadsheets show as text. Control characters in a cell are written as visible escapes
+(`printable`). A student id changed either way cannot match in an LMS: the export names
+those students, to be graded by hand.
 """
 import csv
 import os
@@ -62,9 +63,35 @@ class ExportError(Exception):
     """What stops an export, said in one line."""
 
 
-def neutralize(value):
-    """`value` as text a spreadsheet shows as text, never runs as a formula."""
+def printable(value, keep=""):
+    """`value` as text that shows as itself wherever the instructor reads it (a terminal,
+    a log, a spreadsheet): each control character (C0, DEL, C1), bidirectional control
+    and line separator is written as a visible escape such as \\x1b or \\u202e, except
+    those in `keep`.
+
+    Student ids are folder names the student chooses through the exchange, and reach the
+    grading output raw otherwise: an escape sequence there rewrites the instructor's
+    terminal, and a right-to-left override shows a name that is not the id. The id itself
+    is never changed (nbgrader keys the gradebook on it): only what is printed.
+    """
     text = "" if value is None else str(value)
+    return _UNSAFE.sub(lambda found: found.group() if found.group() in keep
+                       else "\\x%02x" % ord(found.group()) if ord(found.group()) < 0x100
+                       else "\\u%04x" % ord(found.group()), text)
+
+
+# C0, DEL and C1; Unicode's bidirectional controls (marks, embeddings, overrides,
+# isolates); the line and paragraph separators, which some viewers break lines at.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                     "\u2066-\u2069\u2028\u2029]")
+# What a cell of free text (a name, a comment, a section) may hold as itself: its lines.
+LINE_BREAKS = "\t\r\n"
+
+
+def neutralize(value, keep=LINE_BREAKS):
+    """`value` as text a spreadsheet shows as text, never runs as a formula, with its control
+    characters escaped but for those in `keep` (a student id keeps none)."""
+    text = printable(value, keep)
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
@@ -203,13 +230,14 @@ class _LMSExport(ExportPlugin):
         if attention:
             self.log.warning("%d student(s) need attention (grades.csv's problem column); "
                              "their totals may be old or zero until that is settled: %s",
-                             len(attention), ", ".join(sorted(attention)))
+                             len(attention), ", ".join(map(printable, sorted(attention))))
         changed = [row.student.id for row in rows
-                   if neutralize(row.student.id) != row.student.id]
+                   if neutralize(row.student.id, keep="") != row.student.id]
         if changed:
             self.log.warning("Written with a leading ' so no spreadsheet runs them as "
-                             "formulas, these student ids will not match in the LMS; enter "
-                             "their grades by hand: %s", ", ".join(map(repr, changed)))
+                             "formulas, or with their control characters escaped, these "
+                             "student ids will not match in the LMS; enter their grades by "
+                             "hand: %s", ", ".join("'%s'" % printable(i) for i in changed))
 
     def total_cell(self, row):
         return self.missing if row.total is None else points(row.total)
@@ -273,7 +301,7 @@ class CanvasExport(_LMSExport):
         for row in rows:
             cells = [neutralize(display_name(row.student)), "", "", "",
                      neutralize(self.section), self.total_cell(row)]
-            cells[where] = neutralize(row.student.id)
+            cells[where] = neutralize(row.student.id, keep="")
             table.append(cells)
         return table
 
@@ -290,7 +318,7 @@ class PlainExport(_LMSExport):
             student = row.student
             submitted = row.total is not None
             table.append([
-                neutralize(student.id), neutralize(student.last_name),
+                neutralize(student.id, keep=""), neutralize(student.last_name),
                 neutralize(student.first_name), neutralize(student.email),
                 self.total_cell(row), points(row.max_score),
                 points(row.raw) if submitted else "",

@@ -23,7 +23,9 @@ import hmac
 import json
 import marshal
 import os
+import re
 import secrets
+import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,12 +113,15 @@ def _udl_grader_request():
                 sys.modules[name] = module
     judge, checks = fresh["udl_bn_judge"], fresh["udl_bn_checks"]
     helpers = found["udl_bn_checks"]
-    report = {"nonce": %(nonce)r, "integrity": checks.integrity(), "fingerprints": {}}
+    hooked = checks.suspend_hooks()
+    report = {"nonce": %(nonce)r, "integrity": checks.integrity() + hooked,
+              "fingerprints": {}}
     for label, module in (("checks", helpers), ("judge", getattr(helpers, "judge", None)),
                           ("judge module", found["udl_bn_judge"])):
         if isinstance(module, types.ModuleType):
             report["fingerprints"][label] = checks.code_fingerprint(module)
     report["observations"] = checks.observations(%(check)r, lambda: (%(arguments)s,), %(seeds)r)
+    report["hooked_while_observing"] = checks.suspend_hooks()
     from IPython.display import display
     display({%(mime)r: judge.encode(report)}, raw=True)
 _udl_grader_request()
@@ -158,6 +163,8 @@ class Observed:
     observations: list
     integrity: list = field(default_factory=list)
     fingerprints: dict = field(default_factory=dict)
+    # Trace or profile hooks that the student's code set while it was being observed.
+    hooked_while_observing: list = field(default_factory=list)
 
 
 def read_reply(outputs, nonce, seeds):
@@ -179,10 +186,13 @@ def read_reply(outputs, nonce, seeds):
     observations = report.get("observations")
     if not isinstance(observations, list) or len(observations) != len(seeds):
         return "the grader's request came back without its observations"
-    integrity = [str(name)[:200] for name in report.get("integrity") or []][:50]
+    names = lambda key: [str(name)[:200] for name in report.get(key) or []][:50]  # noqa: E731
+    if "hooked_while_observing" not in report:
+        return "the grader's request came back without its check of hooks"
     fingerprints = report.get("fingerprints")
-    return Observed(observations, integrity,
-                    fingerprints if isinstance(fingerprints, dict) else {})
+    return Observed(observations, names("integrity"),
+                    fingerprints if isinstance(fingerprints, dict) else {},
+                    names("hooked_while_observing"))
 
 
 def expected_fingerprints():
@@ -228,6 +238,9 @@ def verdicts(check, arguments, reply, seeds, distrust=None):
     replaced = [name for name in reply.integrity if name.split(".")[0] in RELIED_ON]
     distrust = distrust or ("code in your notebook replaced %s, which the checks rely on"
                             % ", ".join(replaced[:3]) if replaced else None)
+    hooked = reply.hooked_while_observing
+    distrust = distrust or ("code in your notebook set %s while the checks ran"
+                            % ", ".join(hooked[:3]) if hooked else None)
     judged, findings = [], []
     for observation, seed in zip(reply.observations, seeds):
         if check in ASKED and isinstance(observation, judge.TrainEvalObservation):
@@ -254,11 +267,14 @@ def verdicts(check, arguments, reply, seeds, distrust=None):
 # kernel cannot hide these). Honest answers to this notebook never need any of them.
 _INTROSPECTION = {"_getframe", "currentframe", "stack", "f_back", "f_locals", "f_globals",
                   "get_referrers", "get_objects", "settrace", "setprofile", "addaudithook",
-                  "__code__", "__globals__"}
+                  "__code__", "__globals__", "_current_frames", "walk_stack", "walk_tb",
+                  "tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_trace", "monitoring",
+                  "gettrace", "getprofile"}
 _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
             "input_transformer_manager", "ast_transformers", "set_custom_exc",
             "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",
             "CustomTB", "displayhook", "excepthook", "register_magic_function"}
+_RUN_TIME = {"exec", "eval", "compile", "__import__"}
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
 _RELIED_ON = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
               "udl_bn_checks", "udl_bn_judge", "types"}
@@ -277,8 +293,136 @@ WEAK = ("imports ",)
 
 def _root(node):
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "vars" and node.args):  # vars(sys)["settrace"] = ...
+            node = node.args[0]
+            continue
         node = node.value if not isinstance(node, ast.Call) else node.func
     return node.id if isinstance(node, ast.Name) else None
+
+
+class _Folder:
+    """The text an expression of a cell always makes, when it is built of constants only:
+    `"set" + "trace"`, `"".join([...])`, `"{}{}".format(...)`, f-strings, `%`, `chr(115)`,
+    slices, and names the cell binds once, to such an expression. A name the scan knows,
+    built this way, is as suspicious as the name written out."""
+
+    LONGEST = 100  # longer than any name looked for: not folded further
+    # A width or precision of three digits or more ("%0999999999d") would make the folding
+    # itself allocate gigabytes.
+    WIDE = re.compile(r"[%:][^%{}]*\d{3}|\*")
+    METHODS = ("join", "format", "replace", "lower", "upper", "strip", "lstrip", "rstrip",
+               "capitalize", "title", "swapcase")
+
+    def __init__(self, tree):
+        bindings, values = {}, {}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith,
+                                   ast.comprehension)):
+                targets = [getattr(node, "target", None)] + [
+                    item.optional_vars for item in getattr(node, "items", [])]
+            else:
+                continue
+            for target in filter(None, targets):
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        bindings[name.id] = bindings.get(name.id, 0) + 1
+                        values[name.id] = node.value if name is target and isinstance(
+                            node, (ast.Assign, ast.NamedExpr)) else None
+        self.bound = {name: value for name, value in values.items()
+                      if value is not None and bindings[name] == 1}
+        self._folded, self._busy = {}, set()
+
+    def text(self, node):
+        """The string `node` always evaluates to, or None."""
+        value = self.value(node)
+        return value if isinstance(value, str) else None
+
+    def built(self, node):
+        """The text of `node` when it is assembled from pieces (not one literal)."""
+        return None if isinstance(node, ast.Constant) else self.text(node)
+
+    def value(self, node):
+        key = id(node)
+        if key not in self._folded:
+            if key in self._busy:  # a name bound to an expression that names itself
+                return None
+            self._busy.add(key)
+            try:
+                value = self._value(node)
+            except (TypeError, ValueError, IndexError, KeyError, OverflowError,
+                    RecursionError, MemoryError):
+                value = None
+            finally:
+                self._busy.discard(key)
+            if isinstance(value, str) and len(value) > self.LONGEST or (
+                    isinstance(value, list) and len(value) > self.LONGEST):
+                value = None
+            self._folded[key] = value
+        return self._folded[key]
+
+    def _value(self, node):
+        fold = self.value
+        if isinstance(node, ast.Constant):
+            return node.value if isinstance(node.value, (str, int)) else None
+        if isinstance(node, ast.Name):
+            return fold(self.bound[node.id]) if node.id in self.bound else None
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [fold(item) for item in node.elts]
+            return None if None in items else items
+        if isinstance(node, ast.BinOp):
+            left, right = fold(node.left), fold(node.right)
+            if isinstance(left, str) and isinstance(right, str) and isinstance(node.op, ast.Add):
+                return left + right
+            if (isinstance(left, str) and right is not None and isinstance(node.op, ast.Mod)
+                    and not self.WIDE.search(left)):
+                return left % (tuple(right) if isinstance(right, list) else right)
+            return None
+        if isinstance(node, ast.JoinedStr):
+            parts = [fold(part.value if isinstance(part, ast.FormattedValue) else part)
+                     for part in node.values]
+            return None if None in parts else "".join(str(part) for part in parts)
+        if isinstance(node, ast.Subscript):
+            sequence, index = fold(node.value), node.slice
+            if not isinstance(sequence, (str, list)):
+                return None
+            if isinstance(index, ast.Slice):
+                return sequence[slice(*(None if part is None else fold(part) for part in
+                                        (index.lower, index.upper, index.step)))]
+            return sequence[fold(index)]
+        if isinstance(node, ast.Call) and not node.keywords:
+            arguments = [fold(argument) for argument in node.args]
+            if None in arguments:
+                return None
+            if isinstance(node.func, ast.Name) and node.func.id in ("chr", "str"):
+                return (chr if node.func.id == "chr" else str)(*arguments)
+            if isinstance(node.func, ast.Attribute) and node.func.attr in self.METHODS:
+                owner = fold(node.func.value)
+                if isinstance(owner, str) and not (node.func.attr == "format"
+                                                   and self.WIDE.search(owner)):
+                    return getattr(owner, node.func.attr)(*arguments)
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _known_names():
+    """Every name the scan looks for, to recognize it when a cell builds it from pieces or
+    reads it by a string: the interpreter's and IPython's machinery, run-time code, the
+    checks' modules and what they define but the notebook does not call. Plain words
+    ("stack", "check", "eval") are left out, so that a label such as f"{mode}" never
+    counts."""
+    from coursekit import checks, judge
+
+    inner = {name for module in (checks, judge) for name, value in vars(module).items()
+             if not name.startswith("__") and name not in _CHECKS_API
+             and getattr(value, "__module__", module.__name__) == module.__name__
+             and not isinstance(value, types.ModuleType)}
+    names = _INTROSPECTION | _IPYTHON | _RUN_TIME | inner | {
+        "__builtins__", "udl_bn_checks", "udl_bn_judge", "import_module"}
+    return frozenset(name for name in names
+                     if "_" in name or not name.islower() or len(name) >= 8)
 
 
 def suspicious_code(source):
@@ -289,7 +433,38 @@ def suspicious_code(source):
         tree = ast.parse("\n".join(lines))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
+    try:
+        return _suspicious_tree(tree)
+    except RecursionError:
+        return ["is nested too deeply to read"]
+
+
+def _suspicious_tree(tree):
+    folder = _Folder(tree)
+    known = _known_names()
+    built, read = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.expr):
+            text = folder.built(node)
+            if text in known:
+                built.append("builds the name %s from pieces" % text)
+        # getattr(sys, "settrace"), vars(sys)["settrace"]: read as sys.settrace below.
+        named, owner, plain_words = None, None, False
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr") and len(node.args) > 1):
+            named, owner, plain_words = folder.text(node.args[1]), node.args[0], True
+        elif isinstance(node, ast.Subscript):  # a dict's "events" key is no attribute
+            named, owner = folder.text(node.slice), node.value
+        if named in ("udl_bn_checks", "udl_bn_judge"):
+            built.append("reaches into the checks (%s)" % named)
+        elif named in _RUN_TIME:
+            built.append("runs code it builds at run time (%s)" % named)
+        elif isinstance(named, str) and named.isidentifier() and (named in known or (
+                plain_words and (named in _INTROSPECTION or named in _IPYTHON))):
+            read.append(ast.Expr(ast.Attribute(value=owner, attr=named, ctx=ast.Load())))
+    tree.body.extend(read)
     relied, checks = set(_RELIED_ON), {"udl_bn_checks", "udl_bn_judge"}
+    found = built
     for node in ast.walk(tree):  # names the cell gives those modules (import ... as _C)
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -300,14 +475,13 @@ def suspicious_code(source):
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in relied:
             relied.update(alias.asname or alias.name for alias in node.names)
     relied |= checks
-    found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in _INTROSPECTION:
             found.append("looks at the interpreter's frames or hooks (%s)" % node.attr)
         elif isinstance(node, ast.Attribute) and node.attr in _IPYTHON:
             found.append("changes how IPython runs cells (%s)" % node.attr)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in ("exec", "eval", "compile", "__import__")):
+              and node.func.id in _RUN_TIME):
             found.append("runs code it builds at run time (%s)" % node.func.id)
         elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
               and node.value.id in checks and node.attr not in _CHECKS_API):

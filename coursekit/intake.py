@@ -6,7 +6,9 @@ an instructor can act on (missing, empty, too big, not JSON, not a notebook, cel
 nbgrader metadata broken). `restore_metadata` gives back the nbgrader metadata that some
 editors strip, by matching the student's cells to the release: unchanged cells match
 exactly, the cells in between are paired by type and similarity. A notebook too far from
-the release to match raises `SubmissionProblem`. `edited_fixed_cells` names the fixed
+the release to match raises `SubmissionProblem`. `repair_grade_cells` keeps one cell per
+grade id, and makes a cell marked as the assignment's that is not in it the student's own
+(nbgrader crashes on both). `edited_fixed_cells` names the fixed
 (locked) cells a student changed, whose edits grading puts back; `put_back_missing_cells`
 re-inserts every graded or fixed cell the student deleted where the release has it.
 Everything here takes time at most linear in the file's size, which is capped: one
@@ -22,7 +24,7 @@ import re
 import nbformat
 from nbgrader.nbgraderformat import MetadataValidator
 
-from coursekit.course import grade_id, is_graded, is_locked
+from coursekit.course import grade_id, is_graded, is_locked, is_solution
 
 # A submission is matched when at least this share of the release's fixed (locked)
 # cells is found unchanged in it.
@@ -156,6 +158,10 @@ def _cell_problem(cell):
     try:
         validator = MetadataValidator()
         validator.upgrade_cell_metadata(probe)
+        if "nbgrader" in probe.metadata and not probe.metadata.nbgrader.get("grade_id"):
+            # No grade id is no reason to refuse the notebook: repair_grade_cells makes
+            # the cell the student's own.
+            probe.metadata.nbgrader["grade_id"] = "none"
         validator.validate_cell(probe)
     except Exception as error:  # jsonschema, nbgrader and plain type errors alike
         what = getattr(error, "message", None) or str(error) or type(error).__name__
@@ -183,6 +189,98 @@ def _key(cell):
     text = "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
     return hashlib.sha256(("%s\0%s" % (cell.cell_type, text)).encode(
         "utf-8", "surrogatepass")).digest()
+
+
+def repair_grade_cells(notebook, release):
+    """Leave at most one cell per grade id, each one the release has; returns the `Repair`,
+    which says what was wrong.
+
+    nbgrader keys every fixed, graded or answer cell on its grade id in the gradebook, and
+    crashes (KeyError: 'grade_id') on two cells sharing one (it empties the metadata of all
+    but the last) and on a marked cell without one. So:
+
+    - Of cells sharing a grade id, the first keeps it, where the release has the cell.
+      A later copy of a fixed cell or check is dropped: grading puts the release's text
+      back into the first, so nothing of the student's is lost. A later copy of an answer
+      cell stays, as the student's own code, so everything they wrote still runs.
+    - A cell marked as the assignment's (fixed, graded, an answer) without a grade id, or
+      with one the release does not have, has nothing nbgrader could check it against or
+      put back: it becomes an ordinary cell of the student's, and runs as such. A release
+      cell that only lost its id is matched back by `restore_metadata`, like any cell
+      whose metadata an editor stripped.
+    """
+    known = {grade_id(cell): cell for cell in release.cells if grade_id(cell)}
+    repair, kept, seen = Repair(), [], set()
+    for number, cell in enumerate(notebook.cells, 1):
+        name = grade_id(cell)
+        if "nbgrader" not in cell.metadata:
+            pass
+        elif not isinstance(name, str) or name not in known:
+            if _marked(cell):
+                repair.strangers.append((number, name if isinstance(name, str) else None,
+                                         cell))
+            del cell.metadata["nbgrader"]
+        elif name in seen:
+            repair.copies[name] = (repair.copies.get(name, (1,))[0] + 1, _kind(known[name]))
+            if is_locked(known[name]):
+                continue
+            del cell.metadata["nbgrader"]
+        else:
+            seen.add(name)
+        kept.append(cell)
+    notebook.cells = kept
+    return repair
+
+
+class Repair:
+    """What `repair_grade_cells` found: {grade id: (copies, what the cell is)}, and the
+    marked cells it made the student's own, as (number, their grade id or None, cell)."""
+
+    def __init__(self):
+        self.copies, self.strangers = {}, []
+
+    def sentence(self):
+        """What was wrong, for the student and the instructor, or None. Read after
+        `restore_metadata`: a cell it matched back to the release is not the student's."""
+        said = ["%s of the %s `%s`" % (_copies(count), kind, name)
+                for name, (count, kind) in self.copies.items()]
+        said = ["the notebook has " + _and(said) + " (the first was graded)"] if said else []
+        strangers = [(number, name) for number, name, cell in self.strangers
+                     if not grade_id(cell)]
+        if strangers:
+            ids = ["`%s`" % _clip(name, 40) for _, name in strangers if name]
+            one = len(strangers) == 1
+            said.append("%s but %s, so %s as your own code" % (
+                "cell %d is marked as one of the assignment's cells" % strangers[0][0] if one
+                else "cells %s are marked as the assignment's cells"
+                % _and([str(number) for number, _ in strangers]),
+                ("is not one of them (%s)" if one else "are not among them (%s)") % _and(ids)
+                if ids else "has no id" if one else "have no id",
+                "it ran" if one else "they ran"))
+        if not said:
+            return None
+        return "; ".join(said) + ("; download a fresh copy of the assignment and paste "
+                                  "your answers into it")
+
+
+def _marked(cell):
+    """Whether nbgrader takes `cell` for one of the assignment's."""
+    settings = cell.metadata.get("nbgrader")
+    return isinstance(settings, dict) and bool(settings.get("grade_id") or any(
+        settings.get(flag) for flag in ("grade", "solution", "locked", "task")))
+
+
+def _copies(count):
+    return "%s copies" % {2: "two", 3: "three"}.get(count, count)
+
+
+def _kind(cell):
+    return "answer cell" if is_solution(cell) else "check" if is_graded(cell) \
+        else "fixed cell"
+
+
+def _and(words):
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def restore_metadata(notebook, release, name="the notebook"):
@@ -278,6 +376,7 @@ def _most_similar(source, candidates, notebook):
 # written by the grader, so student code cannot forge this record.
 RECORD_KEY = "udl"
 EDITED, PUT_BACK = "fixed_cells_edited", "fixed_cells_put_back"
+REPAIRED = "grade_cells_repaired"  # repair_grade_cells's sentence
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -291,12 +390,13 @@ def edited_fixed_cells(notebook, release):
     changed, in release order. Grading puts the release's cell back (nbgrader's
     OverwriteCells), so what the student wrote there is not graded.
 
-    Of cells sharing a grade id, the last is compared: the one nbgrader keeps.
+    Of cells sharing a grade id, the first is compared: the one grading keeps
+    (`repair_grade_cells`).
     """
     cells = {}
     for cell in notebook.cells:
         if grade_id(cell):
-            cells[grade_id(cell)] = cell
+            cells.setdefault(grade_id(cell), cell)
     edited = []
     for fixed in release.cells:
         cell = cells.get(grade_id(fixed)) if is_locked(fixed) else None
@@ -341,13 +441,23 @@ def put_back_missing_cells(notebook, release):
     return [grade_id(release.cells[index]) for index in missing]
 
 
-def record_fixed_cells(notebook, edited, put_back):
-    """Write what grading put back into the notebook's metadata, replacing whatever the
-    submission held under that key (left out when nothing was put back)."""
+def record_fixed_cells(notebook, edited, put_back, repaired=None):
+    """Write what grading put back or repaired into the notebook's metadata, replacing
+    whatever the submission held under that key (left out when there is nothing)."""
     notebook.metadata.pop(RECORD_KEY, None)
     record = {key: list(ids) for key, ids in ((EDITED, edited), (PUT_BACK, put_back)) if ids}
+    if repaired:
+        record[REPAIRED] = repaired
     if record:
         notebook.metadata[RECORD_KEY] = record
+
+
+def recorded_repair(metadata):
+    """The sentence `record_fixed_cells` wrote into a graded notebook's metadata about its
+    malformed grade cells (`repair_grade_cells`), or None."""
+    record = metadata.get(RECORD_KEY)
+    said = record.get(REPAIRED) if isinstance(record, dict) else None
+    return said if isinstance(said, str) and said else None
 
 
 def recorded_fixed_cells(notebook):

@@ -139,6 +139,8 @@ class TrainEvalObservation:
     eval_error: Optional[str] = None
     whole: Any = None
     alone: Any = None
+    # The same model's forward pass in eval mode, after training, on input_batch(seed).
+    eval_network: Optional[NetworkObservation] = None
 
 
 @dataclass
@@ -304,6 +306,12 @@ def stream_variance(values):
 
 def _close(a, b):
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _same_or_rectified(value, source):
+    """Whether `value` is `source`, or `source` through a ReLU (an elementwise step the
+    trace does not record)."""
+    return _close(value, source) or _close(value, torch.relu(source))
 
 
 def _blocks_list(indices):
@@ -494,47 +502,56 @@ class Trace:
                           "Linear layer and the output layer; the network has %d blocks"
                           % (len(adds), N_BLOCKS))
             return
-        stem = self._stem_end(stem, adds[0])
+        stem, entering = self._stem_end(stem, adds[0])
         starts = [stem] + adds[:-1]
         for start, end in zip(starts, adds):
             inside = self.events[start + 1:end]
             self.blocks.append(Block(
-                stream=self.events[start].output, add=self.events[end],
+                stream=entering if start == stem else self.events[start].output,
+                add=self.events[end],
                 linears=[e for e in inside if self._is(e, "Linear")],
                 norms=[e for e in inside if self._is(e, *NORM_KINDS)]))
-        self.variances = [stream_variance(self.events[stem].output)] + [
+        self.variances = [stream_variance(entering)] + [
             stream_variance(self.events[i].output) for i in adds]
 
     def _stem_end(self, stem, first_add):
-        """Where the stem ends: the first Linear layer, plus any normalization applied to
-        its output before block 1 (`f = bn0(linear1(x))`), which is outside the residual
-        branches. Such a normalization counts as the stem's only when block 1 still calls
-        one of its own after it, and adds its branch to that value or to a normalization of
-        it (the stream itself normalized, as blocks 2 to 5 may do it too); otherwise it is
-        block 1's own. Returns the index of the event whose output enters block 1."""
-        chain, current = [], stem
+        """Where the stem ends, found by the skip connection of block 1: the first Linear
+        layer, plus the normalizations applied to its output before block 1, each perhaps
+        through a ReLU (`f = relu(bn0(linear1(x)))`); these are outside the residual
+        branches. Such a normalization counts as the stem's only when block 1's skip
+        carries its output (or its ReLU), or a normalization of it (the stream itself
+        normalized, as blocks 2 to 5 may do it too), and block 1 still calls a
+        normalization of its own after it; otherwise it is block 1's own. Returns (the
+        index of the stem's last event, the stream entering block 1)."""
+        chain, current = [], self.events[stem].output
         for index in range(stem + 1, first_add):
             event = self.events[index]
             if event.kind != "module":
                 continue
-            if not (self._is(event, *NORM_KINDS)
-                    and _close(event.inputs[0], self.events[current].output)):
+            if not (self._is(event, *NORM_KINDS) and _same_or_rectified(event.inputs[0],
+                                                                        current)):
                 break
             chain.append(index)
-            current = index
+            current = event.output
         skip = self.events[first_add].inputs
-        carried = [k for k, index in enumerate(chain)
-                   if any(_close(operand, self.events[index].output) for operand in skip)]
+        carried = {k: operand for k, index in enumerate(chain) for operand in skip
+                   if _same_or_rectified(operand, self.events[index].output)}
         if not carried:
-            return stem
+            return stem, self.events[stem].output
         later_norms = [i for i in range(stem + 1, first_add)
                        if self._is(self.events[i], *NORM_KINDS)]
-        ends = [index for index in chain[:carried[-1] + 1]
+        ends = [k for k, index in enumerate(chain[:max(carried) + 1])
                 if any(i > index for i in later_norms)]
         if not ends:
-            return stem
-        self.stem_norms = [self.events[i] for i in chain if i <= ends[-1]]
-        return ends[-1]
+            return stem, self.events[stem].output
+        end = ends[-1]
+        self.stem_norms = [self.events[i] for i in chain[:end + 1]]
+        # What block 1 receives: the stem's last output as the skip carries it (through a
+        # ReLU, say); where a normalization of it is carried instead, the output itself.
+        entering = self.events[chain[end]].output
+        if end in carried and _close(carried[end], torch.relu(entering)):
+            entering = carried[end]
+        return chain[end], entering
 
     def batchnorm_calls(self):
         return [e for e in self.events if self._is(e, "BatchNorm1d")]
@@ -625,7 +642,7 @@ def judge_used(observation, seed=0):
         shared = any("shared" in p for p in problems)
         why = ("Each block needs its own layer: a layer keeps one scale, one offset and one "
                "set of running statistics, and the values at different depths have different "
-               "statistics, so a shared layer mixes them up (and eval mode goes wrong). "
+               "statistics, so a shared layer mixes them up. "
                if shared else
                "Each of the five residual branches should call its own BatchNorm1d exactly once "
                "(a copy-paste slip often calls one block's layer twice and another's never). ")
@@ -636,28 +653,38 @@ def judge_used(observation, seed=0):
 
 
 def judge_no_compounding(observation, seed=0):
-    """The variance no longer multiplies block after block as in figure 11.6a."""
+    """The variance no longer multiplies block after block as in figure 11.6a: the typical
+    factor of the last three blocks (their median, so that one block's jump is not taken
+    for compounding) stays under COMPOUNDING_FACTOR."""
     name = "no_compounding"
     trace = Trace(observation)
     if trace.error:
         return Verdict(name, False, "Could not measure the variance: %s." % trace.error)
     variances = trace.variances
-    factor = (variances[-1] / variances[-4]) ** (1 / 3)
-    ratio = variances[-1] / variances[0]
-    measured = "your network at initialization: %s" % _fmt(variances)
-    if factor >= COMPOUNDING_FACTOR:
+    factors = [after / before for before, after in zip(variances, variances[1:])]
+    typical = float(np.median(factors[-3:]))
+    measured = ("the stream's variance after the first layer and after each block: %s"
+                % _fmt(variances))
+    if typical >= COMPOUNDING_FACTOR:
+        multiplying = [k for k, factor in enumerate(factors, start=1)
+                       if factor >= COMPOUNDING_FACTOR]
+        everywhere = len(multiplying) == N_BLOCKS
         hint = ("" if trace.batchnorm_calls() else
                 " Your forward calls no BatchNorm1d, so nothing resets the scale.")
         return Verdict(name, False,
-                       "The variance still compounds: each of the last three blocks multiplies "
-                       "it by %.2f on average, %.1f-fold over the five blocks (%s), as in the "
-                       "plain network of figure 11.6a. Each branch passes on the variance it "
-                       "receives and the skip adds it back, so each block nearly doubles it. "
-                       "Normalizing what each branch receives stops that.%s"
-                       % (factor, ratio, measured, hint))
-    return confirmed(Verdict(name, True, "The variance no longer compounds: each of the last "
-                             "three blocks multiplies it by only %.2f on average, where the "
-                             "plain network's nearly double it (%s)." % (factor, measured)),
+                       "The variance still compounds: %s multiplies it (by %s), %.1f-fold "
+                       "over the five blocks (%s)%s. In a block whose branch is not normalized, the "
+                       "branch passes on the variance it receives and the skip adds it back, "
+                       "so the block nearly doubles it. Normalizing what each branch receives "
+                       "stops that.%s"
+                       % ("every block" if everywhere else _blocks_list(multiplying),
+                          _fmt(factors[k - 1] for k in multiplying),
+                          variances[-1] / variances[0], measured,
+                          ", as in the plain network of figure 11.6a" if everywhere else "",
+                          hint))
+    return confirmed(Verdict(name, True, "The variance no longer compounds: the last three "
+                             "blocks multiply it by only %s, where the plain network's nearly "
+                             "double it (%s)." % (_fmt(factors[-3:]), measured)),
                      observation, seed)
 
 
@@ -677,7 +704,7 @@ def _diagnose_block(block, index):
         return "skip", index
     if _close(bn_in, torch.relu(stream)):
         return "after_relu", index
-    if any(_close(bn_in, lin.output) for lin in block.linears):
+    if any(_same_or_rectified(bn_in, lin.output) for lin in block.linears):
         return "branch_end", index
     if not _close(bn_in, stream):
         return "not_first", index
@@ -754,6 +781,26 @@ def _no_running_statistics(network):
             "block's branch.")
 
 
+def _batchnorm_calls_by_name(network):
+    counts = {}
+    for call in Trace(network).batchnorm_calls() if network is not None else ():
+        if call.module.name is not None:
+            counts[call.module.name] = counts.get(call.module.name, 0) + 1
+    return counts
+
+
+def _skipped_in_eval(o):
+    """The registered BatchNorm1d layers that forward calls in train mode and not in eval
+    mode, as words ("self.bn2 and self.bn3"), or None."""
+    trained = _batchnorm_calls_by_name(o.network)
+    evaluated = _batchnorm_calls_by_name(o.eval_network)
+    missing = sorted(name for name, count in trained.items() if evaluated.get(name, 0) < count)
+    if not missing:
+        return None
+    names = ["self." + name for name in missing]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def judge_train_eval(observation, seed=0):
     """The network trains; running statistics update in train mode; eval mode treats each
     example on its own."""
@@ -773,11 +820,28 @@ def judge_train_eval(observation, seed=0):
                        "In eval mode a batch of one example raised %s. After model.eval() "
                        "batch norm should use its running statistics, not the batch's; layers "
                        "created inside forward never switch to eval mode." % o.eval_error)
+    if not (isinstance(o.whole, torch.Tensor) and isinstance(o.alone, torch.Tensor)):
+        return Verdict(name, False, "In eval mode your network's forward did not return a "
+                       "tensor.")
     if not _close(o.whole, o.alone):
         return Verdict(name, False,
                        "In eval mode one example's output still depends on the rest of its "
                        "batch: some normalization uses batch statistics after model.eval(). "
                        "Use nn.BatchNorm1d layers created in __init__.")
+    skipped = _skipped_in_eval(o)
+    if skipped:
+        return Verdict(name, False,
+                       "In eval mode your network skips %s, which it calls in train mode. "
+                       "After model.eval() batch norm must still normalize, with the running "
+                       "statistics it gathered in training; without it the trained network "
+                       "sees values on another scale. Call the layers the same way in both "
+                       "modes." % skipped)
+    why = (unconfirmed(o.eval_network, seed) if o.eval_network is not None
+           else "the eval-mode forward pass was not traced")
+    if why:
+        why = "in eval mode, " + why
+        return Verdict(name, False, "The grader could not confirm what your code computed: "
+                       "%s." % why, untrusted=why)
     passed = Verdict(name, True, "Running statistics update in train mode, and in eval mode "
                      "each example is processed on its own (a batch of one works).")
     # The layers that moved must be the exercise's: one BatchNorm1d per block, as wide as

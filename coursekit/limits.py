@@ -11,7 +11,8 @@ kernel, `SubmissionLimits` adds:
 - a watchdog thread, everywhere, that every `INTERVAL` seconds adds up the CPU time of
   every process of the submission, its memory (without a cgroup: the tree's resident
   memory; `/tmp` is then capped by its own size), the disk and the number of files in the
-  working folder, and the time since the kernel started; at the first budget passed it
+  working folder and the kernel's home (both on the host's disk, both writable by the
+  notebook), and the time since the kernel started; at the first budget passed it
   stops every process of the submission and records why (`stopped_because`).
 """
 import os
@@ -178,8 +179,9 @@ def folder_usage(folder, max_entries):
 class SubmissionLimits:
     """Budgets of one kernel and everything it starts; `watch(pid)` enforces them."""
 
-    def __init__(self, sandbox, workdir, name):
-        self.sandbox, self.workdir = sandbox, workdir
+    def __init__(self, sandbox, workdir, home):
+        self.sandbox, self.workdir, self.home = sandbox, workdir, home
+        name = os.path.basename(home)
         self.memory = int(sandbox.memory_gib * 2**30)
         self.cgroup = Cgroup.make(name, self.memory, sandbox.max_processes) if (
             sandbox.use_cgroups) else None
@@ -239,11 +241,16 @@ class SubmissionLimits:
                     pass
             if resident > self.memory:
                 return self.memory_reason()
-        used, entries = folder_usage(self.workdir, sandbox.max_files)
+        used, entries = 0, 0
+        for folder in (self.workdir, self.home):
+            more_used, more_entries = folder_usage(folder, sandbox.max_files - entries)
+            used, entries = used + more_used, entries + more_entries
         if entries > sandbox.max_files:
-            return "the notebook made more than %d files in its folder" % sandbox.max_files
+            return ("the notebook made more than %d files in its folder and home"
+                    % sandbox.max_files)
         if used > sandbox.disk_mib * 2**20:
-            return "the notebook wrote more than %d MiB into its folder" % sandbox.disk_mib
+            return ("the notebook wrote more than %d MiB into its folder and home"
+                    % sandbox.disk_mib)
         if time.monotonic() - self._started > sandbox.notebook_seconds:
             return ("the notebook ran past its time budget of %d s (all cells together)"
                     % sandbox.notebook_seconds)

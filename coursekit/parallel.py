@@ -180,9 +180,14 @@ class Progress:
 
 
 def describe(outcome):
+    """One student's line, as printed: the id (a folder name the student chose) and the
+    problem (which may quote it) with their control characters escaped."""
+    from coursekit.export import printable
+
     points = "%g/%g" % outcome.score if outcome.score else "-"
-    status = "graded" if outcome.ok else "NEEDS ATTENTION: " + outcome.problem
-    return "%-26s %7s  %5.1f s  %s" % (outcome.student, points, outcome.seconds, status)
+    status = "graded" if outcome.ok else "NEEDS ATTENTION: " + printable(outcome.problem)
+    return "%-26s %7s  %5.1f s  %s" % (printable(outcome.student), points, outcome.seconds,
+                                       status)
 
 
 def summary(outcomes, seconds, workers):

@@ -44,6 +44,9 @@ class RestoreMetadata(NbGraderPreprocessor):
       and the grade table show.
     - Graded or fixed cells the student deleted, any number in any order: put back where
       the release has them, then graded (nbgrader's own repair crashes on several).
+    - Grade cells nbgrader would crash on (two sharing a grade id, a marked cell with no
+      id of the release's): repaired first, the student graded on the rest, and the
+      sentence saying what was wrong recorded with the rest (coursekit.intake).
 
     Runs first among autograde's sanitize steps, before OverwriteCells. The record is the
     grader's: it replaces whatever the submission held under its key, and no student code
@@ -54,14 +57,20 @@ class RestoreMetadata(NbGraderPreprocessor):
         from nbgrader.coursedir import CourseDirectory
 
         from coursekit.autograde import release_notebooks
+        from coursekit.export import printable
         from coursekit.intake import (edited_fixed_cells, put_back_missing_cells,
-                                      record_fixed_cells, restore_metadata)
+                                      record_fixed_cells, repair_grade_cells,
+                                      restore_metadata)
 
         info = resources["nbgrader"]
-        student = info["student"]
+        student = printable(info["student"])
         release = release_notebooks(CourseDirectory(parent=self), info["assignment"])
         release = release[info["notebook"]]
+        repair = repair_grade_cells(nb, release)
         restored = restore_metadata(nb, release, name="%s's %s" % (student, info["notebook"]))
+        repaired = repair.sentence()
+        if repaired:
+            self.log.warning("%s: %s", student, repaired)
         if restored:
             self.log.warning("%s: restored nbgrader metadata of %d cells by matching them "
                              "to the release", student, len(restored))
@@ -73,7 +82,7 @@ class RestoreMetadata(NbGraderPreprocessor):
         if put_back:
             self.log.warning("%s: deleted cells, put back as released and graded: %s",
                              student, ", ".join(put_back))
-        record_fixed_cells(nb, edited, put_back)
+        record_fixed_cells(nb, edited, put_back, repaired)
         return nb, resources
 
 
@@ -146,7 +155,9 @@ class SandboxedExecute(Execute):
 
     def _named(self):
         """The student's name to start a log line with (the grading log mixes students)."""
-        return "%s: " % self._student if self._student else ""
+        from coursekit.export import printable
+
+        return "%s: " % printable(self._student) if self._student else ""
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None,
                                  store_history=True):
@@ -257,6 +268,9 @@ class SandboxedExecute(Execute):
                 if reply.integrity:
                     self._findings.append("code in the notebook replaced or hooked %s"
                                           % ", ".join(reply.integrity))
+                if reply.hooked_while_observing:
+                    self._findings.append("code in the notebook set %s while the checks ran"
+                                          % ", ".join(reply.hooked_while_observing))
                 changed = grader.changed_modules(reply.fingerprints)
                 if changed:
                     self._findings.append("the notebook changed the checks' own code (%s)"

@@ -105,7 +105,8 @@ def put_back(root=ROOT, assignment=ASSIGNMENT):
 def write_csv(rows, tests, path, problem_of=None):
     """grades.csv: a row per graded student, then one per student with a problem and no
     grade. Every cell is text a spreadsheet shows, never runs (student ids come from
-    folder names, which students choose through the exchange)."""
+    folder names, which students choose through the exchange); the id and the problem,
+    which quotes the student's folder, keep no control character."""
     from coursekit.export import neutralize
 
     problem_of = problem_of or {}
@@ -116,16 +117,17 @@ def write_csv(rows, tests, path, problem_of=None):
         writer.writerow(["student", "score", "max_score"] + tests + by_hand
                         + ["%s comment" % name for name in by_hand] + ["late", "problem"])
         for row in rows:
-            writer.writerow([neutralize(cell) for cell in (
-                [row.student, "%g" % row.score, "%g" % row.max_score]
+            writer.writerow([neutralize(row.student, keep="")] + [neutralize(cell) for cell in (
+                ["%g" % row.score, "%g" % row.max_score]
                 + ["%g" % row.per_test[t] if t in row.per_test else "" for t in tests]
                 + ["" if row.by_hand.get(name) is None else "%g" % row.by_hand[name]
                    for name in by_hand]
                 + [row.comments.get(name, "") for name in by_hand]
-                + [lateness(row), problem_of.get(row.student, "")])])
+                + [lateness(row)])] + [neutralize(problem_of.get(row.student, ""), keep="")])
         for student in ungraded:
-            writer.writerow([neutralize(student)] + [""] * (2 + len(tests) + 2 * len(by_hand))
-                            + ["", neutralize(problem_of[student])])
+            writer.writerow([neutralize(student, keep="")]
+                            + [""] * (2 + len(tests) + 2 * len(by_hand))
+                            + ["", neutralize(problem_of[student], keep="")])
 
 
 def pass_counts(rows, tests, max_points):
@@ -214,19 +216,25 @@ def write_prediction_chart(notebooks, path):
 
 
 def table(rows, problem_of=None):
+    """The grade table as printed: ids and problems (which quote the student's folder) with
+    their control characters escaped."""
+    from coursekit.export import printable
+
     problem_of = problem_of or {}
     ungraded = sorted(set(problem_of) - {row.student for row in rows})
-    width = max([len("student")] + [len(row.student) for row in rows]
-                + [len(student) for student in ungraded])
+    width = max([len("student")] + [len(printable(row.student)) for row in rows]
+                + [len(printable(student)) for student in ungraded])
     lines = ["%-*s  %6s" % (width, "student", "points")]
     for row in rows:
-        line = "%-*s  %6s" % (width, row.student, "%g/%g" % (row.score, row.max_score))
+        line = "%-*s  %6s" % (width, printable(row.student),
+                              "%g/%g" % (row.score, row.max_score))
         if lateness(row):
             line += "  LATE: " + lateness(row)
         if row.student in problem_of:
-            line += "  NEEDS ATTENTION: " + problem_of[row.student]
+            line += "  NEEDS ATTENTION: " + printable(problem_of[row.student])
         lines.append(line)
-    lines += ["%-*s  %6s  NEEDS ATTENTION: %s" % (width, student, "-", problem_of[student])
+    lines += ["%-*s  %6s  NEEDS ATTENTION: %s" % (width, printable(student), "-",
+                                                  printable(problem_of[student]))
               for student in ungraded]
     return "\n".join(lines)
 

@@ -123,10 +123,10 @@ class Sandbox(LoggingConfigurable):
     cpu_seconds = Integer(600, help="CPU seconds one notebook may use in all, its child "
                           "processes included.").tag(config=True)
     file_mib = Integer(256, help="Largest file a notebook may write, in MiB.").tag(config=True)
-    disk_mib = Integer(1024, help="Disk a notebook's folder may use in all, in MiB.").tag(
-        config=True)
-    max_files = Integer(10000, help="Files and folders a notebook's folder may hold.").tag(
-        config=True)
+    disk_mib = Integer(1024, help="Disk a notebook's folder and its kernel's home may "
+                       "use together, in MiB.").tag(config=True)
+    max_files = Integer(10000, help="Files and folders a notebook's folder and its kernel's "
+                        "home may hold together.").tag(config=True)
     notebook_seconds = Integer(
         300, help="Wall-clock seconds one notebook may run, all cells together (a slow "
         "honest run takes well under 100).").tag(config=True)
@@ -282,8 +282,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = os.path.join(self._private, "ipc")
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
         self._workdir = os.path.abspath(kw.get("cwd") or os.getcwd())
-        self._limits = self.limits_class(sandbox, self._workdir,
-                                         os.path.basename(self._private))
+        self._limits = self.limits_class(sandbox, self._workdir, self._private)
         if sandbox.unsafe_run_without_sandbox:
             self.log.warning("UNSAFE: student code runs WITHOUT a sandbox (%s is set).", OPT_OUT)
             return self._limits.wrap(kernel_cmd), kw

@@ -400,6 +400,40 @@ def super(*args):
     _hijack()
     return _b.super(*args)'''
 
+# A profile hook sees every call and return of the observers. This one replaces what
+# `observations` returns with forged records; its name is decoded from bytes, so only the
+# kernel sees it (the request turns it off before observing, and says it was set).
+PROFILE_HOOK = r'''# --- pasted by the cheating student ---
+import sys as _sys, math as _math, types as _types
+import udl_bn_checks as _C
+''' + FORGED_OBSERVATIONS + r'''
+def _rewrite(frame, event, arg):
+    if (event == "return" and frame.f_code.co_name == "observations"
+            and isinstance(arg, list) and "seeds" in frame.f_locals):
+        C = _types.SimpleNamespace(**frame.f_globals)
+        arg[:] = [_forge(C.judge, C, frame.f_locals["name"], s, r)
+                  for s, r in zip(frame.f_locals["seeds"], list(arg))]
+getattr(_sys, bytes.fromhex("73657470726f66696c65").decode())(_rewrite)'''
+
+# The same hook, set from inside the network while the checks observe it, with the
+# interpreter's getter replaced so that the hook looks unset.
+PROFILE_HOOK_WHILE_OBSERVED = PROFILE_HOOK.rsplit("\n", 1)[0] + r'''
+vars(_sys)["get" + "profile"] = lambda: None
+_plain_init = ResidualNetworkWithBatchNorm.__init__
+def _init(self, *args, **kwargs):
+    getattr(_sys, "set" + "profile")(_rewrite)
+    _plain_init(self, *args, **kwargs)
+ResidualNetworkWithBatchNorm.__init__ = _init'''
+
+# Not a cell pasted into the network's: running_statistics answered by the judge's own
+# reference computation, reached through names built from pieces.
+ANSWER_KEY_BY_STRING = r'''import sys
+def running_statistics(batches, momentum=0.1):
+  judge = sys.modules["udl_bn_" + "judge"]
+  mean, var = getattr(judge, "_running_of_" + "batchnorm")(batches, momentum)
+  return mean.float(), var.float()
+'''
+
 CHEAT_CODE = {
     "fake_score_require": FAKE_SCORE_REQUIRE,
     "fake_check_functions": FAKE_CHECK_FUNCTIONS,
@@ -425,7 +459,13 @@ CHEAT_CODE = {
     "displayed_credit": DISPLAYED_CREDIT,
     "forge_display": FORGE_DISPLAY,
     "frame_walk": FRAME_WALK,
+    "profile_hook": PROFILE_HOOK,
+    "profile_hook_while_observed": PROFILE_HOOK_WHILE_OBSERVED,
 }
+# Cheats that answer a later exercise's cell instead: {student: (cell, its source)}.
+CHEAT_CELLS = {"answer_key_by_string": ("running_statistics", ANSWER_KEY_BY_STRING)}
+# Cheats whose text hides what they do: only what their model does shows them.
+UNSEEN_IN_TEXT = {"shadow_output"}
 
 
 def pasted(code, release=None):
@@ -442,5 +482,12 @@ def _builder(code):
     return build
 
 
+def _cell_builder(cell, code):
+    def build(release=None):
+        return make_submission({cell: code}, release)
+    return build
+
+
 CHEATS = {student: _builder(code) for student, code in CHEAT_CODE.items()}
+CHEATS.update({student: _cell_builder(*answer) for student, answer in CHEAT_CELLS.items()})
 

@@ -301,6 +301,10 @@ for index in range(40):
 print("wrote 2.5 GiB")
 """
 
+# The same into the kernel's home, which lies on the host's disk beside the folder.
+HOME_FILLER = DISK_FILLER.replace('"fill-%d.bin" % index',
+                                  'os.path.expanduser("~/fill-%d.bin") % index')
+
 SLOW_CELL = "import time\ntime.sleep(SECONDS)\n"
 
 
@@ -668,3 +672,47 @@ FIXED_CELLS = {
     "deleted_consecutive_tests": ((), CONSECUTIVE_TESTS),
     "edited_imports": (("imports", "test_used"), ()),
 }
+
+
+# Grade cells nbgrader itself crashed on, with KeyError: 'grade_id' (issue 24, item 8): the
+# student got 0 and "see the autograde log". Grading repairs them, grades the rest, and the
+# record says what was wrong (coursekit.intake.repair_grade_cells).
+def duplicated_check(port):
+    """The reference, with its first network check pasted a second time right below it."""
+    notebook = reference()
+    index = next(i for i, cell in enumerate(notebook.cells) if grade_id(cell) == "test_used")
+    pasted = copy.deepcopy(notebook.cells[index])
+    pasted.id = "pasted-check"  # Jupyter gives a pasted cell an id of its own, not its metadata
+    notebook.cells.insert(index + 1, pasted)
+    return notebook
+
+
+def locked_without_id(port):
+    """The reference, with a scratch cell of the student's marked fixed (locked) but carrying
+    no grade id: nbgrader has no release cell to put back into it."""
+    notebook = reference()
+    index = next(i for i, cell in enumerate(notebook.cells) if grade_id(cell) == "imports")
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
+        "scratch = 'my own notes'\nprint(scratch)", metadata={"nbgrader": {
+            "locked": True, "grade": False, "solution": False, "schema_version": 3}}))
+    return notebook
+
+
+# Student: what the needs-attention record says about it.
+MALFORMED = {
+    "duplicated_check": "the notebook has two copies of the check `test_used` (the first was "
+                        "graded); download a fresh copy of the assignment",
+    "locked_without_id": "is marked as one of the assignment's cells but has no id, so it "
+                         "ran as your own code; download a fresh copy",
+}
+CASES.update({"duplicated_check": duplicated_check, "locked_without_id": locked_without_id})
+
+# A student id (the folder's name, chosen through the exchange) full of what a terminal
+# obeys (issue 24, item 7): a screen clear, a bell, a right-to-left override, a C1 control
+# and DEL. Graded like anyone; every line printed shows it escaped, as ODD_ID_SHOWN.
+ODD_ID = "odd\x1b[2J\x07\u202egpj.exe\x9b\x7f"
+ODD_ID_SHOWN = "odd\\x1b[2J\\x07\\u202egpj.exe\\x9b\\x7f"
+CASES[ODD_ID] = lambda port: reference()
+# What no printed line, log line or CSV may hold raw.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                                "\u202a-\u202e\u2066-\u2069\u2028\u2029]")

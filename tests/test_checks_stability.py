@@ -44,6 +44,20 @@ def test_seed_document_messages_name_both_mistakes():
     assert "normalize the residual stream itself" in messages
 
 
+@pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
+def test_messages_state_only_consequences_the_network_shows(variant):
+    """Eval mode is said to go wrong only where train_eval fails; a stem normalized before
+    its ReLU is not blamed on block 1."""
+    verdicts = {name: check(variants.model_class(variant))
+                for name, check in checks.NETWORK_CHECKS.items()}
+    if verdicts["train_eval"].passed:
+        for name, verdict in verdicts.items():
+            assert "eval mode" not in verdict.message.lower() or verdict.passed, (name, verdict)
+    if variant == "stem_relu_branch_end":
+        said = " ".join(verdict.message for verdict in verdicts.values())
+        assert "block 1 " not in said and "does not carry" not in said, said
+
+
 def _with_stem_norm(source):
     """The same answer with a batch norm on the stem's output, before block 1."""
     first = "    self.bn1 = " if "    self.bn1 = " in source else "    self.bn = "

@@ -6,7 +6,9 @@ time, one twice, one after the due date), as themselves, with nbgrader's own com
 the config a real course gives them; the instructor collects, runs `make grade` and
 releases the feedback; each student fetches theirs. The tests then read what happened:
 who got which grade and which page, what was late, what students could see of each other,
-and that nothing a student handed in was changed or lost. Needs root (as in CI) or
+and that nothing a student handed in was changed or lost. Apart from it (and cheap to run
+alone, `-k swapping`), one more student keeps swapping links to an instructor-only file
+into their submission for the whole of several collects. Needs root (as in CI) or
 passwordless sudo, to create and delete the users.
 """
 import csv
@@ -179,12 +181,16 @@ class Machine:
             run(["rm", "-rf", "--one-file-system", home], self.privileges, "rm " + home)
         assert not self.exists(name), "could not delete user %s: %s" % (name, result.stderr)
 
-    def as_student(self, student, *argv, input=None, check=True):
-        """Run `argv` as `student`, in their home, with a clean environment."""
+    def command(self, student, *argv):
+        """What runs `argv` as `student`, in their home, with a clean environment."""
         env = ["env", "-i", "-C", student.home, "HOME=" + student.home, "USER=" + student.name,
                "LOGNAME=" + student.name, "PATH=%s:/usr/bin:/bin" % self.bin,
                "LANG=C.UTF-8", "PYDEVD_DISABLE_FILE_VALIDATION=1"]
-        return run([tool("runuser"), "-u", student.name, "--", *env, *argv], self.privileges,
+        return self.privileges + [tool("runuser"), "-u", student.name, "--", *env, *argv]
+
+    def as_student(self, student, *argv, input=None, check=True):
+        """Run `argv` as `student`, in their home, with a clean environment."""
+        return run(self.command(student, *argv), [],
                    "%s (as %s)" % (" ".join(argv)[:200], student.role), input=input,
                    check=check)
 
@@ -545,3 +551,156 @@ def test_nothing_a_student_handed_in_is_modified_or_lost(trip):
         new = os.path.join(ASSIGNMENT, "feedback") + os.sep
         assert {path: digest for path, digest in after.items()
                 if not path.startswith(new)} == trip.homes_submitted[role], role
+
+
+# Run as a student while the instructor collects: an early plain submission, then a later
+# one whose file notes.txt, folder extra/ and (now and then) whole folder the student keeps
+# swapping for links to the instructor's file argv[3] and its folder, and back, until its
+# stdin closes. When a collect marks the folder (a chmod of its untouched figures/ changes
+# that folder's ctime: the moment a check has passed), it holds the links for a second.
+# Says "ready" once swapping, then prints how many swaps it made and marks it saw.
+SWAPPER = """
+import json, os, sys, threading, time
+inbound, student, secret = sys.argv[1:4]
+instructor = os.path.dirname(secret)
+
+def hand_in(when, tag):
+    folder = os.path.join(inbound, "%s+bn+%s+%s" % (student, when, tag))
+    os.makedirs(os.path.join(folder, "extra"))
+    os.makedirs(os.path.join(folder, "figures"))
+    for name, text in (("11_3_Batch_Normalization.ipynb", '{"cells": []}'),
+                       ("timestamp.txt", when), ("notes.txt", "plain notes"),
+                       (os.path.join("extra", "data.txt"), "plain data"),
+                       (os.path.join("figures", "plot.txt"), "plain plot")):
+        with open(os.path.join(folder, name), "w") as handle:
+            handle.write(text)
+    return folder
+
+hand_in("2026-01-01 00:00:00.000000 UTC", "early")
+folder = hand_in("2099-06-01 00:00:00.000000 UTC", "race")
+notes, extra = os.path.join(folder, "notes.txt"), os.path.join(folder, "extra")
+# Hidden names: collect's glob never lists them.
+new_notes, extra_away = os.path.join(folder, ".notes"), os.path.join(folder, ".extra")
+away = os.path.join(inbound, ".race")
+figures = os.path.join(folder, "figures")
+
+def link_notes():
+    os.symlink(secret, new_notes)
+    os.rename(new_notes, notes)
+
+def plain_notes():
+    with open(new_notes, "w") as handle:
+        handle.write("plain notes")
+    os.rename(new_notes, notes)
+
+def swap_folder(path, aside, target, hold=lambda: None):
+    os.rename(path, aside)
+    os.symlink(target, path)
+    hold()
+    os.unlink(path)
+    os.rename(aside, path)
+
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+swaps = marks = rounds = 0
+mark = os.stat(figures).st_ctime_ns
+while not stop.is_set():
+    rounds += 1
+    end = time.monotonic() + 0.005
+    while time.monotonic() < end:  # blind: a link whenever collect happens to look
+        link_notes()
+        plain_notes()
+        swap_folder(extra, extra_away, instructor)
+        swaps += 2
+    if rounds % 10 == 0:
+        swap_folder(folder, away, instructor)
+        swaps += 1
+    end = time.monotonic() + 0.005
+    while time.monotonic() < end:  # quiet and plain, watching for the mark of a check
+        if os.stat(figures).st_ctime_ns != mark:
+            marks += 1
+            link_notes()
+            swap_folder(extra, extra_away, instructor, hold=lambda: time.sleep(1))
+            plain_notes()
+            mark = os.stat(figures).st_ctime_ns
+            break
+    if rounds == 1:
+        print("ready", flush=True)
+print(json.dumps({"swaps": swaps, "marks": marks}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def race(tmp_path_factory):
+    """One student who keeps swapping links into their submission in the inbound, and an
+    instructor's file that only the instructor (root in CI) may read, marked."""
+    with ExitStack() as cleanup:
+        machine = Machine(privileges(), cleanup)
+        top = tempfile.mkdtemp(prefix="udl-exchange-race-", dir="/tmp")
+        cleanup.callback(run, ["rm", "-rf", "--one-file-system", top], machine.privileges,
+                         "rm " + top)
+        os.chmod(top, 0o755)
+        machine.bin = students_python(os.path.join(top, "python"))
+        student = Student("racer", "")
+        machine.add_user(student)
+        exchange_root = exchange.create_root(os.path.join(top, "exchange"))
+        inbound = os.path.join(exchange_root, COURSE, "inbound")
+        os.makedirs(inbound)
+        os.chmod(os.path.dirname(inbound), 0o755)
+        os.chmod(inbound, 0o733)  # as nbgrader's release_assignment makes it
+        instructor = os.path.join(top, "instructor")
+        os.mkdir(instructor, 0o700)
+        secret = os.path.join(instructor, "secret.txt")
+        marker = "instructor only " + secrets.token_hex(16)
+        with open(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(marker)
+        yield SimpleNamespace(machine=machine, student=student, exchange=exchange_root,
+                              inbound=inbound, secret=secret, marker=marker.encode(),
+                              root=course_copy(tmp_path_factory.mktemp("race-course")))
+
+
+def marked_or_linked(folder, marker):
+    """Every path under `folder` that holds `marker` or is a link (never followed)."""
+    found = []
+    for where, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = os.path.join(where, name)
+            if os.path.islink(path):
+                found.append(path + " (a link)")
+            elif name in files:
+                with open(path, "rb") as handle:
+                    if marker in handle.read():
+                        found.append(path)
+    return found
+
+
+def test_a_student_swapping_links_in_during_collect_gets_no_instructor_byte(race):
+    swapper = subprocess.Popen(
+        race.machine.command(race.student, str(race.machine.bin / "python"), "-c", SWAPPER,
+                             race.inbound, race.student.name, race.secret),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert swapper.stdout.readline() == b"ready\n", swapper.stderr.read()[-2000:]
+        logs = []
+        for _ in range(3):
+            shutil.rmtree(race.root / "submitted", ignore_errors=True)
+            logs.append(make(race.root, "collect", "EXCHANGE=" + race.exchange))
+            # The whole course: submitted/, and any copy collect left behind.
+            assert marked_or_linked(race.root, race.marker) == [], logs[-1].stderr[-3000:]
+            collected = race.root / "submitted" / race.student.name / ASSIGNMENT
+            assert (collected / "timestamp.txt").read_text() in (
+                "2026-01-01 00:00:00.000000 UTC", "2099-06-01 00:00:00.000000 UTC")
+            assert [path.name for path in race.root.iterdir()
+                    if path.name.startswith(".collect-")] == []
+    finally:
+        swapper.stdin.close()
+        swaps = swapper.stdout.read()
+        swapper.wait(timeout=60)
+    assert swapper.returncode == 0, swapper.stderr.read()[-2000:]
+    swaps = json.loads(swaps)
+    assert swaps["swaps"] > 1000  # it swapped for the whole of each collect
+    # Collect only reads the student's folder: it gives no signal to swap on.
+    assert swaps["marks"] == 0
+    # Only the submission being swapped is ever set aside; the plain one never is.
+    said = "\n".join(log.stdout + log.stderr for log in logs)
+    assert "+early was set aside" not in said, said[-3000:]

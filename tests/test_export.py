@@ -294,3 +294,17 @@ def test_make_export_writes_both_files(tmp_path, gradebook_file):
         export.CanvasExport, gradebook_file, tmp_path / "canvas.csv")
     assert read(root / "grades-lms.csv") == run_plugin(
         export.PlainExport, gradebook_file, tmp_path / "plain.csv")
+
+
+def test_control_characters_are_escaped_visibly_and_line_breaks_of_free_text_kept():
+    """Issue 24: one helper (export.printable) for every name the instructor reads."""
+    assert export.printable("a\x1b[31mb\x07\x7f\x9b\u202ec\u2066d\u2028e") == \
+        "a\\x1b[31mb\\x07\\x7f\\x9b\\u202ec\\u2066d\\u2028e"
+    assert export.printable("line\none\ttab") == "line\\x0aone\\x09tab"
+    assert export.printable("line\none", keep="\n") == "line\none"
+    assert export.printable("Zoë Ørsted, 李, \u200f") == "Zoë Ørsted, 李, \\u200f"
+    assert export.printable(None) == ""
+    # A cell of free text keeps its lines; an id keeps nothing, and is still no formula.
+    assert export.neutralize("Sec\n\x1b2") == "Sec\n\\x1b2"
+    assert export.neutralize("=1\n+2", keep="") == "'=1\\x0a+2"
+    assert export.neutralize("\x1b[2Jbob", keep="") == "\\x1b[2Jbob"

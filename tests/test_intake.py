@@ -86,8 +86,7 @@ RELEASE_CELLS = len(nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells)
      "(grade_id: 7 is not of type 'string')"),
     (lambda nb, cell: cell["metadata"]["nbgrader"].update(locked="yes"),
      "(locked: 'yes' is not of type 'boolean')"),
-    (lambda nb, cell: cell["metadata"]["nbgrader"].pop("grade_id"),
-     "broken nbgrader metadata (nbgrader cell does not have a grade_id"),
+    # A cell without its grade id is read (issue 24): see the repair tests below.
     (lambda nb, cell: cell["metadata"]["nbgrader"].update(schema_version=[]),
      f"cell 20 of {RELEASE_CELLS} has broken nbgrader metadata ("),
     (lambda nb, cell: nb["cells"].__setitem__(19, "print(1)"),
@@ -197,3 +196,82 @@ def test_edited_fixed_cells_are_named_and_the_record_is_the_graders(release):
     record_fixed_cells(notebook, ["imports"], ["test_used"])
     assert recorded_fixed_cells(notebook) == (["imports"], ["test_used"])
     assert edited_fixed_cells(hostile.reference(), release) == []
+
+
+# Issue 24, item 8: grade cells nbgrader crashes on (KeyError: 'grade_id') are repaired,
+# and the sentence says what was wrong.
+
+def _repaired(notebook, release):
+    from coursekit.intake import repair_grade_cells
+
+    repair = repair_grade_cells(notebook, release)
+    restore_metadata(notebook, release)
+    return repair.sentence()
+
+
+def test_a_duplicated_check_keeps_its_first_copy_only(release):
+    notebook = hostile.duplicated_check(0)
+    first = next(c for c in notebook.cells if grade_id(c) == "test_used")
+    first.source += "\n# the first copy"
+    said = _repaired(notebook, release)
+    assert said.startswith(hostile.MALFORMED["duplicated_check"])
+    assert [grade_id(c) for c in notebook.cells] == [grade_id(c) for c in release.cells]
+    assert next(c for c in notebook.cells if grade_id(c) == "test_used") is first
+
+
+def test_a_duplicated_answer_keeps_both_copies_running_and_the_first_graded(release):
+    from coursekit.samples import CLASS_CELL
+
+    notebook = hostile.reference()
+    index = next(i for i, c in enumerate(notebook.cells) if grade_id(c) == CLASS_CELL)
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
+        "# my second try\n" + notebook.cells[index].source,
+        metadata=dict(notebook.cells[index].metadata)))
+    said = _repaired(notebook, release)
+    assert said.startswith("the notebook has two copies of the answer cell `%s` (the first "
+                           "was graded)" % CLASS_CELL)
+    assert notebook.cells[index + 1].source.startswith("# my second try")
+    assert "nbgrader" not in notebook.cells[index + 1].metadata
+    assert grade_id(notebook.cells[index]) == CLASS_CELL
+
+
+def test_a_locked_cell_without_an_id_is_read_and_becomes_the_students_own(tmp_path, release):
+    path = tmp_path / "bn.ipynb"
+    nbformat.write(hostile.locked_without_id(0), path)
+    notebook = read_submission(str(path))  # no reason to set the notebook aside
+    said = _repaired(notebook, release)
+    assert hostile.MALFORMED["locked_without_id"] in said and said.startswith("cell ")
+    scratch = next(c for c in notebook.cells if c.source.startswith("scratch = "))
+    assert "nbgrader" not in scratch.metadata
+    assert [grade_id(c) for c in notebook.cells if grade_id(c)] == [
+        grade_id(c) for c in release.cells if grade_id(c)]
+
+
+def test_an_id_the_release_does_not_have_is_named(release):
+    notebook = hostile.reference()
+    notebook.cells.insert(3, nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {
+        "locked": True, "grade": False, "solution": False, "schema_version": 3,
+        "grade_id": "my_cell"}}))
+    assert _repaired(notebook, release).startswith(
+        "cell 4 is marked as one of the assignment's cells but is not one of them "
+        "(`my_cell`), so it ran as your own code")
+
+
+def test_a_release_cell_that_only_lost_its_id_is_matched_back_without_a_word(release):
+    notebook = hostile.reference()
+    imports = next(c for c in notebook.cells if grade_id(c) == "imports")
+    del imports.metadata["nbgrader"]["grade_id"]
+    assert _repaired(notebook, release) is None
+    assert grade_id(imports) == "imports"
+    assert _repaired(hostile.reference(), release) is None
+
+
+def test_the_repair_sentence_is_the_graders_record(release):
+    from coursekit.intake import record_fixed_cells, recorded_repair
+
+    notebook = hostile.reference()
+    notebook.metadata["udl"] = {"grade_cells_repaired": "the student's own claim"}
+    record_fixed_cells(notebook, [], [])
+    assert recorded_repair(notebook.metadata) is None
+    record_fixed_cells(notebook, [], [], "what grading found")
+    assert recorded_repair(notebook.metadata) == "what grading found"

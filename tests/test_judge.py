@@ -276,12 +276,62 @@ def test_the_grader_reads_tampering_from_the_submitted_text():
     for source in [c.source for c in variants.CATEGORIES.values()] + list(
             solution_cells().values()) + [slip.source for slip in variants.SLIPS.values()]:
         assert grader.suspicious_code(source) == [], source
-    # Every cheat but one is seen in its text; shadow_output only in what its model does.
+    # Every cheat is seen in its text but those that hide what they do, seen by the kernel.
     for name, build in cheats.CHEATS.items():
         findings = grader.suspicious_cells(build())
-        assert bool(findings) == (name != "shadow_output"), (name, findings)
+        assert bool(findings) == (name not in cheats.UNSEEN_IN_TEXT), (name, findings)
         assert bool(grader.distrusted(findings)) == bool(findings), name
     weak = grader.suspicious_code("import inspect\nprint(inspect.signature(print))\n")
     assert weak and grader.distrusted(weak) is None
     hidden = grader.suspicious_code("exec(bytes.fromhex('7072696e74282929').decode())\n")
     assert hidden and grader.distrusted(hidden)
+
+
+def test_trace_and_profile_hooks_are_turned_off_and_named():
+    """The grader's request turns off every hook that could rewrite what the observers
+    return, and names it, however the notebook hid it."""
+    import sys
+    import threading
+
+    from coursekit import checks
+
+    assert checks.suspend_hooks() == []
+    getter = sys.getprofile
+    try:
+        sys.setprofile(lambda *args: None)
+        threading.settrace(lambda *args: None)
+        assert checks.suspend_hooks() == ["sys.setprofile", "threading.settrace"]
+        assert sys.getprofile() is None and threading.gettrace() is None
+        sys.setprofile(lambda *args: None)
+        sys.getprofile = lambda: None  # a getter that says nothing is set
+        assert checks.suspend_hooks() == ["sys.getprofile (replaced)"]
+        sys.getprofile = getter
+        assert sys.getprofile() is None  # turned off all the same
+    finally:
+        sys.getprofile = getter
+        sys.setprofile(None)
+        threading.settrace(None)
+
+
+@pytest.mark.parametrize("source", [
+    'import sys\ngetattr(sys, "set" + "profile")(print)\n',
+    'import sys\nname = "".join(["set", "trace"])\ngetattr(sys, name)(print)\n',
+    'import sys\nsys.modules[f"udl_bn_{\'judge\'}"]\n',
+    'import sys\nvars(sys)["gettrace"[::1]] = None\n',
+    'frame = None\nf = getattr(frame, "f_%s" % "back")\n',
+    'import builtins\ngetattr(builtins, "ex" "ec")("1")\n',
+    'helper = getattr(object(), "_reference_" + "running")\n',
+])
+def test_names_built_from_pieces_are_read_as_written(source):
+    assert grader.distrusted(grader.suspicious_code(source)), source
+
+
+@pytest.mark.parametrize("source", [
+    'for k in range(1, 6):\n  layer = getattr(self, "bn%d" % k)\n',
+    'mode = "eval"\nprint(f"{mode} mode")\nlabel = "check" + "s"\n',
+    'stats = {"events": 1}\nprint(stats["events"])\n',
+    'text = "%0999999999d" % 1\n',
+    "x = " + " + ".join(['"ab"'] * 5000) + "\n",
+])
+def test_honest_strings_are_not_read_as_names(source):
+    assert grader.suspicious_code(source) == [], source

@@ -87,3 +87,28 @@ def test_lateness_is_rounded_up_to_the_minute_and_names_a_penalty():
     row = report.Row("ada", 0, 28, {}, {}, {}, 61, 25, False)
     assert report.lateness(row) == "2 min late, 25 points off"
     assert report.lateness(dataclasses.replace(row, seconds_late=0)) == ""
+
+
+def test_control_characters_in_an_id_or_a_problem_are_printed_escaped(tmp_path):
+    """Issue 24: a folder name reaches the table and grades.csv as visible escapes, and the
+    table's columns still line up."""
+    import hostile
+
+    odd = report.Row(hostile.ODD_ID, 25, 28, {CHECK: 2}, {}, {}, 0, 0, False)
+    plain = report.Row("ada", 28, 28, {CHECK: 2}, {}, {}, 0, 0, False)
+    problems = {hostile.ODD_ID: "submitted/%s/bn is odd" % hostile.ODD_ID,
+                "=\x1b]0;title\x07": "never graded"}
+    lines = report.table([odd, plain], problems).splitlines()
+    assert not hostile.CONTROL_CHARACTERS.search("\n".join(lines))
+    assert lines[1].startswith(hostile.ODD_ID_SHOWN + "  ")
+    assert lines[1].endswith("NEEDS ATTENTION: submitted/%s/bn is odd" % hostile.ODD_ID_SHOWN)
+    assert lines[2].index("28/28") == lines[1].index("25/28")
+    assert lines[3].startswith("=\\x1b]0;title\\x07  ")
+    report.write_csv([odd, plain], [CHECK], tmp_path / "grades.csv", problems)
+    raw = (tmp_path / "grades.csv").read_text(encoding="utf-8").replace("\r\n", "\n")
+    assert not hostile.CONTROL_CHARACTERS.search(raw), raw
+    with open(tmp_path / "grades.csv", newline="") as handle:
+        table = {row["student"]: row for row in csv.DictReader(handle)}
+    assert table[hostile.ODD_ID_SHOWN]["problem"] == "submitted/%s/bn is odd" % (
+        hostile.ODD_ID_SHOWN)
+    assert table["'=\\x1b]0;title\\x07"]["problem"] == "never graded"

@@ -278,9 +278,11 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
         assert "0/%g " % (FULL + WRITTEN) in line and "NEEDS ATTENTION" in line and says in line
     with open(graded["root"] / "grades.csv") as handle:
         flagged = {row["student"] for row in csv.DictReader(handle) if row["problem"]}
-    # Besides, graded students whose fixed cells the grader put back (issue 14), and those
-    # whose code the judge saw tamper (issue 12).
-    assert flagged == set(hostile.BROKEN) | set(hostile.FIXED_CELLS) | set(hostile.TAMPERING)
+    # Besides, graded students whose fixed cells the grader put back (issue 14), those
+    # whose code the judge saw tamper (issue 12), and those whose grade cells grading
+    # repaired (issue 24).
+    assert flagged == (set(hostile.BROKEN) | set(hostile.FIXED_CELLS) | set(hostile.TAMPERING)
+                       | set(hostile.MALFORMED))
 
 
 def test_the_table_says_what_the_autograder_recorded_and_nothing_else(graded, capsys):
@@ -292,7 +294,7 @@ def test_the_table_says_what_the_autograder_recorded_and_nothing_else(graded, ca
     recorded = {student: attention.read(graded["root"], ASSIGNMENT, student)
                 for student in hostile.CASES}
     recorded = {student: why for student, why in recorded.items() if why}
-    assert set(recorded) == set(hostile.BROKEN) | set(hostile.TAMPERING)
+    assert set(recorded) == set(hostile.BROKEN) | set(hostile.TAMPERING) | set(hostile.MALFORMED)
     with open(graded["root"] / "grades.csv") as handle:
         said = {row["student"]: row["problem"] for row in csv.DictReader(handle)}
     assert {student: said[student] for student in recorded} == recorded
@@ -417,6 +419,7 @@ OVER_BUDGET = {  # student: (the hostile cell, what the grader says it passed)
     "limit_slow_cells": (hostile.SLOW_CELL.replace("SECONDS", "8"),
                          "time budget of 30 s (all cells together)"),
     "limit_disk_filler": (hostile.DISK_FILLER, "more than 256 MiB into its folder"),
+    "limit_home_filler": (hostile.HOME_FILLER, "more than 256 MiB into its folder and home"),
 }
 
 
@@ -601,3 +604,80 @@ def test_the_input_history_holds_no_hidden_test(graded):
     leaked = [line for line in hidden_code() if line in printed or line in page]
     assert not leaked, leaked
     assert graded["grades"]["input_history"] == graded["grades"]["zz_reference"]
+
+
+# Issue 24, items 7 and 8, graded on their own (the battery above grades them too): grade
+# cells nbgrader crashed on get a sentence and the rest of the notebook is graded; a student
+# id full of control characters is printed escaped everywhere the instructor reads it.
+
+@pytest.fixture(scope="module")
+def odd_cases(tmp_path_factory):
+    import contextlib
+    import io
+
+    from coursekit.report import main
+
+    root = course_copy(tmp_path_factory.mktemp("odd_cases"))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    for student in [*hostile.MALFORMED, hostile.ODD_ID, "zz_reference"]:
+        nbformat.write(hostile.CASES[student](0), _path(root, student))
+    run = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT, check=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(root)
+    env = dict(nbgrader_env(), PYTHONPATH=str(root))
+    parallel = subprocess.run(
+        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--jobs", "1",
+         "--student", "odd*", "--set", "Execute.timeout=10"], cwd=root, env=env,
+        capture_output=True, text=True)
+    return dict(root=root, run=run, table=printed.getvalue(), parallel=parallel,
+                grades=grades_of(root))
+
+
+@pytest.mark.parametrize("student", sorted(hostile.MALFORMED))
+def test_a_malformed_grade_cell_gets_a_sentence_and_the_rest_is_graded(odd_cases, student):
+    from coursekit import attention
+
+    assert "KeyError" not in odd_cases["run"].stderr
+    assert odd_cases["grades"][student] == points()
+    assert odd_cases["grades"][student] == odd_cases["grades"]["zz_reference"]
+    recorded = attention.read(odd_cases["root"], ASSIGNMENT, student)
+    assert recorded and hostile.MALFORMED[student] in recorded, recorded
+    line = next(line for line in odd_cases["table"].splitlines()
+                if line.startswith(student + " "))
+    assert "NEEDS ATTENTION: " in line and hostile.MALFORMED[student] in line, line
+    with open(odd_cases["root"] / "grades.csv", newline="") as handle:
+        row = next(row for row in csv.DictReader(handle) if row["student"] == student)
+    assert hostile.MALFORMED[student] in row["problem"]
+    logged = [line for line in odd_cases["run"].stderr.splitlines()
+              if hostile.MALFORMED[student] in line]
+    assert logged and logged[0].startswith("[AutogradeApp | WARNING] %s: " % student), logged
+
+
+def test_the_duplicated_check_is_graded_once_where_the_release_has_it(odd_cases):
+    present = [cell_id for cell_id, _ in outputs(odd_cases, "duplicated_check")]
+    assert present == [cell_id for cell_id, _ in outputs(odd_cases, "zz_reference")]
+
+
+def test_the_locked_cell_without_an_id_ran_as_the_students_own(odd_cases):
+    assert "my own notes" in output_of_cell_containing(odd_cases, "locked_without_id",
+                                                       "scratch = ")
+
+
+def test_a_student_id_full_of_control_characters_is_graded_and_printed_escaped(odd_cases):
+    root = odd_cases["root"]
+    # The id itself is the folder's: the gradebook keys the student on it, unchanged.
+    assert odd_cases["grades"][hostile.ODD_ID] == points()
+    printed = {"the autograde log": odd_cases["run"].stderr,
+               "the grade table": odd_cases["table"],
+               "the parallel progress and summary": odd_cases["parallel"].stdout
+               + odd_cases["parallel"].stderr}
+    with open(root / "grades.csv", newline="") as handle:
+        printed["grades.csv"] = "\n".join("\t".join(row) for row in csv.reader(handle))
+    for where, text in printed.items():
+        assert not hostile.CONTROL_CHARACTERS.search(text), (where, text[-2000:])
+        assert hostile.ODD_ID_SHOWN in text, (where, text[-2000:])
+    progress = [line for line in odd_cases["parallel"].stdout.splitlines()
+                if line.startswith("[1/1] ")]
+    assert len(progress) == 1 and progress[0].startswith("[1/1] " + hostile.ODD_ID_SHOWN)
+    assert " %g/%g " % (FULL, FULL + WRITTEN) in progress[0], progress
