@@ -54,21 +54,38 @@ SETTINGS = ("eps", "normalized_shape", "num_groups", "size", "alpha", "beta", "k
             "num_features")
 
 
+# Trace and profile hooks the student's code set while it was observed (unhooked()).
+HOOKED = []
+
+
+def unhooked():
+    """Turn off any trace or profile hook the student's code just set, before the observer
+    goes on, and remember it for the grader: such a hook would see the observer's own
+    calls and returns."""
+    HOOKED.extend(suspend_hooks())
+
+
 @contextlib.contextmanager
 def quiet():
     """Swallow prints and warnings: stderr output in a test cell would zero its points."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        unhooked()
 
 
 @contextlib.contextmanager
 def seeded(seed):
     """Seed torch for the block, then give the caller back its own random state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        unhooked()
 
 
 def he_init(model):
@@ -196,6 +213,7 @@ def record_forward(model, x, modules):
     except Exception as error:
         return calls, None, "forward raised " + said(error)
     finally:
+        unhooked()
         handle.remove()
     if isinstance(returned, torch.Tensor):
         returned = returned.detach().clone()
@@ -207,7 +225,10 @@ def record_forward(model, x, modules):
 def _build(model_class, seed):
     """A fresh, He-initialized model in train mode, or the message of what went wrong."""
     try:
-        model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
+        try:
+            model = model_class(INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE)
+        finally:
+            unhooked()
         he_init(model)
         model.train()
         return model, None
@@ -297,6 +318,9 @@ def observe_train_eval(model_class, seed=0):
         try:
             with torch.no_grad():
                 o.whole = whole[:1].clone() if whole is not None else None
+                # Another batch first: a layer that kept the last batch's statistics for
+                # eval mode would then treat the lone example with another batch's.
+                model(input_batch(seed + 7))
                 o.alone = model(batch[:1]).detach().clone()
         except Exception as error:
             o.eval_error = said(error, first_line=True)
@@ -868,10 +892,10 @@ def suspend_hooks():
                         (threading, "profile")):
         get, put = (getattr(owner, verb + what, None) for verb in ("get", "set"))
         for function, verb in ((get, "get"), (put, "set")):
-            genuine = (isinstance(function, types.BuiltinFunctionType)
-                       and function.__self__ is sys if owner is sys
-                       else isinstance(function, types.FunctionType)
-                       and function.__module__ == "threading")
+            # type(len), not types.BuiltinFunctionType: the types module can be patched.
+            genuine = (type(function) is type(len) and function.__self__ is sys
+                       if owner is sys else type(function) is type(suspend_hooks)
+                       and function.__code__.co_filename == threading.__file__)
             if function is not None and not (genuine and function.__name__ == verb + what):
                 found.append("%s.%s%s (replaced)" % (owner.__name__, verb, what))
         if get is not None and get() is not None:

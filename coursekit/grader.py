@@ -121,7 +121,8 @@ def _udl_grader_request():
         if isinstance(module, types.ModuleType):
             report["fingerprints"][label] = checks.code_fingerprint(module)
     report["observations"] = checks.observations(%(check)r, lambda: (%(arguments)s,), %(seeds)r)
-    report["hooked_while_observing"] = checks.suspend_hooks()
+    report["hooked_while_observing"] = list(dict.fromkeys(checks.suspend_hooks()
+                                                          + checks.HOOKED))
     from IPython.display import display
     display({%(mime)r: judge.encode(report)}, raw=True)
 _udl_grader_request()
@@ -265,7 +266,9 @@ def verdicts(check, arguments, reply, seeds, distrust=None):
 
 # What the student's own cells may not do, read from the submitted text by the grader (the
 # kernel cannot hide these). Honest answers to this notebook never need any of them.
-_INTROSPECTION = {"_getframe", "currentframe", "stack", "f_back", "f_locals", "f_globals",
+# ("stack" is not here: torch.stack and np.stack are everyday code; inspect.stack's frames
+# are reached through the f_ names.)
+_INTROSPECTION = {"_getframe", "currentframe", "f_back", "f_locals", "f_globals",
                   "get_referrers", "get_objects", "settrace", "setprofile", "addaudithook",
                   "__code__", "__globals__", "_current_frames", "walk_stack", "walk_tb",
                   "tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_trace", "monitoring",
@@ -309,8 +312,8 @@ class _Folder:
 
     LONGEST = 100  # longer than any name looked for: not folded further
     # A width or precision of three digits or more ("%0999999999d") would make the folding
-    # itself allocate gigabytes.
-    WIDE = re.compile(r"[%:][^%{}]*\d{3}|\*")
+    # itself allocate gigabytes (str.format and f-strings with a format spec are not folded).
+    WIDE = re.compile(r"%[^%a-zA-Z]*(\d{3}|\*)")
     METHODS = ("join", "format", "replace", "lower", "upper", "strip", "lstrip", "rstrip",
                "capitalize", "title", "swapcase")
 
@@ -341,8 +344,26 @@ class _Folder:
         return value if isinstance(value, str) else None
 
     def built(self, node):
-        """The text of `node` when it is assembled from pieces (not one literal)."""
-        return None if isinstance(node, ast.Constant) else self.text(node)
+        """The text of `node` when it is assembled from pieces (not one literal, nor an
+        f-string of literal text only)."""
+        if isinstance(node, ast.Constant):
+            return None
+        text = self.text(node)
+        # Picked whole from literals (("a", "b")[0], "%s" % "a", f"a"): written out, not built.
+        if text is None or text in self._literals(node, set()):
+            return None
+        return text
+
+    def _literals(self, node, seen):
+        """The string literals `node` is made of, through the names it reads."""
+        found = set()
+        for part in ast.walk(node):
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                found.add(part.value)
+            elif isinstance(part, ast.Name) and part.id in self.bound and part.id not in seen:
+                seen.add(part.id)
+                found |= self._literals(self.bound[part.id], seen)
+        return found
 
     def value(self, node):
         key = id(node)
@@ -381,6 +402,10 @@ class _Folder:
                 return left % (tuple(right) if isinstance(right, list) else right)
             return None
         if isinstance(node, ast.JoinedStr):
+            if any(isinstance(part, ast.FormattedValue) and (
+                    part.format_spec is not None or part.conversion != -1)
+                   for part in node.values):
+                return None  # f"{x:>999999999}": not folded, never allocated
             parts = [fold(part.value if isinstance(part, ast.FormattedValue) else part)
                      for part in node.values]
             return None if None in parts else "".join(str(part) for part in parts)
@@ -401,28 +426,45 @@ class _Folder:
             if isinstance(node.func, ast.Attribute) and node.func.attr in self.METHODS:
                 owner = fold(node.func.value)
                 if isinstance(owner, str) and not (node.func.attr == "format"
-                                                   and self.WIDE.search(owner)):
+                                                   and re.search(r"[:!]", owner)):
                     return getattr(owner, node.func.attr)(*arguments)
         return None
 
 
 @functools.lru_cache(maxsize=1)
-def _known_names():
-    """Every name the scan looks for, to recognize it when a cell builds it from pieces or
-    reads it by a string: the interpreter's and IPython's machinery, run-time code, the
-    checks' modules and what they define but the notebook does not call. Plain words
-    ("stack", "check", "eval") are left out, so that a label such as f"{mode}" never
-    counts."""
+def _checks_internals():
+    """What the checks' modules define that a notebook has no business calling: their
+    private helpers and their observing, judging and tracing functions (the answer key
+    among them). Names of plain words or constants ("Block", "HIDDEN_SIZE") are left out:
+    a label such as f"{name}" must never count."""
     from coursekit import checks, judge
 
-    inner = {name for module in (checks, judge) for name, value in vars(module).items()
-             if not name.startswith("__") and name not in _CHECKS_API
-             and getattr(value, "__module__", module.__name__) == module.__name__
-             and not isinstance(value, types.ModuleType)}
-    names = _INTROSPECTION | _IPYTHON | _RUN_TIME | inner | {
+    return frozenset(
+        name for module in (checks, judge) for name, value in vars(module).items()
+        if not name.startswith("__") and name not in _CHECKS_API
+        and (callable(value) or isinstance(value, dict))
+        and getattr(value, "__module__", module.__name__) == module.__name__
+        and not isinstance(value, types.ModuleType)
+        and (name.startswith("_") or "_" in name and not isinstance(value, type)))
+
+
+@functools.lru_cache(maxsize=1)
+def _known_names():
+    """Every name the scan recognizes when a cell builds it from pieces or reads it by a
+    string: the interpreter's and IPython's machinery, and the checks' internals."""
+    return frozenset(name for name in _INTROSPECTION | _IPYTHON | _checks_internals() | {
         "__builtins__", "udl_bn_checks", "udl_bn_judge", "import_module"}
-    return frozenset(name for name in names
-                     if "_" in name or not name.islower() or len(name) >= 8)
+        if "_" in name or len(name) >= 8)
+
+
+def _namespace(node):
+    """Whether `node` is a namespace read by key: vars(x), globals(), locals(),
+    x.__dict__, sys.modules or __builtins__ (where "eval" is the builtin, not a dict's
+    key)."""
+    return ((isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in ("vars", "globals", "locals"))
+            or (isinstance(node, ast.Attribute) and node.attr in ("__dict__", "modules"))
+            or (isinstance(node, ast.Name) and node.id in ("__builtins__", "builtins")))
 
 
 def suspicious_code(source):
@@ -441,26 +483,32 @@ def suspicious_code(source):
 
 def _suspicious_tree(tree):
     folder = _Folder(tree)
-    known = _known_names()
+    known, internals = _known_names(), _checks_internals()
     built, read = [], []
     for node in ast.walk(tree):
         if isinstance(node, ast.expr):
             text = folder.built(node)
             if text in known:
                 built.append("builds the name %s from pieces" % text)
-        # getattr(sys, "settrace"), vars(sys)["settrace"]: read as sys.settrace below.
-        named, owner, plain_words = None, None, False
+        # getattr(sys, "settrace"), vars(sys)["settrace"], sys.modules.get("udl_bn_judge"):
+        # read below as sys.settrace, sys.modules.udl_bn_judge.
+        named, owner = None, None
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in ("getattr", "hasattr") and len(node.args) > 1):
-            named, owner, plain_words = folder.text(node.args[1]), node.args[0], True
-        elif isinstance(node, ast.Subscript):  # a dict's "events" key is no attribute
+                and node.func.id == "getattr" and len(node.args) > 1):
+            named, owner = folder.text(node.args[1]), node.args[0]
+        elif isinstance(node, ast.Subscript) and _namespace(node.value):
             named, owner = folder.text(node.slice), node.value
-        if named in ("udl_bn_checks", "udl_bn_judge"):
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args
+              and _namespace(node.func.value)):
+            named, owner = folder.text(node.args[0]), node.func.value
+        if not isinstance(named, str) or not named.isidentifier():
+            continue
+        if named in ("udl_bn_checks", "udl_bn_judge") or named in internals:
             built.append("reaches into the checks (%s)" % named)
-        elif named in _RUN_TIME:
+        elif named in _RUN_TIME and _namespace(owner):
             built.append("runs code it builds at run time (%s)" % named)
-        elif isinstance(named, str) and named.isidentifier() and (named in known or (
-                plain_words and (named in _INTROSPECTION or named in _IPYTHON))):
+        elif named in _INTROSPECTION or named in _IPYTHON:
             read.append(ast.Expr(ast.Attribute(value=owner, attr=named, ctx=ast.Load())))
     tree.body.extend(read)
     relied, checks = set(_RELIED_ON), {"udl_bn_checks", "udl_bn_judge"}
@@ -486,6 +534,24 @@ def _suspicious_tree(tree):
         elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
               and node.value.id in checks and node.attr not in _CHECKS_API):
             found.append("reaches into the checks (%s.%s)" % (node.value.id, node.attr))
+        elif isinstance(node, ast.Attribute) and node.attr in internals and (
+                node.attr.startswith(("_", "observe_", "judge_"))
+                and ("_" in node.attr.strip("_") or node.attr.lstrip("_")[:1].isupper())):
+            # C = udl_bn_checks; C._reference_running: a name only the checks use (not a
+            # word such as _build or _train, which a student's own class may have).
+            found.append("reaches into the checks (%s)" % node.attr)
+        elif isinstance(node, ast.ImportFrom) and any(
+                alias.name in _INTROSPECTION | _IPYTHON | _RUN_TIME | internals
+                or (node.module or "").split(".")[0] in ("udl_bn_checks", "udl_bn_judge")
+                and alias.name not in _CHECKS_API for alias in node.names):
+            found.append("takes %s from %s, which %s" % (
+                ", ".join(alias.name for alias in node.names), node.module,
+                "reaches into the checks" if (node.module or "").startswith("udl_bn_")
+                else "looks at the interpreter's frames or hooks"))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (name or "").split(".")[0] == "ctypes"
+                for name in [alias.name for alias in node.names] + [getattr(node, "module", "")]):
+            found.append("loads ctypes, which reaches into the interpreter itself")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
             if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes",

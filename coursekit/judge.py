@@ -801,6 +801,26 @@ def _skipped_in_eval(o):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _unused_in_eval(network):
+    """The BatchNorm1d layers whose eval-mode output nothing after them receives, as
+    words, or None."""
+    calls = network.calls if network is not None else []
+    unused = []
+    for index, call in enumerate(calls):
+        if not (call.kind == "module" and call.module.kind == "BatchNorm1d"):
+            continue
+        made = [(call.output, torch.relu(call.output))]
+        later = [value for later in calls[index + 1:] for value in later.inputs]
+        if isinstance(network.output, torch.Tensor):
+            later.append(network.output)
+        if not any(_derived_from(value, made) for value in later):
+            unused.append(Trace.name_of(call.module))
+    if not unused:
+        return None
+    unused = list(dict.fromkeys(unused))
+    return unused[0] if len(unused) == 1 else ", ".join(unused[:-1]) + " and " + unused[-1]
+
+
 def judge_train_eval(observation, seed=0):
     """The network trains; running statistics update in train mode; eval mode treats each
     example on its own."""
@@ -836,6 +856,12 @@ def judge_train_eval(observation, seed=0):
                        "statistics it gathered in training; without it the trained network "
                        "sees values on another scale. Call the layers the same way in both "
                        "modes." % skipped)
+    unused = _unused_in_eval(o.eval_network)
+    if unused:
+        return Verdict(name, False,
+                       "In eval mode your network calls %s but does not use what it returns, "
+                       "so nothing is normalized after model.eval(). Call the layers the same "
+                       "way in both modes." % unused)
     why = (unconfirmed(o.eval_network, seed) if o.eval_network is not None
            else "the eval-mode forward pass was not traced")
     if why:

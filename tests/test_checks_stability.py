@@ -295,12 +295,14 @@ def test_each_slip_fails_its_own_checks_for_every_seed(slip, training_set):
     assert any(phrase in verdicts[name].message for name in fails), verdicts
 
 
-def test_batch_norm_trains_where_the_plain_network_diverges_for_30_seeds(training_set):
-    """The comparison the notebook reports, with the reference train_model."""
+def test_batch_norm_trains_where_the_plain_network_fails_for_30_seeds(training_set):
+    """The comparison the notebook reports, with the reference train_model. Whether the
+    plain network's loss overflows to nan or only blows up is the CPU's rounding to decide
+    (both were seen on machines of this kind), so neither is asserted."""
     train_model = variants.run_answer(solution_cells()["train_model"])["train_model"]
     for seed in range(30):
         verdict = checks.check_training_comparison(train_model, *training_set, seed)
-        assert verdict.passed and "nan" in verdict.message, (seed, verdict.message)
+        assert verdict.passed, (seed, verdict.message)
 
 
 def test_blank_answers_to_the_later_exercises_fail_with_a_pointer_to_the_todo(training_set):

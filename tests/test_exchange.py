@@ -107,16 +107,14 @@ def base_prefix(python):
 
 
 def students_python(folder):
-    """A virtualenv at `folder` that every user can run, seeing this virtualenv's packages:
-    the students run the very nbgrader the instructor does. (Its interpreter often lives
-    where only root may go, as pyenv's under /root does; then a system Python of the same
-    version runs it.)"""
-    packages = sysconfig.get_paths()["purelib"]
-    if closed_folder(packages):
-        pytest.fail("The students run nbgrader from %s, but other users cannot enter %s: "
-                    "clone the course where every user can read it (e.g. under /srv or "
-                    "/opt, not /root) to run test_exchange.py."
-                    % (packages, closed_folder(packages)))
+    """A virtualenv at `folder` that every user can run, with nbgrader for the students.
+
+    Where this virtualenv's packages are open to every user, the students' one sees them:
+    they run the very nbgrader the instructor does, at no cost. Where they are not (a clone
+    in a private home folder, mode 0700), the students get an nbgrader of their own,
+    installed from PyPI, as the README tells instructors to provide it. Either way its
+    interpreter is one every user can run (pyenv's under /root is not; then a system
+    Python of the same version is used)."""
     version = "python%d.%d" % sys.version_info[:2]
     found = [os.path.realpath(sys.executable)] + [
         shutil.which(version, path=where) for where in ("/usr/local/bin", "/usr/bin")]
@@ -128,9 +126,36 @@ def students_python(folder):
                     "where only its owner may go): install Debian's python3 or run the "
                     "tests from a virtualenv built on a system-wide Python."
                     % (version, os.path.realpath(sys.executable)))
-    subprocess.run([python, "-m", "venv", "--without-pip", folder], check=True)
-    site_packages = Path(folder, "lib", version, "site-packages")
-    (site_packages / "course.pth").write_text("import site; site.addsitedir(%r)\n" % packages)
+    packages = sysconfig.get_paths()["purelib"]
+    if not closed_folder(packages):
+        subprocess.run([python, "-m", "venv", "--without-pip", folder], check=True)
+        site_packages = Path(folder, "lib", version, "site-packages")
+        (site_packages / "course.pth").write_text("import site; site.addsitedir(%r)\n"
+                                                  % packages)
+        return Path(folder, "bin")
+    return _own_nbgrader(python, folder)
+
+
+def _own_nbgrader(python, folder):
+    """The students' own virtualenv with this course's nbgrader, built once per test run
+    (pip's cache makes a second build quick) and copied nowhere: `folder` is a link to it."""
+    from importlib.metadata import version as installed
+
+    built = Path(tempfile.gettempdir(), "udl-students-nbgrader-%s" % installed("nbgrader"))
+    if not (built / ".complete").exists():
+        shutil.rmtree(built, ignore_errors=True)
+        subprocess.run([python, "-m", "venv", str(built)], check=True)
+        pip = subprocess.run([str(built / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                              "--disable-pip-version-check", "nbgrader==%s"
+                              % installed("nbgrader")], capture_output=True, text=True)
+        if pip.returncode != 0:
+            pytest.fail("Could not install nbgrader for the test's students (this clone's "
+                        "virtualenv is where they cannot go):\n" + pip.stderr[-3000:])
+        for path in [built, *built.rglob("*")]:  # every user runs it, nobody changes it
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        (built / ".complete").touch()
+    os.symlink(built, folder)
     return Path(folder, "bin")
 
 

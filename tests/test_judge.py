@@ -321,6 +321,12 @@ def test_trace_and_profile_hooks_are_turned_off_and_named():
     'frame = None\nf = getattr(frame, "f_%s" % "back")\n',
     'import builtins\ngetattr(builtins, "ex" "ec")("1")\n',
     'helper = getattr(object(), "_reference_" + "running")\n',
+    'import sys\njudge = sys.modules.get("udl_bn_judge")\nkey = getattr(judge, "_reference_running")\n',
+    'from udl_bn_judge import _reference_running\n',
+    'from sys import setprofile as quiet_please\n',
+    'import udl_bn_checks\nC = udl_bn_checks\nnet = C._PlainNetwork()\n',
+    'import builtins\nvars(builtins).get("exec")("1")\n',
+    'import ctypes\n',
 ])
 def test_names_built_from_pieces_are_read_as_written(source):
     assert grader.distrusted(grader.suspicious_code(source)), source
@@ -332,6 +338,14 @@ def test_names_built_from_pieces_are_read_as_written(source):
     'stats = {"events": 1}\nprint(stats["events"])\n',
     'text = "%0999999999d" % 1\n',
     "x = " + " + ".join(['"ab"'] * 5000) + "\n",
+    'import torch\nv = torch.stack([torch.ones(2), torch.zeros(2)])\n',
+    'outputs = {}\noutputs["eval"] = model(x)\nlosses = {"train": [], "eval": []}\n',
+    'getattr(model, "eval")()\nopts = {"compile": False}\nprint(opts["compile"])\n',
+    'results = {}\nresults[f"HIDDEN_SIZE"] = 100\nprint(f"{name:>10}", "block".capitalize())\n',
+    'headers = ("training_data", "validation")\nprint(headers[0], "%s" % "observations")\n',
+    'class A: pass\nprint(hasattr(A(), "events"), {"monitoring": 1}["monitoring"])\n',
+    'class Trainer:\n  def _build(self): self._train = self.training_data = 1\n',
+    'w = "999999999"\nx = "{0:{1}}".format("a", w)\ny = f"{w:>{w}}"\n',
 ])
 def test_honest_strings_are_not_read_as_names(source):
     assert grader.suspicious_code(source) == [], source
