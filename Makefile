@@ -19,7 +19,7 @@ GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-.PHONY: all grade release autograde feedback report export similarity samples release-assignment collect release-feedback test bench clean sandbox postgresql chromium
+.PHONY: all grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
 
 all: grade
 
@@ -116,6 +116,11 @@ samples: $(GUARD)
 
 test: $(GUARD) $(DATA) sandbox postgresql chromium
 	$(BIN)/python -m pytest tests
+
+# For every edit: no kernel, browser, server or Unix user, 10 seeds instead of 100
+# (tests/conftest.py says what is left out); a few minutes.
+test-fast: $(GUARD) $(DATA)
+	UDL_SEEDS=10 $(BIN)/python -m pytest tests -m "not slow" -q
 
 # Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
 bench: $(GUARD) $(DATA) sandbox

@@ -25,6 +25,25 @@ from coursekit.course import ASSIGNMENT  # noqa: E402
 from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
 
 
+# What `make test-fast` leaves out: tests that start a kernel, a browser, a server or Unix
+# users (every test of these modules, and any test marked slow). The rest runs in about
+# two minutes, for every edit; `make test` runs everything.
+SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
+                "test_formgrader", "test_grading", "test_judge_cheats", "test_jupyterlab",
+                "test_parallel", "test_safe_grading", "test_validate"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts a kernel, a browser, a server or Unix "
+                            "users (make test-fast leaves it out)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def checksums(folder):
     """{path under `folder`: sha256} of every file in it, to prove nothing was changed."""
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()

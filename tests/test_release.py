@@ -2,6 +2,7 @@
 import json
 
 import nbformat
+import pytest
 from nbgrader.validator import Validator
 
 from conftest import ROOT
@@ -103,6 +104,7 @@ def test_every_test_cell_is_locked_and_has_points():
     assert written and all(meta["solution"] and meta["points"] > 0 for meta in written)
 
 
+@pytest.mark.slow
 def test_source_notebook_passes_its_own_tests(tmp_path):
     # `nbgrader validate` exits 0 even on failure: read the validator's result.
     copy = tmp_path / NOTEBOOK
@@ -111,6 +113,7 @@ def test_source_notebook_passes_its_own_tests(tmp_path):
     assert not result.get("failed") and not result.get("changed"), result
 
 
+@pytest.mark.slow
 def test_blank_release_passes_no_test(tmp_path):
     copy = tmp_path / NOTEBOOK
     copy.write_text(RELEASE.read_text())

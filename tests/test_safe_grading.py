@@ -25,8 +25,10 @@ from coursekit.report import points_by_student
 from coursekit.samples import course_copy, nbgrader_env, submission_path
 from test_grading import NETWORK_TESTS, points
 
-# Short enough to keep the suite quick, far above the slowest honest cell (about 1 s).
-TIMEOUT = ["--Execute.timeout=10"]
+# Short enough to keep the suite quick, far above the slowest honest cell (about 1 s), and
+# room for the memory bombs to reach the 4 GiB allowance first: filling /tmp (RAM) runs
+# at about 300 MB/s on some machines of this kind, 13 s from the kernel's start.
+TIMEOUT = ["--Execute.timeout=20"]
 
 
 class Listener:
