@@ -548,10 +548,6 @@ def _suspicious_tree(tree):
                 ", ".join(alias.name for alias in node.names), node.module,
                 "reaches into the checks" if (node.module or "").startswith("udl_bn_")
                 else "looks at the interpreter's frames or hooks"))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (name or "").split(".")[0] == "ctypes"
-                for name in [alias.name for alias in node.names] + [getattr(node, "module", "")]):
-            found.append("loads ctypes, which reaches into the interpreter itself")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
             if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes",

@@ -326,7 +326,6 @@ def test_trace_and_profile_hooks_are_turned_off_and_named():
     'from sys import setprofile as quiet_please\n',
     'import udl_bn_checks\nC = udl_bn_checks\nnet = C._PlainNetwork()\n',
     'import builtins\nvars(builtins).get("exec")("1")\n',
-    'import ctypes\n',
 ])
 def test_names_built_from_pieces_are_read_as_written(source):
     assert grader.distrusted(grader.suspicious_code(source)), source
