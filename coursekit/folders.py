@@ -153,7 +153,7 @@ def copy_unfollowed(source, destination, owner, max_bytes=None):
         kind = _not_ours(status, owner)
         if kind:
             return [Foreign(source, kind)]
-        budget = {"left": max_bytes, "max": max_bytes}
+        budget = _Budget(max_bytes)
         _copy_folder(top, status, source, destination, owner, found, budget, 0)
     finally:
         os.close(top)
@@ -248,6 +248,19 @@ def _copy_folder(folder, itself, path, destination, owner, found, budget, depth)
     os.utime(destination, ns=(itself.st_atime_ns, itself.st_mtime_ns))
 
 
+class _Budget:
+    """The bytes a copy may still write: none counted when `limit` is None."""
+
+    def __init__(self, limit):
+        self.limit, self.left = limit, limit
+
+    def spend(self, size):
+        if self.limit is not None:
+            self.left -= size
+            if self.left < 0:
+                raise Unfit("it holds more than %d bytes" % self.limit)
+
+
 def _copy_file(opened, target, status, budget):
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(target, flags, 0o600), "wb") as out:
@@ -255,10 +268,7 @@ def _copy_file(opened, target, status, budget):
             chunk = os.read(opened, CHUNK)
             if not chunk:
                 break
-            if budget["max"] is not None:
-                budget["left"] -= len(chunk)
-                if budget["left"] < 0:
-                    raise Unfit("it holds more than %d bytes" % budget["max"])
+            budget.spend(len(chunk))
             out.write(chunk)
         out.flush()
         os.fchmod(out.fileno(), stat.S_IMODE(status.st_mode) & 0o777 | 0o600)
