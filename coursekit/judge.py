@@ -185,10 +185,9 @@ class RunningObservation:
 @dataclass
 class TrainModelObservation:
     at_rest: Returned            # lr 0, two epochs, batches of 80: losses
-    steps: int = 0               # optimizer steps during that call
-    backward: int = 0            # backward passes that reached the model
     full_batch: Optional[Returned] = None     # lr 0.5, four epochs, one batch
     moved: bool = False          # full_batch changed the model it was given
+    alike: Optional[Returned] = None          # every example alike, batches of 80: losses
     restart: Optional[Returned] = None        # a model starting at 5.0
     restarted: bool = False      # ... came back He-initialized (weight not 5, bias 0)
 
@@ -198,6 +197,43 @@ class ComparisonObservation:
     train_model: TrainModelObservation
     plain: Optional[Returned] = None
     batchnorm: Optional[Returned] = None
+
+
+# What a right answer gives, from coursekit.reference (the grader's answer key). The
+# kernel receives these for seed 0 only, as numbers.
+
+@dataclass
+class Statistics:
+    mean: list
+    var: list
+
+
+@dataclass
+class RunningExpected:
+    batchnorm: Statistics          # what nn.BatchNorm1d holds: the right answer
+    biased: Statistics             # ... the slips students make
+    start_zero: Statistics
+    reversed_momentum: Statistics
+    default_momentum: Statistics
+    cumulative: Statistics
+
+
+@dataclass
+class TrainingExpected:
+    at_rest: float                 # the loss of the untrained model on the whole set
+    sgd: list                      # full-batch SGD with momentum 0.9: the right losses
+    no_momentum: list              # ... the slips students make
+    no_zero_grad: list
+    other_lr: list
+    alike_by_steps: list           # [k - 1]: the alike run's losses at k steps an epoch
+
+
+@dataclass
+class SlopeExpected:
+    slope: float
+    intercept: float
+    two_point: float
+    without_first: float
 
 
 @dataclass
@@ -210,7 +246,8 @@ class Unavailable:
 RECORDS = {cls.__name__: cls for cls in (
     ModuleInfo, Call, NetworkObservation, Returned, TrainEvalObservation,
     BlockVariancesObservation, LineInfo, AxesInfo, PlotObservation, RunningObservation,
-    TrainModelObservation, ComparisonObservation, Unavailable)}
+    TrainModelObservation, ComparisonObservation, Unavailable, Statistics,
+    RunningExpected, TrainingExpected, SlopeExpected)}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
            "int32": torch.int32, "bool": torch.bool}
 
@@ -1079,31 +1116,28 @@ def slope_sample(seed):
     return [float(v) for v in 2.0 + 0.7 * np.arange(6) + generator.normal(0, 0.15, 6)]
 
 
-def judge_slope(returned, seed=0):
+def judge_slope(returned, seed=0, expected=None):
     """measured_slope(variances) is the least-squares slope of the six values."""
     name = "slope"
     if returned.error:
         return Verdict(name, False, returned.error)
-    variances = slope_sample(seed)
-    blocks = np.arange(len(variances))
-    expected = float(np.polyfit(blocks, variances, 1)[0])
     value = returned.value
-    if abs(value - expected) < 1e-6:
+    if abs(value - expected.slope) < 1e-6:
         return Verdict(name, True, "measured_slope fits a straight line through all six "
                        "variances and returns its slope.")
-    if abs(value - float(np.polyfit(blocks, variances, 1)[1])) < 1e-6:
+    if abs(value - expected.intercept) < 1e-6:
         return Verdict(name, False, "measured_slope returned the intercept of the line; "
                        "np.polyfit(x, y, 1) returns [slope, intercept].")
-    if abs(value - (variances[-1] - variances[0]) / (len(variances) - 1)) < 1e-6:
+    if abs(value - expected.two_point) < 1e-6:
         return Verdict(name, False, "measured_slope uses only the first and last values; "
                        "fit a line through all six by least squares (np.polyfit), so one "
                        "noisy block does not decide the answer.")
-    if abs(value - float(np.polyfit(blocks[1:], variances[1:], 1)[0])) < 1e-6:
+    if abs(value - expected.without_first) < 1e-6:
         return Verdict(name, False, "measured_slope leaves out the first pre-activation; fit "
                        "all six values, against block numbers 0 to 5.")
     return Verdict(name, False, "measured_slope returned %.4f for the variances %s; the "
                    "least-squares slope against block numbers 0 to 5 is %.4f."
-                   % (value, _fmt(variances), expected))
+                   % (value, _fmt(slope_sample(seed)), expected.slope))
 
 
 # --- The 1/sqrt(2) fix of figure 11.6b -----------------------------------------------------
@@ -1260,28 +1294,7 @@ def momentum_for(seed):
     return 0.25 + 0.1 * (seed % 5)
 
 
-def _reference_running(batches, momentum, unbiased=True, start_var=1.0, reverse=False,
-                       cumulative=False):
-    mean = torch.zeros(batches[0].shape[1], dtype=torch.float64)
-    var = torch.full_like(mean, start_var)
-    for count, batch in enumerate(batches, start=1):
-        batch = batch.double()
-        weight = 1 / count if cumulative else (1 - momentum if reverse else momentum)
-        mean = (1 - weight) * mean + weight * batch.mean(0)
-        var = (1 - weight) * var + weight * batch.var(0, unbiased=unbiased)
-    return mean, var
-
-
-def _running_of_batchnorm(batches, momentum):
-    layer = nn.BatchNorm1d(batches[0].shape[1], momentum=momentum).double()
-    layer.train()
-    with torch.no_grad():
-        for batch in batches:
-            layer(batch.double())
-    return layer.running_mean, layer.running_var
-
-
-def _judge_running(name, which, observation, seed):
+def _judge_running(name, which, observation, seed, expected):
     returned = observation.returned
     if returned.error:
         return Verdict(name, False, returned.error)
@@ -1300,32 +1313,30 @@ def _judge_running(name, which, observation, seed):
         return Verdict(name, False, "running_statistics returned %d and %d numbers for batches "
                        "of %d features: keep one statistic per feature (average over the "
                        "batch, dim 0)." % (mean.numel(), var.numel(), features))
-    index = 0 if which == "mean" else 1
-    got = (mean, var)[index].double()
-    truth = _running_of_batchnorm(batches, momentum)[index]
+    got = (mean, var)[0 if which == "mean" else 1].double()
     label = "running_" + which
 
-    def matches(**how):
-        return torch.allclose(got, _reference_running(batches, momentum, **how)[index],
+    def matches(statistics):
+        return torch.allclose(got, torch.tensor(getattr(statistics, which), dtype=torch.float64),
                               rtol=1e-4, atol=1e-5)
 
-    if torch.allclose(got, truth.double(), rtol=1e-4, atol=1e-5):
+    truth = getattr(expected.batchnorm, which)
+    if matches(expected.batchnorm):
         return Verdict(name, True, "%s matches what nn.BatchNorm1d keeps (tested with momentum %g)."
                        % (label, momentum))
-    if which == "var" and matches(unbiased=False):
+    if which == "var" and matches(expected.biased):
         why = ("you average the biased batch variance (divide by N). BatchNorm1d normalizes "
                "with that one, but stores the unbiased one (divide by N - 1, "
                "batch.var(dim=0, unbiased=True)) in running_var")
-    elif which == "var" and matches(start_var=0.0):
+    elif which == "var" and matches(expected.start_zero):
         why = "running_var starts at 1, not 0 (a layer that has seen nothing assumes unit " \
               "variance)"
-    elif matches(reverse=True):
+    elif matches(expected.reversed_momentum):
         why = ("the momentum weighs the new batch: running = (1 - momentum) * running + "
                "momentum * batch_statistic")
-    elif momentum != 0.1 and torch.allclose(
-            got, _reference_running(batches, 0.1)[index], rtol=1e-4, atol=1e-5):
+    elif momentum != 0.1 and matches(expected.default_momentum):
         why = "use the momentum argument (it was %g here), not a fixed 0.1" % momentum
-    elif matches(cumulative=True):
+    elif matches(expected.cumulative):
         why = ("you take the plain average of the batches (what momentum=None does); with a "
                "momentum, each update keeps (1 - momentum) of the old value")
     else:
@@ -1335,14 +1346,14 @@ def _judge_running(name, which, observation, seed):
                    "%s." % (label, _fmt(got[:3]) + ", ...", _fmt(truth[:3]) + ", ...", why))
 
 
-def judge_running_mean(observation, seed=0):
+def judge_running_mean(observation, seed=0, expected=None):
     """running_statistics(batches, momentum) gives BatchNorm1d's running_mean."""
-    return _judge_running("running_mean", "mean", observation, seed)
+    return _judge_running("running_mean", "mean", observation, seed, expected)
 
 
-def judge_running_var(observation, seed=0):
+def judge_running_var(observation, seed=0, expected=None):
     """running_statistics(batches, momentum) gives BatchNorm1d's (unbiased) running_var."""
-    return _judge_running("running_var", "var", observation, seed)
+    return _judge_running("running_var", "var", observation, seed, expected)
 
 
 # --- Training with and without batch norm ---------------------------------------------------
@@ -1368,83 +1379,92 @@ def training_data(seed, size=400):
     return x, y
 
 
-def _sgd_losses(model, x, y, n_epochs, lr, momentum=0.9, zero_grad=True):
-    """Full-batch SGD, one step per epoch: the loss before each step."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    losses = []
-    for _ in range(n_epochs):
-        if zero_grad:
-            optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
 # Not the default of 100, so a train_model that ignores batch_size is seen; 400 examples
 # make 5 batches an epoch.
 BATCHES_BATCH_SIZE = 80
 FULL_BATCH_EPOCHS, FULL_BATCH_LR = 4, 0.5
+OTHER_LR = 0.05  # a learning rate students hard-code instead of using lr
+ALIKE_EPOCHS, ALIKE_LR, ALIKE_MOST_STEPS = 2, 0.5, 10
 
 
-def judge_train_model(observation, seed=0):
-    """train_model: He start, SGD with momentum 0.9 at the given lr, mean loss per epoch."""
-    name = "train_model"
+def alike_data(seed, size=400):
+    """`size` copies of one example: any batch of them gives the same step, so the losses
+    of a run on them count its steps, whatever the batches or their order."""
+    x, y = training_data(seed, size=1)
+    return x.repeat(size, 1), y.repeat(size)
+
+
+def train_model_ran(observation):
+    """Whether train_model ran through every call the check made: only then is the slow
+    part of the comparison worth running. (Whether it is right is the grader's to say.)"""
     o = observation
-    x, y = training_data(seed)
+    return all(r is not None and r.error is None for r in (o.at_rest, o.full_batch, o.alike,
+                                                           o.restart)) and o.moved
+
+
+def judge_train_model(observation, seed=0, expected=None):
+    """train_model: He start, SGD with momentum 0.9 at the given lr, mean loss per epoch,
+    one step per batch."""
+    name = "train_model"
+    o, e = observation, expected
+    x, _ = training_data(seed)
     if o.at_rest.error:
         return Verdict(name, False, o.at_rest.error)
     # With lr 0 nothing moves, so every epoch's mean batch loss is the whole set's loss.
-    with torch.no_grad():
-        whole = float(F.cross_entropy(Affine(seed)(x), y))
     losses = o.at_rest.value
     per_epoch = math.ceil(len(x) / BATCHES_BATCH_SIZE)
-    if not np.allclose(losses, whole, rtol=1e-4):
-        if np.allclose(losses, per_epoch * whole, rtol=1e-4):
+    if not np.allclose(losses, e.at_rest, rtol=1e-4):
+        if np.allclose(losses, per_epoch * e.at_rest, rtol=1e-4):
             why = "you add up the batch losses; return their mean"
         else:
             why = ("each number should be the mean cross-entropy loss "
                    "(nn.CrossEntropyLoss) over the epoch's batches")
         return Verdict(name, False, "With lr=0 the model never changes, so every epoch's "
-                       "loss is %.4f; train_model returned %s: %s." % (whole, _fmt(losses), why))
-    steps = o.steps or o.backward
-    if steps != 2 * per_epoch:
-        if steps == 2:
-            what = ("one step per epoch, on all %d examples at once: it ignores batch_size "
-                    "and trains on the full batch" % len(x))
-        else:
-            what = "%d steps in 2 epochs" % steps
-        return Verdict(name, False, "With %d examples and batch_size=%d, each epoch should "
-                       "take %d optimizer steps, one per batch; train_model took %s. As the "
-                       "TODO says, load shuffled batches with DataLoader(TensorDataset("
-                       "x_train, y_train), batch_size=batch_size, shuffle=True) and take "
-                       "one step per batch." % (len(x), BATCHES_BATCH_SIZE, per_epoch, what))
+                       "loss is %.4f; train_model returned %s: %s." % (e.at_rest, _fmt(losses),
+                                                                       why))
     if o.full_batch.error:
         return Verdict(name, False, o.full_batch.error)
     if not o.moved:
         return Verdict(name, False, "train_model did not change the model it was given: "
                        "train that model in place (its parameters, through the optimizer).")
     losses = o.full_batch.value
-    epochs, lr = FULL_BATCH_EPOCHS, FULL_BATCH_LR
-    expected = _sgd_losses(Affine(seed), x, y, epochs, lr)
-    if not np.allclose(losses, expected, rtol=1e-3, atol=1e-5):
-        slips = ((_sgd_losses(Affine(seed), x, y, epochs, lr, momentum=0.0),
+    if not np.allclose(losses, e.sgd, rtol=1e-3, atol=1e-5):
+        slips = ((e.no_momentum,
                   "this is SGD without momentum (or with an optimizer made afresh every "
                   "epoch): create torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9) "
                   "once, before the loop"),
-                 (_sgd_losses(Affine(seed), x, y, epochs, lr, zero_grad=False),
+                 (e.no_zero_grad,
                   "the gradients pile up from step to step: call optimizer.zero_grad() "
                   "before each backward pass"),
-                 (_sgd_losses(Affine(seed), x, y, epochs, 0.05),
-                  "this is learning rate 0.05: use the lr argument"))
+                 (e.other_lr,
+                  "this is learning rate %g: use the lr argument" % OTHER_LR))
         why = next((text for other, text in slips
                     if np.allclose(losses, other, rtol=1e-3, atol=1e-5)),
                    "train with torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), "
                    "zero_grad, loss.backward() and optimizer.step() for each batch")
         return Verdict(name, False, "From the same start, full-batch SGD with momentum 0.9 "
-                       "at lr=0.5 gives the losses %s; train_model gave %s: %s." % (
-                           _fmt(expected), _fmt(losses), why))
+                       "at lr=%g gives the losses %s; train_model gave %s: %s." % (
+                           FULL_BATCH_LR, _fmt(e.sgd), _fmt(losses), why))
+    if o.alike.error:
+        return Verdict(name, False, o.alike.error)
+    # The steps are counted from the losses, which the grader recomputes, not from
+    # anything the kernel counted.
+    steps = next((k for k, other in enumerate(e.alike_by_steps, start=1)
+                  if np.allclose(o.alike.value, other, rtol=1e-3, atol=1e-5)), None)
+    if steps != per_epoch:
+        if steps == 1:
+            what = ("one step per epoch, on all %d examples at once: it ignores batch_size "
+                    "and trains on the full batch" % len(x))
+        elif steps:
+            what = "%d steps per epoch" % steps
+        else:
+            what = ("a number of steps that differs from epoch to epoch (its losses were %s)"
+                    % _fmt(o.alike.value))
+        return Verdict(name, False, "With %d examples and batch_size=%d, each epoch should "
+                       "take %d optimizer steps, one per batch; train_model took %s. As the "
+                       "TODO says, load shuffled batches with DataLoader(TensorDataset("
+                       "x_train, y_train), batch_size=batch_size, shuffle=True) and take "
+                       "one step per batch." % (len(x), BATCHES_BATCH_SIZE, per_epoch, what))
     if o.restart.error:
         return Verdict(name, False, o.restart.error)
     if not o.restarted:
@@ -1461,12 +1481,12 @@ def judge_train_model(observation, seed=0):
 COMPARISON_LR, COMPARISON_EPOCHS, COMPARISON_EXAMPLES = 0.1, 3, 2000
 
 
-def judge_training_comparison(observation, seed=0):
+def judge_training_comparison(observation, seed=0, expected=None):
     """With train_model, batch norm trains at a learning rate where the plain net diverges."""
     name = "training_comparison"
     # A train_model that is off (no momentum, say) makes the outcome depend on the seed:
     # then the experiment says nothing, and this check says so whatever the seed.
-    loop = judge_train_model(observation.train_model, seed)
+    loop = judge_train_model(observation.train_model, seed, expected)
     if not loop.passed:
         return Verdict(name, False, "This comparison runs your train_model, which is not "
                        "right yet (see its check above): " + loop.message)
@@ -1513,12 +1533,23 @@ JUDGES = {
 }
 
 
-def judge(check, observation, seed):
-    """The verdict of `check` on one observation, whatever the observation holds."""
+# The checks that compare with what a right answer gives (coursekit.reference): those
+# whose judge takes it.
+EXPECTING = frozenset(check for check, function in JUDGES.items()
+                      if "expected" in function.__code__.co_varnames[
+                          :function.__code__.co_argcount])
+
+
+def judge(check, observation, seed, expected=None):
+    """The verdict of `check` on one observation, whatever the observation holds.
+    `expected`: what a right answer gives on `seed`'s inputs, for the checks that compare
+    with one (coursekit.reference)."""
     if isinstance(observation, Unavailable):
         return Verdict(check, False, "%s: %s" % (observation.ename, observation.message),
                        raised=(observation.ename[:100], observation.message))
     try:
+        if check in EXPECTING:
+            return JUDGES[check](observation, seed, expected)
         return JUDGES[check](observation, seed)
     except Exception as error:  # a record built to break the judge fails, and says so
         why = "its record could not be read (%s)" % type(error).__name__

@@ -42,12 +42,14 @@ def badge_source():
 
 def helpers_source():
     """The self-check helpers cell: judge.py and checks.py as the modules udl_bn_judge and
-    udl_bn_checks. They travel compressed: the cell is run, not read, and the checks'
-    messages and comments would give away answers before the predictions that ask for
-    them. The kernel runs exactly the files' text, so fingerprints match the grader's."""
+    udl_bn_checks, and seed 0's expected numbers as udl_bn_expected. They travel
+    compressed: the cell is run, not read, and the checks' messages and comments would
+    give away answers before the predictions that ask for them. The kernel runs exactly
+    the files' text, so fingerprints match the grader's."""
     modules = []
-    for module, path in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py")):
-        text = (Path(__file__).parent / path).read_text()
+    texts = [(name, (Path(__file__).parent / path).read_text()) for name, path in
+             (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))]
+    for module, text in texts + [("udl_bn_expected", expected_source())]:
         packed = base64.b85encode(zlib.compress(text.encode(), 9)).decode()
         # base85 has no quote or backslash, so each chunk is a plain string literal.
         chunks = [packed[k:k + PACKED_WIDTH] for k in range(0, len(packed), PACKED_WIDTH)]
@@ -65,6 +67,18 @@ def helpers_source():
             "  sys.modules[_name] = types.ModuleType(_name)\n"
             "  exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n"
             "udl_bn_checks = sys.modules['udl_bn_checks']")
+
+
+def expected_source():
+    """The module udl_bn_expected: what right answers give on seed 0's inputs, as numbers
+    (coursekit.reference computes them; its code stays with the grader)."""
+    from coursekit import judge, reference
+
+    return ("import udl_bn_judge\n"
+            "SEED_0 = udl_bn_judge.decode(%r)\n\n\n"
+            "def expected(check, seed):\n"
+            "    return SEED_0.get(check) if seed == 0 else None\n"
+            % judge.encode(reference.kernel_expectations()))
 
 
 @dataclass(frozen=True)

@@ -309,15 +309,35 @@ def _forge(J, C, check, seed, real):
     if check == "slope":
         return J.Returned(value=float(np.polyfit(np.arange(6), J.slope_sample(seed), 1)[0]))
     if check in ("running_mean", "running_var"):
-        m, v = J._running_of_batchnorm(J.stat_batches(seed), J.momentum_for(seed))
+        layer = nn.BatchNorm1d(6, momentum=J.momentum_for(seed)).double()
+        with torch.no_grad():
+            for b in J.stat_batches(seed):
+                layer(b.double())
+        m, v = layer.running_mean, layer.running_var
         return J.RunningObservation(J.Returned(value=[m.detach().double(), v.detach().double()]), [])
     if check in ("train_model", "training_comparison"):
+        def sgd(x, y, epochs, lr, steps=1):
+            model = J.Affine(seed)
+            opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+            out = []
+            for _ in range(epochs):
+                seen = []
+                for _ in range(steps):
+                    opt.zero_grad()
+                    loss = nn.functional.cross_entropy(model(x), y)
+                    loss.backward()
+                    opt.step()
+                    seen.append(loss.item())
+                out.append(sum(seen) / len(seen))
+            return out
         x, y = J.training_data(seed)
         with torch.no_grad():
             whole = float(nn.functional.cross_entropy(J.Affine(seed)(x), y))
-        tm = J.TrainModelObservation(J.Returned(value=[whole, whole]), 10, 10,
-            J.Returned(value=J._sgd_losses(J.Affine(seed), x, y, J.FULL_BATCH_EPOCHS, J.FULL_BATCH_LR)),
-            True, J.Returned(value=[2.0]), True)
+        ax, ay = J.alike_data(seed)
+        tm = J.TrainModelObservation(J.Returned(value=[whole, whole]),
+            J.Returned(value=sgd(x, y, J.FULL_BATCH_EPOCHS, J.FULL_BATCH_LR)), True,
+            J.Returned(value=sgd(ax[:1], ay[:1], J.ALIKE_EPOCHS, J.ALIKE_LR, 5)),
+            J.Returned(value=[2.0]), True)
         if check == "train_model":
             return tm
         return J.ComparisonObservation(tm, J.Returned(value=[2.3, 40.0, 900.0]),
