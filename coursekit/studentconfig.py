@@ -83,14 +83,15 @@ def config_text():
              '# JupyterLab (coursekit/studentconfig.py and coursekit/validate.py in the\n'
              '# course\'s repository, word for word). ---\n'
              'def _udl_bn_load(name, text):\n'
-             '    import logging, sys, types\n'
+             '    import sys, types\n'
+             '    from traitlets.log import get_logger  # the running nbgrader app\'s log\n'
              '    try:\n'
              '        module = types.ModuleType(name)\n'
              '        sys.modules[name] = module\n'
              '        exec(compile(text, name + ".py", "exec"), module.__dict__)\n'
              '        module.install()\n'
              '    except Exception:\n'
-             '        logging.getLogger("traitlets").exception(\n'
+             '        get_logger().exception(\n'
              '            "The course\'s %s did not load; nbgrader goes on without it.", name)\n'
              '\n\n']
     for name, filename in CARRIED:
