@@ -234,17 +234,20 @@ class CourseGenerateFeedback(GenerateFeedback):
     autograded folder's), and only when they are plain files.
     """
 
-    def __init__(self, coursedir=None, **kwargs):
-        super().__init__(coursedir=coursedir, **kwargs)
-        # The course's page (it extends nbgrader's feedback template, found by its path).
+    def start(self):
+        # The course's page, which extends nbgrader's feedback template (found by its
+        # path). Set here, not in __init__: nbgrader's API (the formgrader's Generate
+        # Feedback) sets nbgrader's template after making the converter.
         nbgrader_templates = os.path.join(os.path.dirname(nbgrader.__file__),
                                           "server_extensions", "formgrader", "templates")
         config = Config()
         config.HTMLExporter.template_name = FEEDBACK_TEMPLATE
         config.HTMLExporter.extra_template_basedirs = [TEMPLATES, nbgrader_templates]
-        config.HTMLExporter.extra_template_paths = (
-            list(self.config.HTMLExporter.get("extra_template_paths", [])) + [nbgrader_templates])
+        paths = list(self.config.HTMLExporter.get("extra_template_paths", []))
+        config.HTMLExporter.extra_template_paths = paths + [
+            path for path in [nbgrader_templates] if path not in paths]
         self.update_config(config)
+        return super().start()
 
     def init_assignment(self, assignment_id, student_id):
         graded = self._format_source(assignment_id, student_id)

@@ -66,6 +66,12 @@ class HelpersOneLine(NbGraderPreprocessor):
             rest = len(lines) - 1
             cell.source = first + ("  [%d more line%s, not shown here]" % (
                 rest, "" if rest == 1 else "s") if rest > 0 else "")
+            # nbconvert's pages give the cell the class celltag_<tag>: it can be found.
+            tags = cell.metadata.get("tags")
+            if isinstance(tags, list) and HELPERS_ID not in tags:
+                tags.append(HELPERS_ID)
+            elif not isinstance(tags, list):
+                cell.metadata["tags"] = [HELPERS_ID]
         return cell, resources
 
 
