@@ -216,9 +216,24 @@ class SummariseTests(NbGraderPreprocessor):
 # What nbgrader's release_feedback reads beside each page: the submission's time, and the
 # secret that names the page in the exchange (both written by `nbgrader submit`).
 RELEASE_FILES = ("timestamp.txt", "submission_secret.txt")
-# The feedback page's template: coursekit/templates/feedback_results.
+# The feedback page's template: coursekit/templates/feedback_results, which extends
+# nbgrader's (found by its path in nbgrader's templates).
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 FEEDBACK_TEMPLATE = "feedback_results"
+NBGRADER_TEMPLATES = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions",
+                                  "formgrader", "templates")
+
+
+def template_config(extra_template_paths=()):
+    """HTMLExporter's settings for the course's feedback page, keeping the template paths
+    it already has (nbgrader's generate_feedback adds Bootstrap's)."""
+    config = Config()
+    config.HTMLExporter.template_name = FEEDBACK_TEMPLATE
+    config.HTMLExporter.extra_template_basedirs = [TEMPLATES, NBGRADER_TEMPLATES]
+    paths = list(extra_template_paths)
+    config.HTMLExporter.extra_template_paths = paths + [
+        path for path in [NBGRADER_TEMPLATES] if path not in paths]
+    return config
 MAX_RELEASE_FILE_BYTES = 4096
 
 
@@ -235,18 +250,10 @@ class CourseGenerateFeedback(GenerateFeedback):
     """
 
     def start(self):
-        # The course's page, which extends nbgrader's feedback template (found by its
-        # path). Set here, not in __init__: nbgrader's API (the formgrader's Generate
-        # Feedback) sets nbgrader's template after making the converter.
-        nbgrader_templates = os.path.join(os.path.dirname(nbgrader.__file__),
-                                          "server_extensions", "formgrader", "templates")
-        config = Config()
-        config.HTMLExporter.template_name = FEEDBACK_TEMPLATE
-        config.HTMLExporter.extra_template_basedirs = [TEMPLATES, nbgrader_templates]
-        paths = list(self.config.HTMLExporter.get("extra_template_paths", []))
-        config.HTMLExporter.extra_template_paths = paths + [
-            path for path in [nbgrader_templates] if path not in paths]
-        self.update_config(config)
+        # Set here, not in __init__: nbgrader's API (the formgrader's Generate Feedback)
+        # sets nbgrader's own template after making the converter.
+        self.update_config(template_config(
+            self.config.HTMLExporter.get("extra_template_paths", [])))
         return super().start()
 
     def init_assignment(self, assignment_id, student_id):
