@@ -108,9 +108,9 @@ def written_line(cell, score, points, needs_hand_grade, blank):
     if needs_hand_grade:
         return ResultLine(info["grade_id"], name, "…", "%g point%s" % (
             points, "" if points == 1 else "s"), WAITING, "waiting")
-    if blank:
+    if blank:  # nbgrader's own comment on it ("No response.") would only repeat that
         return ResultLine(info["grade_id"], name, "✗", points_text(score, points),
-                          "Left blank.", "failed", comment)
+                          "Left blank.", "failed")
     return ResultLine(info["grade_id"], name, "✎", points_text(score, points),
                       "Graded by your instructor.", "graded", comment)
 
