@@ -180,6 +180,9 @@ def test_the_feedback_results_show_messages_as_text():
                               "late_penalty": 0}, "results": results}
     page, _ = HTMLExporter(config=config).from_notebook_node(_notebook(), resources=resources)
     soup = BeautifulSoup(page, features="html.parser")
+    # The gradebook's total, for a program to read (the heading words it for a person).
+    assert [soup.select_one("#results")[key] for key in ("data-score", "data-max-score")] \
+        == ["1.0", "2.0"]
     rows = soup.select("#results tr.result")
     assert [cell.get_text().strip() for cell in rows[0].find_all("td")] == [
         "✗", "a" + hostile, "0 of 1 point", hostile]
