@@ -15,6 +15,8 @@ JOBS ?= $(shell nproc)
 STAMP := $(VENV)/.installed
 # Loaded by every nbgrader command and Jupyter server of the venv before the course's
 # config: autograding refuses unless that config loads in full (coursekit/failclosed.py).
+# After the refusal it carries what every student's nbgrader shows, in any folder: the
+# course's Validate report, and no instructor tools (coursekit/studentconfig.py).
 GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
@@ -28,9 +30,10 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(GUARD): coursekit/failclosed.py $(STAMP)
+$(GUARD): coursekit/failclosed.py coursekit/studentconfig.py coursekit/validate.py $(STAMP)
 	mkdir -p $(dir $@)
-	cp $< $@
+	{ cat $<; $(BIN)/python -m coursekit.studentconfig; } > $@.new
+	mv $@.new $@
 
 # Debian packages the course needs, installed once when missing (as root; otherwise it
 # says what to install): bubblewrap is the grading sandbox (coursekit/sandbox.py);

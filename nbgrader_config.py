@@ -10,7 +10,8 @@ if COURSE_ROOT not in sys.path:
 from coursekit import autograde, feedback, gradebook, validate  # noqa: E402
 from coursekit.course import COURSE_ID  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
-from coursekit.preprocessors import ReleaseStub, RestoreMetadata, SandboxedExecute  # noqa: E402
+from coursekit.preprocessors import (HelpersOneLine, KernelLanguageInfo, ReleaseStub,  # noqa: E402
+                                     RestoreMetadata, SandboxedExecute)
 from coursekit.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
@@ -25,7 +26,9 @@ c.CourseDirectory.root = COURSE_ROOT
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
 _stock = GenerateAssignment.class_traits()["preprocessors"].default()
 _after = _stock.index(next(p for p in _stock if p.__name__ == "ClearSolutions")) + 1
-c.GenerateAssignment.preprocessors = _stock[:_after] + [ReleaseStub] + _stock[_after:]
+# The release opens unmodified in JupyterLab: its language_info is the kernel's own.
+c.GenerateAssignment.preprocessors = (_stock[:_after] + [ReleaseStub] + _stock[_after:]
+                                     + [KernelLanguageInfo])
 
 # Autograding runs student code in a sandbox and grades a whole class even when some
 # submissions are broken or hostile (coursekit/autograde.py says what that adds).
@@ -44,6 +47,10 @@ _feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 _after = _feedback.index(next(p for p in _feedback if p.__name__ == "GetGrades")) + 1
 c.GenerateFeedback.preprocessors = (_feedback[:_after] + [SummariseTests] + _feedback[_after:]
                                     + [InertStudentHTML])
+# Feedback pages open with the results: the total, each check, the written answer
+# (coursekit/templates/feedback_results). Feedback pages and the formgrader's Manual
+# Grading (both nbconvert's HTMLExporter) show the self-check helpers as one line.
+c.HTMLExporter.preprocessors = [HelpersOneLine]
 # Validating (`nbgrader validate`, JupyterLab's Validate button) lists each check's ✓ or ✗,
 # message and points, and the total, instead of "Partial credit" (coursekit/validate.py).
 validate.install()

@@ -58,11 +58,14 @@ NEVER = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
 def student_config(exchange_root, course=COURSE_ID):
     """The text of the nbgrader_config.py that lets a student fetch, submit and fetch
     feedback for this course through the exchange at `exchange_root`."""
-    return ('"""nbgrader for the students of %(course)s: where its exchange is."""\n'
+    from coursekit import studentconfig
+
+    return ('"""nbgrader for the students of %(course)s: where its exchange is, the\n'
+            "course's report in Validate, no instructor tools in a student's JupyterLab.\"\"\"\n"
             "c = get_config()  # noqa: F821\n"
             "c.Exchange.root = %(root)r\n"
             "c.CourseDirectory.course_id = %(course)r\n"
-            % {"root": str(exchange_root), "course": course})
+            % {"root": str(exchange_root), "course": course}) + studentconfig.config_text()
 
 
 def create_root(path):

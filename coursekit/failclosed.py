@@ -10,6 +10,10 @@ first. It puts an autograde that refuses in nbgrader's place. The course's confi
 puts `CourseAutograde` there (coursekit.autograde.install), which itself refuses to grade
 without the sandbox. A config that raises, or that never installs the course's grading,
 leaves the refusal in place.
+
+`make` appends to its copy what every student's nbgrader loads (coursekit/studentconfig.py),
+after `install()` below: that part catches its own errors, so the refusal is in place
+before it runs and stays whatever it does (tests/test_studentconfig.py).
 """
 from nbgrader.apps import api, autogradeapp
 from nbgrader.converters import Autograde, NbGraderException

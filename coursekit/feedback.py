@@ -7,22 +7,23 @@ cell to what the student may see: the visible part of its code (the release's), 
 verdict: the test's name, points earned and possible, passed or failed, and the message.
 """
 import os
-import re
-import textwrap
+from dataclasses import dataclass
 
 import nbformat
+import nbgrader
 from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets.config import Config
 
 from coursekit.course import is_graded, is_solution, settings
 from coursekit.folders import read_plain_file
 from coursekit.intake import recorded_fixed_cells
+# Where a check's printed verdict is read (validate stands alone: a student's config
+# carries it); the feedback pages read it the same way.
+from coursekit.validate import VERDICT_LINE, printed_verdicts, test_name, wrapped  # noqa: F401
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-# What the visible self-checks print (checks.score): one line per verdict.
-# A check's printed verdict: its mark, then its message, wrapped onto indented lines.
-VERDICT_LINE = re.compile(r"^([✓✗]) (.*(?:\n  .*)*)$", re.MULTILINE)
 
 
 def _lines(source):
@@ -47,14 +48,6 @@ def hidden_lines(source):
     return [line.strip() for hidden, line in _lines(source) if hidden and line.strip()]
 
 
-def printed_verdicts(outputs):
-    """[(✓ or ✗, message)] that the checks printed in these outputs, each message on one
-    line again."""
-    text = "".join(o.get("text") for o in outputs if o.get("output_type") == "stream"
-                   and isinstance(o.get("text"), str))
-    return [(mark, " ".join(message.split())) for mark, message in VERDICT_LINE.findall(text)]
-
-
 def verdict(outputs, passed):
     """The message explaining a test's result, from the outputs it left."""
     marks = printed_verdicts(outputs)
@@ -71,25 +64,69 @@ def verdict(outputs, passed):
     return " ".join(failed) or "This test did not pass."
 
 
-def test_name(grade_id):
-    return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
-
-
-def wrapped(text, indent="  ", width=90):
-    """`text` broken between words only (a word longer than `width` keeps its own line),
-    later lines indented: JupyterLab and the feedback page would break it mid-word. The
-    kernel's twin is coursekit.judge.wrapped (the checks cannot import this package there);
-    tests/test_validate.py keeps the two alike."""
-    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False)
-
-
 def summary(grade_id, score, points, message):
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %g of %g point%s\n%s\n" % (
         "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
         score, points, "" if points == 1 else "s", wrapped(message, indent="", width=90))
+
+
+def points_text(earned, points):
+    return "%g of %g point%s" % (earned, points, "" if points == 1 else "s")
+
+
+WAITING = "Waiting for your instructor, who grades it by hand."
+
+
+@dataclass
+class ResultLine:
+    """One line of the results a feedback page opens with; `anchor` is the grade id its
+    cell below carries."""
+    anchor: str
+    name: str
+    mark: str
+    points: str
+    message: str
+    kind: str  # passed, failed, waiting or graded: how the line is drawn
+    comment: str = ""  # the instructor's, in Markdown
+
+
+@dataclass
+class Results:
+    """What the top of a feedback page says (coursekit/templates/feedback_results)."""
+    total: str
+    lines: list
+    waiting: dict  # grade id of each written answer not graded yet: what its cell says
+
+
+def written_line(cell, score, points, needs_hand_grade, blank):
+    """The results' line for an answer graded by hand."""
+    info = settings(cell)
+    name = "written answer" if cell.cell_type == "markdown" else test_name(info["grade_id"])
+    comment = info.get("comment") or ""
+    if needs_hand_grade:
+        return ResultLine(info["grade_id"], name, "…", "%g point%s" % (
+            points, "" if points == 1 else "s"), WAITING, "waiting")
+    if blank:  # nbgrader's own comment on it ("No response.") would only repeat that
+        return ResultLine(info["grade_id"], name, "✗", points_text(score, points),
+                          "Left blank.", "failed")
+    return ResultLine(info["grade_id"], name, "✎", points_text(score, points),
+                      "Graded by your instructor.", "graded", comment)
+
+
+def total_text(checks, written, score, max_score):
+    """The results' first line: the total, and what is still to come."""
+    earned = sum(line_score for line_score, _ in checks)
+    possible = sum(points for _, points in checks)
+    waiting = [points for line, points in written if line.kind == "waiting"]
+    if waiting:
+        return ("%s from the checks; your written answer%s (%g point%s) %s waiting for your "
+                "instructor" % (points_text(earned, possible), "s" if len(waiting) > 1 else "",
+                                sum(waiting), "" if sum(waiting) == 1 else "s",
+                                "are" if len(waiting) > 1 else "is"))
+    return "%s in total (%s from the checks)" % (points_text(score, max_score),
+                                                 points_text(earned, possible))
 
 
 def put_back_note(edited, put_back):
@@ -118,12 +155,44 @@ class SummariseTests(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         from coursekit.grader import recorded_tampering
 
+        self._checks = []  # (ResultLine, score, points) of each check, in notebook order
         nb, resources = super().preprocess(nb, resources)
+        written = self._written(nb, resources)
+        lines = [line for line, _, _ in self._checks] + [line for line, _ in written]
+        resources["results"] = Results(
+            total_text([(score, points) for _, score, points in self._checks], written,
+                       float(resources["nbgrader"].get("score") or 0),
+                       float(resources["nbgrader"].get("max_score") or 0)),
+            lines, {line.anchor: "%s (%s)" % (WAITING, line.points)
+                    for line, _ in written if line.kind == "waiting"})
         notes = [put_back_note(*recorded_fixed_cells(nb)), recorded_tampering(nb.metadata)]
         for note in reversed([n for n in notes if n]):
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(
                 note if note.startswith("**") else "**Note from the grader.** " + note))
         return nb, resources
+
+    @staticmethod
+    def _written(nb, resources):
+        """[(ResultLine, points)] of the answers graded by hand, from the gradebook: only it
+        knows whether one still waits (nbgrader's own page says "Score: 0.0")."""
+        from nbgrader.api import Gradebook
+
+        from coursekit.validate import is_blank, is_written
+
+        cells = [cell for cell in nb.cells if is_written(cell) and settings(cell).get("grade_id")]
+        if not cells:
+            return []
+        ids = resources["nbgrader"]
+        found = []
+        with Gradebook(ids["db_url"]) as gradebook:
+            for cell in cells:
+                grade = gradebook.find_grade(settings(cell)["grade_id"], ids["notebook"],
+                                             ids["assignment"], ids["student"])
+                points = float(grade.max_score or 0)
+                found.append((written_line(cell, float(grade.score or 0), points,
+                                           bool(grade.needs_manual_grade), is_blank(cell)),
+                              points))
+        return found
 
     def preprocess_cell(self, cell, resources, cell_index):
         info = settings(cell)
@@ -131,6 +200,11 @@ class SummariseTests(NbGraderPreprocessor):
             return cell, resources
         score, points = float(info.get("score") or 0), float(info.get("points") or 0)
         message = verdict(cell.outputs, score >= points)
+        passed = score >= points
+        self._checks.append((ResultLine(
+            info.get("grade_id", ""), test_name(info.get("grade_id", "")), "✓" if passed else "✗",
+            points_text(score, points), message, "passed" if passed else "failed"),
+            score, points))
         cell.source = visible_source(cell.source)
         cell.outputs = [nbformat.v4.new_output(
             "stream", name="stdout", text=summary(info.get("grade_id", ""), score, points,
@@ -142,6 +216,24 @@ class SummariseTests(NbGraderPreprocessor):
 # What nbgrader's release_feedback reads beside each page: the submission's time, and the
 # secret that names the page in the exchange (both written by `nbgrader submit`).
 RELEASE_FILES = ("timestamp.txt", "submission_secret.txt")
+# The feedback page's template: coursekit/templates/feedback_results, which extends
+# nbgrader's (found by its path in nbgrader's templates).
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+FEEDBACK_TEMPLATE = "feedback_results"
+NBGRADER_TEMPLATES = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions",
+                                  "formgrader", "templates")
+
+
+def template_config(extra_template_paths=()):
+    """HTMLExporter's settings for the course's feedback page, keeping the template paths
+    it already has (nbgrader's generate_feedback adds Bootstrap's)."""
+    config = Config()
+    config.HTMLExporter.template_name = FEEDBACK_TEMPLATE
+    config.HTMLExporter.extra_template_basedirs = [TEMPLATES, NBGRADER_TEMPLATES]
+    paths = list(extra_template_paths)
+    config.HTMLExporter.extra_template_paths = paths + [
+        path for path in [NBGRADER_TEMPLATES] if path not in paths]
+    return config
 MAX_RELEASE_FILE_BYTES = 4096
 
 
@@ -156,6 +248,13 @@ class CourseGenerateFeedback(GenerateFeedback):
     release_feedback needs (RELEASE_FILES), those of the submission that was graded (the
     autograded folder's), and only when they are plain files.
     """
+
+    def start(self):
+        # Set here, not in __init__: nbgrader's API (the formgrader's Generate Feedback)
+        # sets nbgrader's own template after making the converter.
+        self.update_config(template_config(
+            self.config.HTMLExporter.get("extra_template_paths", [])))
+        return super().start()
 
     def init_assignment(self, assignment_id, student_id):
         graded = self._format_source(assignment_id, student_id)

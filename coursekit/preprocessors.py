@@ -33,6 +33,48 @@ class ReleaseStub(NbGraderPreprocessor):
         return cell, resources
 
 
+class KernelLanguageInfo(NbGraderPreprocessor):
+    """Give the release the language_info the course's kernel reports.
+
+    JupyterLab writes the kernel's language_info into a notebook as soon as its kernel
+    starts, and a notebook that changed shows as modified (●) before the student has
+    typed anything. With the kernel's own words already there, it has nothing to write.
+    ipykernel reports the Python it runs on: the virtualenv's, which also makes the
+    release. (Another Python's version still differs; Colab ignores the field.)
+    """
+
+    def preprocess(self, nb, resources):
+        from ipykernel.ipkernel import IPythonKernel
+
+        nb.metadata["language_info"] = json.loads(json.dumps(IPythonKernel.language_info))
+        return nb, resources
+
+
+class HelpersOneLine(NbGraderPreprocessor):
+    """The self-check helpers cell as one line where a person reads a graded notebook:
+    the formgrader's Manual Grading and the feedback pages (nbgrader_config.py sets it on
+    both, as HTMLExporter's). Its code is the course's, the same for every student, and
+    says nothing about the student's work. Only the rendering changes, never a file."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        from coursekit.sync import HELPERS_ID
+
+        if cell.cell_type == "code" and grade_id(cell) == HELPERS_ID:
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            first = next((line for line in lines if line.startswith("#")),
+                         "# %s" % HELPERS_ID)
+            rest = len(lines) - 1
+            cell.source = first + ("  [%d more line%s, not shown here]" % (
+                rest, "" if rest == 1 else "s") if rest > 0 else "")
+            # nbconvert's pages give the cell the class celltag_<tag>: it can be found.
+            tags = cell.metadata.get("tags")
+            if isinstance(tags, list) and HELPERS_ID not in tags:
+                tags.append(HELPERS_ID)
+            elif not isinstance(tags, list):
+                cell.metadata["tags"] = [HELPERS_ID]
+        return cell, resources
+
+
 class RestoreMetadata(NbGraderPreprocessor):
     """Give back what a submission lost or changed of the release's cells, and say so.
 

@@ -24,7 +24,9 @@ the whole report and the total. When every check passes, the dialog can only say
 extension), so the report and total are then shown by `nbgrader validate` alone.
 """
 import html
+import re
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 
 from nbconvert.filters import strip_ansi
@@ -33,11 +35,42 @@ from nbgrader.preprocessors import IgnorePattern
 from nbgrader.validator import Validator
 from traitlets import List
 
-from coursekit.course import grade_id, is_solution, settings
-from coursekit.feedback import printed_verdicts, test_name, wrapped
-
 PASSED, FAILED = "✓", "✗"
 BLANK_WRITTEN = "This written answer is still blank; your instructor grades it."
+# A check's printed verdict (checks.score): its mark, then its message, wrapped onto
+# indented lines.
+VERDICT_LINE = re.compile(r"^([✓✗]) (.*(?:\n  .*)*)$", re.MULTILINE)
+# What the config files below load this module as, where coursekit is not installed.
+MODULE = "udl_bn_validate"
+
+
+def settings(cell):
+    """A cell's nbgrader settings, or {}. coursekit.course has the grader's twin; this
+    module imports nothing of the course's, so that a student's config can carry it."""
+    metadata = cell.get("metadata")
+    found = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def printed_verdicts(outputs):
+    """[(✓ or ✗, message)] that the checks printed in these outputs, each message on one
+    line again."""
+    text = "".join(o.get("text") for o in outputs if o.get("output_type") == "stream"
+                   and isinstance(o.get("text"), str))
+    return [(mark, " ".join(message.split())) for mark, message in VERDICT_LINE.findall(text)]
+
+
+def test_name(grade_id):
+    return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
+
+
+def wrapped(text, indent="  ", width=90):
+    """`text` broken between words only (a word longer than `width` keeps its own line),
+    later lines indented: JupyterLab and the feedback page would break it mid-word. The
+    kernel's twin is coursekit.judge.wrapped (the checks cannot import this package there);
+    tests/test_validate.py keeps the two alike."""
+    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
 
 
 @dataclass
@@ -78,7 +111,7 @@ def check_verdict(cell, log=None):
     """
     earned, points = utils.determine_grade(cell, log)
     # The check's name as the feedback pages show it (plot_linear, running_var).
-    name = test_name(grade_id(cell) or "")
+    name = test_name(settings(cell).get("grade_id") or "")
     errors = [o for o in cell.outputs if o.output_type == "error"]
     stderr = [o.text for o in cell.outputs
               if o.output_type == "stream" and o.name == "stderr"]
@@ -112,7 +145,8 @@ def is_written(cell):
 
 def is_blank(cell):
     """The answer cell still holds what the release gave (nbgrader's own test)."""
-    return is_solution(cell) and settings(cell).get("checksum") == utils.compute_checksum(cell)
+    return (bool(settings(cell)) and utils.is_solution(cell)
+            and settings(cell).get("checksum") == utils.compute_checksum(cell))
 
 
 def written_note(cells):

@@ -28,15 +28,17 @@ from nbgrader.api import Gradebook
 import hostile
 from nbgrader.utils import notebook_hash
 
-from conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, jupyterlab_server, make,
-                      nbgrader)
-from coursekit import exchange
+from conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TOKEN, jupyterlab_server,
+                      make, nbgrader)
+from coursekit import answers, exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, grade_id, gradebook_url
-from coursekit.samples import course_copy, nbgrader_env, submission_path
+from coursekit.samples import course_copy, nbgrader_env, sample_submission, submission_path
 from test_grading import points
 from test_safe_grading import Listener
 
 HONEST, HOSTILE = "reference", "html_payloads"
+# One typical slip in each later exercise (coursekit/samples.py): checks pass and fail.
+PARTIAL = "partial"
 NOTEBOOK_ID = NOTEBOOK[:-len(".ipynb")]
 WRITTEN = hostile.WRITTEN_ANSWER
 # Far below the 300 s the formgrader hung for when it deadlocked on the gradebook.
@@ -83,12 +85,13 @@ def course(tmp_path_factory):
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     listener = Listener()
     for minute, (student, notebook) in enumerate(
-            ((HONEST, hostile.reference()), (HOSTILE, hostile.html_payloads(listener.port)))):
+            ((HONEST, hostile.reference()), (HOSTILE, hostile.html_payloads(listener.port)),
+             (PARTIAL, sample_submission(PARTIAL)))):
         collected(root, student, notebook, minute)
     nbgrader(root, "autograde", ASSIGNMENT, "--force")
     nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
     # Collected after the command line graded the class: only the formgrader grades it.
-    collected(root, BY_BUTTON, probed_reference(root), 2)
+    collected(root, BY_BUTTON, probed_reference(root), 3)
     # Where release_feedback puts the pages, made as the course makes its exchange.
     shared = Path(exchange.create_root(tmp_path_factory.mktemp("exchange") / "exchange"))
     yield dict(root=root, listener=listener, url=gradebook_url(root), exchange=shared)
@@ -99,8 +102,13 @@ def course(tmp_path_factory):
 def jupyterlab(course, tmp_path_factory):
     """JupyterLab started from the course folder, as the README tells instructors to, with
     the course's exchange given on its command line."""
+    from test_studentconfig import installed_guard
+
     home = tmp_path_factory.mktemp("lab-home")
-    with jupyterlab_server(course["root"], home, nbgrader_env(),
+    # The guard as `make` installs it, which hides the instructor's tools outside a course
+    # folder: here they stay.
+    env = dict(nbgrader_env(), JUPYTER_CONFIG_PATH=str(installed_guard(home / "make").parent))
+    with jupyterlab_server(course["root"], home, env,
                            "--Exchange.root=%s" % course["exchange"]) as url:
         yield url
 
@@ -357,6 +365,120 @@ def test_student_markup_does_not_run_in_the_feedback_page(browser, feedback_site
     tab.page.context.close()
 
 
+# --- The feedback page leads with the results --------------------------------------------
+
+# Compressed text as the helpers cell carried it: a long run of base85 characters, no
+# space, mixing lower and upper case, digits and signs (Python code has dots and spaces).
+BASE85_RUN = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{60,}")
+HELPERS = "celltag_self_check_helpers"  # the class the helpers cell's rendering carries
+
+
+def compressed_text(text):
+    return [run for run in BASE85_RUN.findall(text)
+            if all(re.search(kind, run) for kind in (r"[a-z]", r"[A-Z]", r"[0-9]",
+                                                      r"[!#$%&*+;<=>?@^`{|}~-]"))]
+
+
+def test_the_compressed_text_detector_finds_the_helpers_packing():
+    import base64
+    import zlib
+
+    packed = base64.b85encode(zlib.compress((ROOT / "coursekit" / "checks.py").read_bytes()))
+    assert compressed_text("x = (\n  '%s'\n)" % packed.decode()[:84])
+    assert not compressed_text(
+        "udl_bn_checks.score(udl_bn_checks.check_no_compounding(ResidualNetworkWithBatchNorm), 2)")
+
+
+def results_of(page):
+    """[[verdict, name, points, message]] of each line of the results atop a feedback page."""
+    return page.evaluate("""() => [...document.querySelectorAll('#results tr.result')].map(
+        tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))""")
+
+
+def graded_checks(course, student):
+    """[(name, score, points)] of a student's autograded checks, in notebook order."""
+    with Gradebook(course["url"]) as gradebook:
+        grades = {grade.name: (grade.score, grade.max_score) for grade in
+                  gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student).grades}
+    return [(name[len("test_"):], *grades[name]) for name in points()]
+
+
+@pytest.fixture(scope="module")
+def partial_feedback(browser, feedback_site):
+    """PARTIAL's page, on a 1400x900 screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = Watched(context)
+    tab.page.goto("%s/%s/%s/%s.html" % (feedback_site, PARTIAL, ASSIGNMENT, NOTEBOOK_ID))
+    settle(tab.page)
+    tab.page.screenshot(path=str(ARTIFACTS / "feedback-first-screen.png"))
+    yield tab.page
+    context.close()
+
+
+def test_the_feedback_page_opens_with_the_first_verdict_on_the_first_screen(partial_feedback):
+    page = partial_feedback
+    first = page.locator("#results td.verdict").first.bounding_box()
+    assert first["y"] + first["height"] < 900, first
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    print("first verdict at y = %.0f px; page %d px tall" % (first["y"], height))
+
+
+def test_the_results_name_every_check_with_its_verdict_points_and_message(
+        course, partial_feedback):
+    lines = results_of(partial_feedback)
+    checks = graded_checks(course, PARTIAL)
+    assert [line[1] for line in lines] == [name for name, _, _ in checks] + ["written answer"]
+    assert {line[0] for line in lines[:-1]} == {"✓", "✗"}  # the partial student has both
+    for (mark, name, said, message), (_, score, possible) in zip(lines, checks):
+        assert mark == ("✓" if score >= possible else "✗"), name
+        assert said == "%g of %g point%s" % (score, possible, "" if possible == 1 else "s")
+        assert len(message) > 10, (name, message)
+    phrase = answers.SLIPS["slope_end_points"].message
+    assert phrase in dict((line[1], line[3]) for line in lines)["slope"]
+
+
+def test_each_results_line_links_to_its_cell_below(partial_feedback):
+    page = partial_feedback
+    anchors = page.evaluate("""() => [...document.querySelectorAll('#results td.name a')].map(
+        a => [a.getAttribute('href').slice(1),
+              document.getElementsByName(a.getAttribute('href').slice(1)).length,
+              (document.getElementsByName(a.getAttribute('href').slice(1))[0] || document.body)
+                .getBoundingClientRect().top])""")
+    below = page.locator("#results").bounding_box()
+    for anchor, found, top in anchors:
+        assert found == 1 and top > below["y"] + below["height"], anchor
+    page.locator("#results td.name a", has_text="slope").click()
+    assert page.evaluate("() => location.hash") == "#test_slope"
+
+
+def test_the_written_answer_reads_as_waiting_until_hand_graded(partial_feedback):
+    page = partial_feedback
+    assert results_of(page)[-1] == ["…", "written answer", "3 points",
+                                    "Waiting for your instructor, who grades it by hand."]
+    answer = page.locator(".nbgrader_cell", has=page.locator("a[name='%s']" % WRITTEN))
+    heading = answer.locator(".panel-heading").inner_text()
+    assert "Waiting for your instructor" in heading and "Score" not in heading
+    assert "is waiting for your instructor" in page.locator("#results h4").inner_text()
+
+
+def test_no_compressed_text_on_the_feedback_page_and_the_helpers_take_one_line(
+        partial_feedback):
+    page = partial_feedback
+    assert compressed_text(page.locator("body").inner_text()) == []
+    helpers = page.locator(".%s .input_area" % HELPERS)
+    assert helpers.count() == 1
+    assert helpers.inner_text().strip().count("\n") == 0
+    assert helpers.bounding_box()["height"] < 60
+
+
+def test_the_formgrader_shows_the_helpers_as_one_line(honest_grading):
+    page = honest_grading[0].page
+    helpers = page.locator(".%s .input_area" % HELPERS)
+    assert helpers.count() == 1
+    assert helpers.inner_text().strip().count("\n") == 0
+    assert compressed_text(page.locator("body").inner_text()) == []
+
+
 # The formgrader as JupyterLab opens it, autograding with its button; Manual Grading with a
 # score and a comment; feedback generated and released from the formgrader; the grade table.
 
@@ -383,6 +505,8 @@ def formgrader_in_lab(instructor, jupyterlab):
     frame = tab.page.frame_locator("iframe[src*='/formgrader']")
     frame.get_by_role("link", name="Manage Assignments").wait_for()
     tab.page.screenshot(path=str(ARTIFACTS / "formgrader-in-jupyterlab.png"))
+    # The instructor's JupyterLab, in the course folder, keeps Create Assignment too.
+    assert tab.page.locator("#nbgrader-create_assignemnt").count() == 1
     yield tab, frame
     tab.page.close()
 
@@ -512,13 +636,13 @@ def test_the_formgrader_generates_and_releases_feedback(course, feedback_release
         assert outcome == "success-modal", (step, said)
     feedback = course["root"] / "feedback" / BY_BUTTON / ASSIGNMENT / (NOTEBOOK_ID + ".html")
     assert feedback.is_file()
-    for student in (HONEST, HOSTILE, BY_BUTTON):
+    for student in (HONEST, HOSTILE, PARTIAL, BY_BUTTON):
         assert released_page(course, student).read_bytes() == (
             course["root"] / "feedback" / student / ASSIGNMENT
             / (NOTEBOOK_ID + ".html")).read_bytes(), student
     released = course["exchange"] / COURSE_ID / "feedback"
     assert sorted(p.name for p in released.iterdir()) \
-        == sorted(released_page(course, s).name for s in (HONEST, HOSTILE, BY_BUTTON))
+        == sorted(released_page(course, s).name for s in (HONEST, HOSTILE, PARTIAL, BY_BUTTON))
 
 
 def test_the_released_feedback_page_shows_the_hand_score_and_the_comment(
@@ -537,14 +661,18 @@ def test_the_released_feedback_page_shows_the_hand_score_and_the_comment(
         answer = written.inner_text()
         outline = tab.page.locator("body").inner_text()
         comment_html = written.locator(".panel-footer").inner_html()
+        tab_results = results_of(tab.page)
         context.close()
     assert "Score: %.1f / 3.0" % HAND_SCORE in answer
     assert "Comments:" in answer
     # The comment, rendered from Markdown as nbgrader renders it.
     assert COMMENT.replace("*why*", "why") in answer
     assert "<em>why</em>" in comment_html
-    assert "Written response (Score: %.1f / 3.0)" % HAND_SCORE in outline
-    assert "(Score: %.1f / 28.0)" % (25 + HAND_SCORE) in outline
+    # The results at the top: the written answer's score and the comment, and the total.
+    assert tab_results[-1][:3] == ["✎", "written answer", "%g of 3 points"
+                                                    % HAND_SCORE]
+    assert COMMENT.replace("*why*", "why") in tab_results[-1][3]
+    assert "Your results: %g of 28 points in total" % (25 + HAND_SCORE) in outline
     # The course's feedback step: each check by name, its verdict and points, no code.
     assert re.search(r"✓ [^\n]+: passed, 2 of 2 points", outline)
 
@@ -553,7 +681,7 @@ def test_the_grade_table_includes_the_hand_grade(course, hand_graded):
     report = make(course["root"], "report")
     with open(course["root"] / "grades.csv", newline="") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {HONEST, HOSTILE, BY_BUTTON}
+    assert set(rows) == {HONEST, HOSTILE, PARTIAL, BY_BUTTON}
     assert rows[BY_BUTTON]["score"] == "%g" % (25 + HAND_SCORE)
     assert rows[BY_BUTTON]["max_score"] == "28"
     assert re.search(r"^%s\s+%g/28" % (BY_BUTTON, 25 + HAND_SCORE), report.stdout, re.M), \

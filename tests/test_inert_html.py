@@ -155,3 +155,37 @@ def _root(path):
     config = Config()
     config.CourseDirectory.root = str(path)
     return config
+
+
+def test_the_feedback_results_show_messages_as_text():
+    """A check's message can quote an error the student's code raised: the results atop
+    the feedback page (coursekit/templates/feedback_results) show it as text."""
+    import os
+
+    import nbgrader
+    from bs4 import BeautifulSoup
+    from nbconvert import HTMLExporter
+
+    from coursekit.feedback import ResultLine, Results, template_config
+
+    config = template_config([os.path.join(  # what nbgrader's generate_feedback adds
+        os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "static",
+        "node_modules", "bootstrap", "dist", "css")])
+    hostile = ALT_ATTACK
+    results = Results("1 of 2 points " + hostile, [
+        ResultLine("test_a" + hostile, "a" + hostile, "✗", "0 of 1 point", hostile, "failed"),
+        ResultLine("written", "written answer", "✎", "1 of 1 point", "Graded.", "graded",
+                   "A *fine* answer.")], {})
+    resources = {"nbgrader": {"notebook": "nb", "score": 1, "max_score": 2,
+                              "late_penalty": 0}, "results": results}
+    page, _ = HTMLExporter(config=config).from_notebook_node(_notebook(), resources=resources)
+    soup = BeautifulSoup(page, features="html.parser")
+    # The gradebook's total, for a program to read (the heading words it for a person).
+    assert [soup.select_one("#results")[key] for key in ("data-score", "data-max-score")] \
+        == ["1.0", "2.0"]
+    rows = soup.select("#results tr.result")
+    assert [cell.get_text().strip() for cell in rows[0].find_all("td")] == [
+        "✗", "a" + hostile, "0 of 1 point", hostile]
+    assert rows[1].select_one(".comment em").get_text() == "fine"
+    assert not [tag for tag in soup.find_all("script") if "alert" in tag.text]
+    assert not soup.select("#results img")

@@ -266,3 +266,92 @@ def test_validate_shows_each_check_its_points_and_the_total(completed, page):
     assert "Total: %g of %g points from the checks." % (sum(checks) - 1, sum(checks)) in text
     assert "is graded by your instructor." in text
     assert "Partial credit" not in text
+
+
+# --- A student's JupyterLab, started where a student starts it: release/bn/, or a
+# JupyterHub home holding the fetched bn/. The course's config is not there; what students
+# get comes from the virtualenv's guard (as `make` installs it) or the students' config
+# (as coursekit.exchange prints it), both coursekit/studentconfig.py.
+
+@pytest.fixture(scope="module", params=["release_folder", "jupyterhub_home"])
+def student_lab(request, tmp_path_factory):
+    from coursekit import exchange
+    from test_studentconfig import installed_guard
+
+    home = tmp_path_factory.mktemp("student-" + request.param)
+    env = dict(os.environ)
+    if request.param == "release_folder":
+        folder = home / "course" / "release" / "bn"
+        env["JUPYTER_CONFIG_PATH"] = str(installed_guard(home / "make").parent)
+    else:
+        folder = home / "bn"
+        (home / ".jupyter").mkdir()
+        (home / ".jupyter" / "nbgrader_config.py").write_text(
+            exchange.student_config(home / "exchange"))
+    folder.mkdir(parents=True)
+    shutil.copy(RELEASE_NOTEBOOK, folder / NOTEBOOK)
+    notices = home / "settings" / "@jupyterlab" / "apputils-extension"
+    notices.mkdir(parents=True)
+    (notices / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    served = folder if request.param == "release_folder" else home
+    with jupyterlab_server(served, home, env, "--LabApp.expose_app_in_browser=True",
+                           cwd=served) as url:
+        yield request.param, url, folder.relative_to(served) / NOTEBOOK
+
+
+@pytest.fixture(scope="module")
+def student_page(student_lab):
+    from playwright.sync_api import sync_playwright
+
+    where, url, path = student_lab
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 900})
+        tab.goto("%s/lab/tree/%s?token=%s" % (url, path, TOKEN))
+        tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
+                              ".currentWidget && window.jupyterapp.shell.currentWidget"
+                              ".sessionContext.session?.kernel?.status === 'idle'",
+                              timeout=60_000)
+        # Time for anything JupyterLab writes into the notebook once its kernel is up.
+        tab.wait_for_timeout(2000)
+        yield where, tab
+        browser.close()
+
+
+def test_a_student_jupyterlab_opens_the_release_unmodified(student_page):
+    where, page = student_page
+    widget = "window.jupyterapp.shell.currentWidget"
+    assert page.evaluate("() => %s.context.model.dirty" % widget) is False, where
+    assert "jp-mod-dirty" not in page.evaluate("() => %s.title.className" % widget), where
+
+
+def test_a_student_jupyterlab_has_no_instructor_tools(student_page):
+    where, page = student_page
+    assert page.locator("#nbgrader-create_assignemnt").count() == 0, where
+    assert "Create Assignment" not in page.locator(".lm-TabBar-tab").all_inner_texts()
+    page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
+    items = page.locator(".lm-Menu-content .lm-Menu-itemLabel").all_inner_texts()
+    page.keyboard.press("Escape")
+    # A student still fetches and submits from the Assignment List.
+    assert "Assignment List" in items, (where, items)
+    assert not {"Formgrader", "Formgrader (local)", "Create assignment"} & set(items), items
+
+
+def test_validate_in_a_student_jupyterlab_shows_each_failing_check_and_the_total(
+        student_page):
+    where, page = student_page
+    page.locator(".validate-button").click()
+    message = page.wait_for_selector(".jp-Dialog #validation-message", timeout=300_000)
+    text = message.inner_text()
+    page.screenshot(path=str(ARTIFACTS / ("jupyterlab-validate-failing-%s.png" % where)))
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    points = sum(c.metadata.nbgrader["points"] for c in release.cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
+    assert "✗ registered, 0 of 1 point: " in text and "BatchNorm1d" in text, (where, text)
+    assert "✗ block_variances, 0 of 2 points: block_variances still raises" in text
+    assert "Total: 0 of %g points from the checks." % points in text, (where, text)
+    assert "Partial credit" not in text
