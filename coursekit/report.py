@@ -12,7 +12,7 @@ back (edits there were not graded); only the former make the exit status non-zer
 import csv
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from coursekit import predictions
@@ -32,6 +32,9 @@ class Row:
     seconds_late: float           # past the due date (0: on time, or no due date set)
     late_penalty: float
     waits_for_hand_grading: bool
+    # Written answers changed since they were graded by hand: {name: the old grade, which
+    # the gradebook keeps (and the total counts) until the answer is graded again}.
+    regrade_by_hand: Dict[str, float] = field(default_factory=dict)
 
 
 def collect(url, assignment=ASSIGNMENT):
@@ -44,7 +47,7 @@ def collect(url, assignment=ASSIGNMENT):
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
         with Gradebook(url) as gradebook:
             for submission in gradebook.assignment_submissions(assignment):
-                per_test, by_hand, comments = {}, {}, {}
+                per_test, by_hand, comments, changed = {}, {}, {}, {}
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         if grade.cell.cell_type == "code" and grade.auto_score is not None:
@@ -56,6 +59,10 @@ def collect(url, assignment=ASSIGNMENT):
                             # nbgrader gives an untouched answer 0 by itself.
                             by_hand[grade.name] = (None if grade.needs_manual_grade
                                                    else grade.score)
+                            if grade.needs_manual_grade and grade.manual_score is not None:
+                                # A hand grade kept, not confirmed: the answer changed
+                                # since (coursekit.gradebook.SaveGrades).
+                                changed[grade.name] = grade.manual_score
                     comments.update((comment.name, comment.manual_comment)
                                     for comment in notebook.comments
                                     if comment.name in by_hand and comment.manual_comment)
@@ -63,7 +70,7 @@ def collect(url, assignment=ASSIGNMENT):
                                 per_test, by_hand, comments,
                                 submission.total_seconds_late or 0,
                                 submission.late_submission_penalty or 0,
-                                bool(submission.needs_manual_grade)))
+                                bool(submission.needs_manual_grade), changed))
     return sorted(rows, key=lambda row: row.student), tests, max_points
 
 
@@ -99,6 +106,26 @@ def put_back(root=ROOT, assignment=ASSIGNMENT):
             + (["deleted cells put back: " + ", ".join(deleted)] if deleted else [])
         if said:
             found[student] = "; ".join(said)
+    return found
+
+
+def changed_since_hand_graded(rows):
+    """{student: what to grade again}, for answers changed since they were graded by hand."""
+    def kept(name, points):
+        return "%s changed since you graded it (your %g point%s and comment kept until you " \
+            "grade it again in Manual Grading)" % (name, points, "" if points == 1 else "s")
+
+    return {row.student: "; ".join(kept(name, row.regrade_by_hand[name])
+                                   for name in sorted(row.regrade_by_hand))
+            for row in rows if row.regrade_by_hand}
+
+
+def merged(*notes):
+    """One {student: sentence} from several, a student's sentences joined in order."""
+    found = {}
+    for note in notes:
+        for student, said in note.items():
+            found[student] = "%s; %s" % (found[student], said) if student in found else said
     return found
 
 
@@ -245,17 +272,20 @@ def main(root=ROOT):
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
     attention = needs_attention(root)
-    # Graded, but with edits the grader put back: the instructor may want to look.
-    noted = dict(put_back(root), **attention)
+    # Graded, but with edits the grader put back, or a written answer changed since it was
+    # graded by hand: the instructor may want to look.
+    noted = merged(attention, put_back(root), changed_since_hand_graded(rows))
     write_csv(rows, tests, root / "grades.csv", noted)
     write_pass_chart(rows, tests, max_points, root / "grades.png")
     write_prediction_chart(submitted_notebooks(root), root / "predictions.png")
     print(table(rows, noted))
     by_hand = [row for row in rows if row.waits_for_hand_grading]
     if by_hand:
-        print("\n%d of %d submissions have a written answer to grade by hand (the "
-              "formgrader: Manual Grading); their totals do not include it yet."
-              % (len(by_hand), len(rows)))
+        print("\n%d of %d submissions %s a written answer to grade by hand (the "
+              "formgrader: Manual Grading); until then %s 0 for it, or your earlier "
+              "grade of an answer changed since."
+              % (len(by_hand), len(rows), "has" if len(by_hand) == 1 else "have",
+                 "its total counts" if len(by_hand) == 1 else "their totals count"))
     print("\nPer-test points for each student: grades.csv; "
           "how many passed each test: grades.png; how the class predicted: predictions.png")
     return 1 if attention else 0
