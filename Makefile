@@ -64,9 +64,14 @@ grade: release
 $(DATA): $(GUARD)
 	$(BIN)/python -m coursekit.data
 
+# Points live in coursekit/testcells.py: the release refuses to undo points edited in the
+# notebook, and records its fixed cells, so that students who fetched an earlier release
+# are not taken for having edited them (coursekit/releases.py).
 release: $(GUARD) $(DATA)
+	$(BIN)/python -m coursekit.releases check-points
 	$(BIN)/python -m coursekit.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
+	$(BIN)/python -m coursekit.releases record
 
 # nbgrader's own autograde, one student per worker (coursekit/parallel.py);
 # make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
