@@ -19,7 +19,7 @@ GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-.PHONY: all grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
+.PHONY: all new-class grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
 
 all: grade
 
@@ -51,6 +51,11 @@ postgresql:
 
 chromium:
 	@$(call apt_need,command -v chromium,chromium)
+
+# Your own class: removes the four example students (coursekit/newclass.py). It refuses,
+# naming them, when any other student is present; KEEP_OTHERS=1 keeps those as they are.
+new-class: $(GUARD)
+	$(BIN)/python -m coursekit.newclass $(if $(KEEP_OTHERS),--keep-others)
 
 # Feedback and the grade table are written even when some submissions need attention;
 # the exit status still says so.
