@@ -80,8 +80,11 @@ release: $(GUARD) $(DATA)
 
 # nbgrader's own autograde, one student per worker (coursekit/parallel.py);
 # make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
+# DB=postgresql://... grades into that gradebook, SCHEDULER=tcp://host:8786 on a Dask
+# cluster (docs/scale.md).
 autograde: $(GUARD) sandbox
-	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'
+	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)' \
+	  $(if $(DB),--db '$(DB)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
 feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
