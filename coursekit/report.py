@@ -183,7 +183,10 @@ def graded_against_an_earlier_release(url, root=ROOT, assignment=ASSIGNMENT):
             continue
         graded = {grade_id(cell): cell.metadata.nbgrader.get("checksum")
                   for cell in notebook.cells if grade_id(cell)}
-        if any(graded.get(name) != checksum for name, checksum in current.items()):
+        # A cell the graded notebook lacks (an answer the student deleted) says nothing
+        # about the release it was graded against.
+        if any(name in graded and graded[name] != checksum
+               for name, checksum in current.items()):
             stale.append(path.parent.parent.name)
     return stale
 
