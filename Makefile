@@ -21,7 +21,7 @@ GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
 # MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
-.PHONY: all grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
+.PHONY: all new-class grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
 
 all: grade
 
@@ -55,6 +55,11 @@ postgresql:
 chromium:
 	@$(call apt_need,command -v chromium,chromium)
 
+# Your own class: removes the four example students (coursekit/newclass.py). It refuses,
+# naming them, when any other student is present; KEEP_OTHERS=1 keeps those as they are.
+new-class: $(GUARD)
+	$(BIN)/python -m coursekit.newclass $(if $(KEEP_OTHERS),--keep-others)
+
 # Feedback and the grade table are written even when some submissions need attention;
 # the exit status still says so.
 grade: release
@@ -67,14 +72,22 @@ grade: release
 $(DATA): $(GUARD)
 	$(BIN)/python -m coursekit.data
 
+# Points live in coursekit/testcells.py: the release refuses to undo points edited in the
+# notebook, and records its fixed cells, so that students who fetched an earlier release
+# are not taken for having edited them (coursekit/releases.py).
 release: $(GUARD) $(DATA)
+	$(BIN)/python -m coursekit.releases check-points
 	$(BIN)/python -m coursekit.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
+	$(BIN)/python -m coursekit.releases record
 
 # nbgrader's own autograde, one student per worker (coursekit/parallel.py);
 # make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
+# DB=postgresql://... grades into that gradebook, SCHEDULER=tcp://host:8786 on a Dask
+# cluster (docs/scale.md).
 autograde: $(GUARD) sandbox
-	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'
+	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)' \
+	  $(if $(DB),--db '$(DB)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
 feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force

@@ -16,7 +16,7 @@ from coursekit.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
 from nbgrader.converters.generate_feedback import GenerateFeedback  # noqa: E402
-from nbgrader.preprocessors import Execute  # noqa: E402
+from nbgrader.preprocessors import Execute, SaveAutoGrades  # noqa: E402
 
 c = get_config()  # noqa: F821
 
@@ -35,8 +35,9 @@ c.GenerateAssignment.preprocessors = (_stock[:_after] + [ReleaseStub] + _stock[_
 autograde.install()
 _sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
 c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
+# A hand grade stays graded when a regrade finds the same answer (coursekit/gradebook.py).
 c.Autograde.autograde_preprocessors = [
-    SandboxedExecute if p is Execute else p
+    {Execute: SandboxedExecute, SaveAutoGrades: gradebook.SaveGrades}.get(p, p)
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
 # Last: student markup in the stored notebook (what the formgrader shows) is inert.
 c.Autograde.autograde_preprocessors.append(InertStudentHTML)

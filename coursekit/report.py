@@ -5,14 +5,20 @@ sees at a glance which checks a class fails; ``grades.png`` beside it, how many 
 passed each test, which shows the class's common mistakes; and ``predictions.png``, how the
 class predicted before each run (coursekit.predictions), its misconceptions.
 ``python -m coursekit.report``.
-The ``problem`` column (NEEDS ATTENTION in the table) says what the autograder recorded a
-submission needs attention for (coursekit.attention), or which fixed cells the grader put
-back (edits there were not graded); only the former make the exit status non-zero.
+The ``problem`` column says what the autograder recorded a submission needs attention for
+(coursekit.attention; NEEDS ATTENTION in the table, counted as the autograder counts it,
+and the only thing that makes the exit status non-zero), then notes on graded work (NOTE
+in the table): fixed cells the grader put back (edits there were not graded; a cell as
+some published release had it is no edit, coursekit.releases), a written answer changed
+since it was graded by hand, a grade taken against an earlier release. When a total
+changed since the last grades.csv, the report says whose and from what to what.
 """
 import csv
 import sys
 import warnings
-from dataclasses import dataclass
+
+import nbformat
+from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from coursekit import predictions
@@ -32,6 +38,9 @@ class Row:
     seconds_late: float           # past the due date (0: on time, or no due date set)
     late_penalty: float
     waits_for_hand_grading: bool
+    # Written answers changed since they were graded by hand: {name: the old grade, which
+    # the gradebook keeps (and the total counts) until the answer is graded again}.
+    regrade_by_hand: Dict[str, float] = field(default_factory=dict)
 
 
 def collect(url, assignment=ASSIGNMENT):
@@ -44,7 +53,7 @@ def collect(url, assignment=ASSIGNMENT):
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
         with Gradebook(url) as gradebook:
             for submission in gradebook.assignment_submissions(assignment):
-                per_test, by_hand, comments = {}, {}, {}
+                per_test, by_hand, comments, changed = {}, {}, {}, {}
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         if grade.cell.cell_type == "code" and grade.auto_score is not None:
@@ -56,6 +65,10 @@ def collect(url, assignment=ASSIGNMENT):
                             # nbgrader gives an untouched answer 0 by itself.
                             by_hand[grade.name] = (None if grade.needs_manual_grade
                                                    else grade.score)
+                            if grade.needs_manual_grade and grade.manual_score is not None:
+                                # A hand grade kept, not confirmed: the answer changed
+                                # since (coursekit.gradebook.SaveGrades).
+                                changed[grade.name] = grade.manual_score
                     comments.update((comment.name, comment.manual_comment)
                                     for comment in notebook.comments
                                     if comment.name in by_hand and comment.manual_comment)
@@ -63,7 +76,7 @@ def collect(url, assignment=ASSIGNMENT):
                                 per_test, by_hand, comments,
                                 submission.total_seconds_late or 0,
                                 submission.late_submission_penalty or 0,
-                                bool(submission.needs_manual_grade)))
+                                bool(submission.needs_manual_grade), changed))
     return sorted(rows, key=lambda row: row.student), tests, max_points
 
 
@@ -85,21 +98,127 @@ def lateness(row):
 
 def put_back(root=ROOT, assignment=ASSIGNMENT):
     """{student: which fixed cells grading put back}, for every graded notebook that
-    needed it, from the record the grader wrote into it (coursekit.intake)."""
+    needed it, from the record the grader wrote into it (coursekit.intake). A fixed cell
+    that reads as in any published release (coursekit.releases) is not an edit: the
+    student kept the release they fetched before a change mid-term."""
     import types
 
     from coursekit.intake import recorded_fixed_cells
+    from coursekit.releases import published_digests
 
+    published = published_digests(root)
     found = {}
     for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
         student = path.parent.parent.name
         edited, deleted = recorded_fixed_cells(
             types.SimpleNamespace(metadata=notebook_metadata(path)))
+        if edited and published:
+            edited = [name for name in edited if not _as_published(
+                root / "submitted" / student / assignment / NOTEBOOK, name, published)]
         said = (["edits to fixed cells not graded: " + ", ".join(edited)] if edited else []) \
             + (["deleted cells put back: " + ", ".join(deleted)] if deleted else [])
         if said:
             found[student] = "; ".join(said)
     return found
+
+
+def changed_since_hand_graded(rows):
+    """{student: what to grade again}, for answers changed since they were graded by hand."""
+    def kept(name, points):
+        return "%s changed since you graded it (your %g point%s and comment kept until you " \
+            "grade it again in Manual Grading)" % (name, points, "" if points == 1 else "s")
+
+    return {row.student: "; ".join(kept(name, row.regrade_by_hand[name])
+                                   for name in sorted(row.regrade_by_hand))
+            for row in rows if row.regrade_by_hand}
+
+
+def merged(*notes):
+    """One {student: sentence} from several, a student's sentences joined in order."""
+    found = {}
+    for note in notes:
+        for student, said in note.items():
+            found[student] = "%s; %s" % (found[student], said) if student in found else said
+    return found
+
+
+def _as_published(path, name, published):
+    """Whether the submitted notebook at `path` holds fixed cell `name` as some release
+    published it (False when it cannot tell: the note stays)."""
+    from coursekit.course import grade_id
+    from coursekit.intake import SubmissionProblem, read_submission
+    from coursekit.releases import as_published
+
+    try:
+        notebook = read_submission(str(path))
+    except SubmissionProblem:
+        return False
+    # The first cell of that id is the one grading compares (coursekit.intake).
+    cell = next((cell for cell in notebook.cells if grade_id(cell) == name), None)
+    return cell is not None and as_published(cell, published)
+
+
+def graded_against_an_earlier_release(url, root=ROOT, assignment=ASSIGNMENT):
+    """Students whose graded notebook was graded against an earlier release: a fixed or
+    graded cell's checksum (nbgrader writes the gradebook's into every graded notebook)
+    is no longer the gradebook's, as after a change of points or wording mid-term. Their
+    scores are the old release's until `make autograde` grades them again."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from coursekit.course import grade_id
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(url) as gradebook:
+            try:
+                current = {cell.name: cell.checksum for cell in gradebook.find_notebook(
+                    NOTEBOOK[:-len(".ipynb")], assignment).source_cells}
+            except MissingEntry:
+                return []
+    stale = []
+    for path in sorted((root / "autograded").glob("*/%s/%s" % (assignment, NOTEBOOK))):
+        try:
+            notebook = nbformat.read(str(path), as_version=4)
+        except Exception:  # the grade table names unreadable work elsewhere
+            continue
+        graded = {grade_id(cell): cell.metadata.nbgrader.get("checksum")
+                  for cell in notebook.cells if grade_id(cell)}
+        # A cell the graded notebook lacks (an answer the student deleted) says nothing
+        # about the release it was graded against.
+        if any(name in graded and graded[name] != checksum
+               for name, checksum in current.items()):
+            stale.append(path.parent.parent.name)
+    return stale
+
+
+EARLIER_RELEASE = ("graded against an earlier release (points or fixed cells changed "
+                   "since): run make autograde")
+
+
+def grade_changes(before, rows):
+    """[(student, (score, max) before, (score, max) now)] that differ, in student order;
+    `before` as read_totals reads the last grades.csv."""
+    from coursekit.export import neutralize
+
+    return [(row.student, before[neutralize(row.student, keep="")], (row.score, row.max_score))
+            for row in rows if neutralize(row.student, keep="") in before
+            and before[neutralize(row.student, keep="")] != (row.score, row.max_score)]
+
+
+def read_totals(path):
+    """{student as grades.csv writes it: (score, max_score)} of the last grades.csv."""
+    try:
+        with open(path, newline="") as handle:
+            lines = list(csv.DictReader(handle))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    totals = {}
+    for line in lines:
+        try:
+            totals[line["student"]] = (float(line["score"]), float(line["max_score"]))
+        except (KeyError, TypeError, ValueError):  # a student with no grade
+            continue
+    return totals
 
 
 def write_csv(rows, tests, path, problem_of=None):
@@ -215,12 +334,13 @@ def write_prediction_chart(notebooks, path):
     return counts
 
 
-def table(rows, problem_of=None):
+def table(rows, problem_of=None, notes=None):
     """The grade table as printed: ids and problems (which quote the student's folder) with
-    their control characters escaped."""
+    their control characters escaped. `problem_of`: what needs attention (as the autograder
+    counts it); `notes`: what the instructor may want to look at, graded all the same."""
     from coursekit.export import printable
 
-    problem_of = problem_of or {}
+    problem_of, notes = problem_of or {}, notes or {}
     ungraded = sorted(set(problem_of) - {row.student for row in rows})
     width = max([len("student")] + [len(printable(row.student)) for row in rows]
                 + [len(printable(student)) for student in ungraded])
@@ -232,6 +352,8 @@ def table(rows, problem_of=None):
             line += "  LATE: " + lateness(row)
         if row.student in problem_of:
             line += "  NEEDS ATTENTION: " + printable(problem_of[row.student])
+        if row.student in notes:
+            line += "  NOTE: " + printable(notes[row.student])
         lines.append(line)
     lines += ["%-*s  %6s  NEEDS ATTENTION: %s" % (width, printable(student), "-",
                                                   printable(problem_of[student]))
@@ -245,17 +367,40 @@ def main(root=ROOT):
         print("No graded submissions in the gradebook: run `make autograde` first.")
         return 1
     attention = needs_attention(root)
-    # Graded, but with edits the grader put back: the instructor may want to look.
-    noted = dict(put_back(root), **attention)
-    write_csv(rows, tests, root / "grades.csv", noted)
+    # Graded, but with edits the grader put back, a written answer changed since it was
+    # graded by hand, or graded against an earlier release: worth a look, not counted
+    # among those needing attention (the autograder's own count).
+    earlier = {student: EARLIER_RELEASE
+               for student in graded_against_an_earlier_release(gradebook_url(root), root)}
+    notes = merged(put_back(root), changed_since_hand_graded(rows), earlier)
+    before = read_totals(root / "grades.csv")
+    write_csv(rows, tests, root / "grades.csv", merged(attention, notes))
     write_pass_chart(rows, tests, max_points, root / "grades.png")
     write_prediction_chart(submitted_notebooks(root), root / "predictions.png")
-    print(table(rows, noted))
+    print(table(rows, attention, notes))
+    # Counted as the autograder's summary counts them (coursekit.parallel).
+    students = {row.student for row in rows} | set(attention)
+    print("\n%d graded, %d need attention%s." % (
+        len(students) - len(attention), len(attention),
+        " (%d more with a note)" % len(set(notes) - set(attention)) if notes else ""))
+    if earlier:
+        print("%d graded against an earlier release, whose points or fixed cells have "
+              "changed since: their totals are out of the new maximum but score the old "
+              "release until `make autograde` grades them again." % len(earlier))
+    changes = grade_changes(before, rows)
+    if changes:
+        from coursekit.export import printable
+
+        print("Grades changed since the last report: " + ", ".join(
+            "%s %g/%g -> %g/%g" % ((printable(student),) + old + new)
+            for student, old, new in changes))
     by_hand = [row for row in rows if row.waits_for_hand_grading]
     if by_hand:
-        print("\n%d of %d submissions have a written answer to grade by hand (the "
-              "formgrader: Manual Grading); their totals do not include it yet."
-              % (len(by_hand), len(rows)))
+        print("\n%d of %d submissions %s a written answer to grade by hand (the "
+              "formgrader: Manual Grading); until then %s 0 for it, or your earlier "
+              "grade of an answer changed since."
+              % (len(by_hand), len(rows), "has" if len(by_hand) == 1 else "have",
+                 "its total counts" if len(by_hand) == 1 else "their totals count"))
     print("\nPer-test points for each student: grades.csv; "
           "how many passed each test: grades.png; how the class predicted: predictions.png")
     return 1 if attention else 0

@@ -3,8 +3,11 @@
 ``coursekit.sync`` writes each test cell of the source notebook from its row (its text and
 its points in the nbgrader metadata); the grader reads which check judges it and which of
 the student's objects that check observes. Changing a check's points is one edit here,
-then ``make release samples grade``; docs/checks.md and the README, which quote the points
-for readers, are checked against this table by tests/test_release.py.
+then ``make release samples grade`` (mid-term: ``make release``, then ``make autograde``
+to grade everyone again). Points edited in the notebook instead would be undone by the
+release, so ``make release`` refuses them, naming the cells (coursekit.releases).
+docs/checks.md and the README, which quote the points for readers, are checked against
+this table by tests/test_points.py.
 """
 from dataclasses import dataclass
 

@@ -691,3 +691,26 @@ def test_the_grade_table_includes_the_hand_grade(course, hand_graded):
     assert rows[BY_BUTTON][WRITTEN] == "%g" % HAND_SCORE
     assert rows[BY_BUTTON][WRITTEN + " comment"] == COMMENT
     assert rows[HOSTILE][WRITTEN] == rows[HOSTILE][WRITTEN + " comment"] == ""
+
+
+def test_regrading_with_the_button_keeps_the_hand_grade(course, formgrader_in_lab,
+                                                        hand_graded, feedback_released):
+    """Issue 27: the formgrader's Autograde button on a student already graded by hand,
+    whose written answer is unchanged: the hand score and comment stay, as graded."""
+    tab, frame = formgrader_in_lab
+    _, count = assignment_row(frame)
+    count.click()
+    student = frame.locator("td.student-id").filter(has_text=re.compile("^%s$" % BY_BUTTON))
+    row = frame.locator("#main-table tr", has=student)
+    row.locator("td.autograde a").click()
+    modal, outcome, said = finished(frame, AUTOGRADE_MS)
+    close_modal(modal)
+    assert outcome == "success-modal", said
+    assert stored_hand_grade(course, BY_BUTTON) == (HAND_SCORE, False, COMMENT,
+                                                    25 + HAND_SCORE)
+    _, count = assignment_row(frame)  # the table again, as the gradebook now has it
+    count.click()
+    row = frame.locator("#main-table tr", has=frame.locator("td.student-id").filter(
+        has_text=re.compile("^%s$" % BY_BUTTON)))
+    assert row.locator("td.status").inner_text() == "graded"
+    assert row.locator("td.score").inner_text() == "%g / 28" % (25 + HAND_SCORE)

@@ -112,3 +112,44 @@ def test_control_characters_in_an_id_or_a_problem_are_printed_escaped(tmp_path):
     assert table[hostile.ODD_ID_SHOWN]["problem"] == "submitted/%s/bn is odd" % (
         hostile.ODD_ID_SHOWN)
     assert table["'=\\x1b]0;title\\x07"]["problem"] == "never graded"
+
+
+def test_the_report_names_who_was_graded_against_an_earlier_release(tmp_path, monkeypatch):
+    """Issue 27: a graded notebook holds each cell's checksum as the gradebook had it at
+    grading; one that differs now was graded against an earlier release. A cell the graded
+    notebook lacks (a deleted answer) is no sign of it."""
+    import nbformat
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from coursekit.course import NOTEBOOK
+
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])
+    notebook_id = NOTEBOOK[:-len(".ipynb")]
+    current = {"todo_plot": "new-wording", "answer": "stub"}
+    with Gradebook(gradebook_url(tmp_path)) as gradebook:
+        gradebook.add_assignment(ASSIGNMENT)
+        gradebook.add_notebook(notebook_id, ASSIGNMENT)
+        for name, checksum in current.items():
+            gradebook.add_source_cell(name, notebook_id, ASSIGNMENT, cell_type="markdown",
+                                      locked=name == "todo_plot", source=name,
+                                      checksum=checksum)
+    graded_with = {"ada": current, "bob": dict(current, todo_plot="old-wording"),
+                   "cy": {"todo_plot": "new-wording"}}
+    for student, checksums in graded_with.items():
+        cells = [new_markdown_cell(name, metadata={"nbgrader": {
+            "grade_id": name, "checksum": checksum}}) for name, checksum in checksums.items()]
+        path = tmp_path / "autograded" / student / ASSIGNMENT / NOTEBOOK
+        path.parent.mkdir(parents=True)
+        nbformat.write(new_notebook(cells=cells), path)
+    assert report.graded_against_an_earlier_release(gradebook_url(tmp_path), tmp_path) \
+        == ["bob"]
+
+
+def test_the_report_names_whose_total_changed_since_the_last_grades_csv(graded):
+    rows, tests, _ = report.collect(gradebook_url(graded))
+    report.write_csv(rows, tests, graded / "grades.csv")
+    before = report.read_totals(graded / "grades.csv")
+    assert before == {"ada": (4.5, 5.0), "bob": (3.0, 5.0), "cy": (2.0, 5.0)}
+    now = [dataclasses.replace(row, score=row.score + 2, max_score=7) if row.student == "bob"
+           else row for row in rows]
+    assert report.grade_changes(before, now) == [("bob", (3.0, 5.0), (5.0, 7))]
