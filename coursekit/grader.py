@@ -318,9 +318,12 @@ _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
             "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",
             "CustomTB", "displayhook", "excepthook", "register_magic_function"}
 _RUN_TIME = {"exec", "eval", "compile", "__import__"}
+# The modules the helpers cell defines in the kernel (coursekit.sync): a notebook's own
+# code has no business with them beyond the checks' API.
+KERNEL_MODULES = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
 _RELIED_ON = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
-              "udl_bn_checks", "udl_bn_judge", "types"}
+              "types", *KERNEL_MODULES}
 _CHECKS_API = {"score", "require"} | {"check_" + name for name in (
     "registered", "used", "no_compounding", "placement", "train_eval", "block_variances",
     "plot", "increment", "slope", "rescaled_blocks", "rescaled_flat", "running_mean",
@@ -493,7 +496,7 @@ def _known_names():
     """Every name the scan recognizes when a cell builds it from pieces or reads it by a
     string: the interpreter's and IPython's machinery, and the checks' internals."""
     return frozenset(name for name in _INTROSPECTION | _IPYTHON | _checks_internals() | {
-        "__builtins__", "udl_bn_checks", "udl_bn_judge", "import_module"}
+        "__builtins__", "import_module", *KERNEL_MODULES}
         if "_" in name or len(name) >= 8)
 
 
@@ -544,14 +547,14 @@ def _suspicious_tree(tree):
             named, owner = folder.text(node.args[0]), node.func.value
         if not isinstance(named, str) or not named.isidentifier():
             continue
-        if named in ("udl_bn_checks", "udl_bn_judge") or named in internals:
+        if named in KERNEL_MODULES or named in internals:
             built.append("reaches into the checks (%s)" % named)
         elif named in _RUN_TIME and _namespace(owner):
             built.append("runs code it builds at run time (%s)" % named)
         elif named in _INTROSPECTION or named in _IPYTHON:
             read.append(ast.Expr(ast.Attribute(value=owner, attr=named, ctx=ast.Load())))
     tree.body.extend(read)
-    relied, checks = set(_RELIED_ON), {"udl_bn_checks", "udl_bn_judge"}
+    relied, checks = set(_RELIED_ON), set(KERNEL_MODULES)
     found = built
     for node in ast.walk(tree):  # names the cell gives those modules (import ... as _C)
         if isinstance(node, ast.Import):

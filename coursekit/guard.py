@@ -42,6 +42,19 @@ def install(key):
         cell_top = InteractiveShell.run_code.__code__
     except Exception:
         cell_top = None
+    # Library functions that ask for a frame only to read its name or globals, or to print
+    # the stack as text; torch.manual_seed is one that calls format_stack.
+    import collections
+    import traceback
+    import typing
+    safe_callers = {traceback.format_stack.__code__, traceback.extract_stack.__code__,
+                    collections.namedtuple.__code__}
+    for module, name in ((typing, "_caller"), (sys.modules.get("typing_extensions"),
+                                               "_has_generic_or_protocol_as_origin"),
+                         (sys.modules.get("typing_extensions"), "_caller")):
+        function = getattr(module, name, None)
+        if hasattr(function, "__code__"):
+            safe_callers.add(function.__code__)
     searches = {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
     frame_calls = {"sys._getframe", "sys._getframemodulename", "sys._current_frames",
                    "sys._current_exceptions"}
@@ -77,6 +90,9 @@ def install(key):
                 return "reached a frame through a traceback (tb_frame)"
             return None
         if event == "sys._getframe" and args and (tokens or in_generator(args[0])):
+            # Frames: this function's (0), the hook's (1), then whoever called _getframe.
+            if sys._getframe(2).f_code in safe_callers:
+                return None
             return "reached a frame (sys._getframe)"
         if event == "ctypes.dlsym" and len(args) == 2 and str(args[1]).startswith(("Py", "_Py")):
             return "reached the interpreter's C functions (%s)" % args[1]

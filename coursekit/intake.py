@@ -385,14 +385,18 @@ def _normalised(source):
     return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
 
 
-def edited_fixed_cells(notebook, release):
+def edited_fixed_cells(notebook, release, published=None):
     """Grade ids of the release's fixed (locked) cells whose text or type the submission
     changed, in release order. Grading puts the release's cell back (nbgrader's
     OverwriteCells), so what the student wrote there is not graded.
 
     Of cells sharing a grade id, the first is compared: the one grading keeps
-    (`repair_grade_cells`).
+    (`repair_grade_cells`). A cell as some earlier release had it (`published`, from
+    coursekit.releases) is not an edit: the student kept what they were given.
     """
+    from coursekit.releases import as_published
+
+    published = published or {}
     cells = {}
     for cell in notebook.cells:
         if grade_id(cell):
@@ -401,7 +405,8 @@ def edited_fixed_cells(notebook, release):
     for fixed in release.cells:
         cell = cells.get(grade_id(fixed)) if is_locked(fixed) else None
         if cell is not None and (cell.cell_type != fixed.cell_type
-                                 or _normalised(cell.source) != _normalised(fixed.source)):
+                                 or _normalised(cell.source) != _normalised(fixed.source)) \
+                and not as_published(cell, published):
             edited.append(grade_id(fixed))
     return edited
 

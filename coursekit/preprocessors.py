@@ -116,7 +116,10 @@ class RestoreMetadata(NbGraderPreprocessor):
         if restored:
             self.log.warning("%s: restored nbgrader metadata of %d cells by matching them "
                              "to the release", student, len(restored))
-        edited = edited_fixed_cells(nb, release)
+        from coursekit.releases import published_digests
+
+        edited = edited_fixed_cells(nb, release,
+                                    published_digests(CourseDirectory(parent=self).root))
         if edited:
             self.log.warning("%s: edited fixed cells, put back as released (the edits are "
                              "not graded): %s", student, ", ".join(edited))

@@ -529,9 +529,11 @@ def test_only_the_submission_after_the_due_date_is_late(trip):
 
 
 def score_of(page):
-    """The notebook's total score on a feedback page: its first "(Score: x / y)"."""
-    found = re.search(r"\(Score: ([0-9.]+) / ([0-9.]+)\)", page)
-    return float(found.group(1)), float(found.group(2))
+    """The notebook's total score on a feedback page, as the results atop it carry it."""
+    from bs4 import BeautifulSoup
+
+    results = BeautifulSoup(page, features="html.parser").select_one("#results")
+    return float(results["data-score"]), float(results["data-max-score"])
 
 
 def test_each_student_fetches_exactly_their_own_feedback(trip):

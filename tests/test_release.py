@@ -57,18 +57,6 @@ def test_a_test_cells_points_and_text_come_from_its_row(tmp_path):
         in cell.source
 
 
-def test_the_documents_quote_the_points_of_the_table():
-    from coursekit.testcells import TEST_CELLS
-
-    total = sum(cell.points for cell in TEST_CELLS)
-    table = (ROOT / "docs" / "checks.md").read_text()
-    quoted = [int(row.split(" | ")[1]) for row in table.splitlines()
-              if row.startswith("| ") and row.split(" | ")[1].isdigit()]
-    assert sorted(quoted) == sorted(cell.points for cell in TEST_CELLS)
-    for document in (table, (ROOT / "README.md").read_text()):
-        assert "What the checks grade (%d points" % total in document
-
-
 def test_committed_release_is_what_nbgrader_generates(course_root):
     generated = cells(course_root / "release" / ASSIGNMENT / NOTEBOOK)
     committed = cells(RELEASE)

@@ -582,7 +582,7 @@ def test_nobody_else_is_said_to_have_fixed_cells_put_back(graded, capsys):
     main(graded["root"])
     table = capsys.readouterr().out
     line = next(line for line in table.splitlines() if line.startswith("edited_imports "))
-    assert line.endswith("NEEDS ATTENTION: edits to fixed cells not graded: imports, test_used")
+    assert line.endswith("NOTE: edits to fixed cells not graded: imports, test_used")
     for student in set(hostile.CASES) - set(hostile.FIXED_CELLS) - set(hostile.BROKEN):
         page = graded["root"] / "feedback" / student / ASSIGNMENT / NOTEBOOK.replace(
             ".ipynb", ".html")
