@@ -193,6 +193,23 @@ def test_student_code_has_no_network_not_even_loopback(graded):
     assert_full_marks(graded, "network")
 
 
+def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
+    """The sandbox's own command, with no kernel: what the graded case above shows, in a
+    fraction of a second (make mutants runs it without --unshare-net)."""
+    from coursekit.sandbox import Sandbox
+
+    listener = Listener()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "home").mkdir()
+    code = hostile.CALL_HOME.replace("PORT", str(listener.port))
+    command = Sandbox().command([sys.executable, "-c", code], str(tmp_path / "work"),
+                                str(tmp_path / "home"))
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    listener.server.close()
+    assert "no network" in ran.stdout, ran.stdout + ran.stderr
+    assert listener.contacts == []
+
+
 def test_a_memory_bomb_hits_the_cap_and_costs_only_its_cell(graded):
     assert "MemoryError" in output_of_cell_containing(graded, "memory_bomb", "def hog")
     assert_full_marks(graded, "memory_bomb")
