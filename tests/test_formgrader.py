@@ -28,13 +28,12 @@ from nbgrader.api import Gradebook
 import hostile
 from nbgrader.utils import notebook_hash
 
-from conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, jupyterlab_server, make,
-                      nbgrader)
+from conftest import ARTIFACTS, TOKEN, jupyterlab_server, make, nbgrader
 from coursekit import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, grade_id, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env, submission_path
 from test_grading import points
-from test_safe_grading import Listener
+from graded_classes import Listener
 
 HONEST, HOSTILE = "reference", "html_payloads"
 NOTEBOOK_ID = NOTEBOOK[:-len(".ipynb")]
@@ -103,17 +102,6 @@ def jupyterlab(course, tmp_path_factory):
     with jupyterlab_server(course["root"], home, nbgrader_env(),
                            "--Exchange.root=%s" % course["exchange"]) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Watched:
