@@ -138,6 +138,13 @@ test: $(GUARD) $(DATA) sandbox postgresql chromium
 test-fast: $(GUARD) $(DATA)
 	UDL_SEEDS=10 $(BIN)/python -m pytest tests -m "not slow" -q
 
+# Deliberate one-line bugs (tests/mutants.py), each applied in a scratch copy of this
+# checkout: fails if the tests named for a bug still pass with it. MUTANTS='judge intake'
+# runs only those.
+.PHONY: mutants
+mutants: $(GUARD) $(DATA) sandbox
+	$(BIN)/python tests/mutants.py $(MUTANTS)
+
 # Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
 bench: $(GUARD) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench

@@ -124,3 +124,24 @@ def course_root(tmp_path_factory):
     root = course_copy(tmp_path_factory.mktemp("course"))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     return root
+
+
+@pytest.fixture(scope="session")
+def graded_classes(tmp_path_factory):
+    """The sample class and the hostile class, each graded once per run (graded_classes.py):
+    every test reading a graded sample, cheat or hostile case reads it here."""
+    from graded_classes import grade_both
+
+    return grade_both(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (each opens pages of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -211,3 +211,16 @@ def test_collect_refuses_and_deletes_the_copy_of_a_submission_swapped_during_it(
                        "(%s/notes.txt (a link to %s))" % (student, submission.name,
                                                           secret / "secret.txt"))
     assert not copy.exists()
+
+
+def test_collect_refuses_a_submission_another_user_made_in_a_students_name(tmp_path,
+                                                                           submission):
+    """The inbound lets anyone drop a folder named for any student: collect takes only the
+    student's own (test_exchange.py does it with real Unix users)."""
+    maker = pwd.getpwuid(os.getuid()).pw_name
+    student = next(user.pw_name for user in pwd.getpwall() if user.pw_uid != os.getuid())
+    copy = tmp_path / "copy"
+    assert exchange.take(str(submission), str(copy), student) == (
+        "it belongs to %s, not %s" % (maker, student))
+    assert not copy.exists()
+    assert exchange.take(str(submission), str(copy), maker) is None

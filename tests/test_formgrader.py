@@ -28,13 +28,12 @@ from nbgrader.api import Gradebook
 import hostile
 from nbgrader.utils import notebook_hash
 
-from conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TOKEN, jupyterlab_server,
-                      make, nbgrader)
+from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server, make, nbgrader
 from coursekit import answers, exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, grade_id, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env, sample_submission, submission_path
 from test_grading import points
-from test_safe_grading import Listener
+from graded_classes import Listener
 
 HONEST, HOSTILE = "reference", "html_payloads"
 # One typical slip in each later exercise (coursekit/samples.py): checks pass and fail.
@@ -111,17 +110,6 @@ def jupyterlab(course, tmp_path_factory):
     with jupyterlab_server(course["root"], home, env,
                            "--Exchange.root=%s" % course["exchange"]) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Watched:

@@ -1,34 +1,25 @@
 """Grades no student code can forge (issue 12): the cheats of tests/cheats.py, graded for real.
 
-One course copy holds every cheat and two honest controls: `blank` (the untouched release)
-and `zz_reference` (the reference solution). The class is graded once, as an instructor
-would: `python -m coursekit.parallel` with two workers through the course's config, then
-`nbgrader generate_feedback` and `python -m coursekit.report`. Every cheat must earn no more
-than the untouched release, and be flagged in the grade table, on its feedback page and in
-the autograde log with the sentence that says its points come from the grader's own run.
+The cheats are graded with the sample class (tests/graded_classes.py, once per run), whose
+samples `blank` (the untouched release) and `reference` (the reference solution) are their
+honest controls, as an instructor would grade them: `python -m coursekit.parallel` through
+the course's config, then `nbgrader generate_feedback` and `python -m coursekit.report`.
+Every cheat must earn no more than the untouched release, and be flagged in the grade
+table, on its feedback page and in the autograde log with the sentence that says its points
+come from the grader's own run.
 """
-import csv
 import html
 import re
-import subprocess
-import sys
-import time
 
 import nbformat
 import pytest
 
 import cheats
-from conftest import nbgrader
-from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
+from coursekit.course import ASSIGNMENT, SOURCE_NOTEBOOK, grade_id
 from coursekit.grader import OWN_RUN
-from coursekit.report import points_by_student
-from coursekit.samples import (course_copy, make_submission, nbgrader_env, solution_cells,
-                               submit)
+from graded_classes import CONTROLS
 
-CONTROLS = ("blank", "zz_reference")
 CHEATS = sorted(cheats.CHEATS)
-# Far above the slowest honest cell (about a second); none of the cheats loops.
-SETTINGS = ["--set", "Execute.timeout=30"]
 
 
 def automatic_points():
@@ -42,48 +33,9 @@ POINTS = automatic_points()
 FULL = sum(POINTS.values())
 
 
-class Graded(dict):
-    """What the fixture found; a short repr keeps failure reports readable."""
-
-    def __repr__(self):
-        return "<the class graded at %s>" % self["root"]
-
-
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    seconds, started = {}, time.monotonic()
-    root = course_copy(tmp_path_factory.mktemp("cheats"))
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    release = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    submit(root, "blank", make_submission({}, release))
-    submit(root, "zz_reference", make_submission(solution_cells(), release))
-    for student, build in cheats.CHEATS.items():
-        submit(root, student, build(release))
-    seconds["release"] = time.monotonic() - started
-    env = nbgrader_env()
-    env["PYTHONPATH"] = str(root)
-    step = time.monotonic()
-    autograde = subprocess.run(
-        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--jobs", "2", *SETTINGS],
-        cwd=root, env=env, capture_output=True, text=True, timeout=1200)
-    seconds["autograde"], step = time.monotonic() - step, time.monotonic()
-    (root / "autograde.log").write_text(autograde.stdout + autograde.stderr)  # to read later
-    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
-    seconds["feedback"], step = time.monotonic() - step, time.monotonic()
-    report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=300)
-    seconds["report"] = time.monotonic() - step
-    grades = points_by_student(gradebook_url(root))
-    table = {}
-    if (root / "grades.csv").exists():
-        with open(root / "grades.csv", newline="") as handle:
-            table = {row["student"]: row for row in csv.DictReader(handle)}
-    seconds["total"] = time.monotonic() - started
-    print("\ngraded %d cheats and %d controls: %s" % (
-        len(CHEATS), len(CONTROLS), ", ".join("%s %.0f s" % item for item in seconds.items())))
-    return Graded(root=root, autograde=autograde, feedback=feedback, report=report,
-                  grades=grades,
-                  table=table, seconds=seconds)
+def graded(graded_classes):
+    return graded_classes.samples
 
 
 def flat(text):
@@ -129,7 +81,7 @@ def test_every_submission_is_graded_on_every_test(graded):
 
 def test_the_reference_keeps_full_marks(graded):
     assert FULL == 25
-    assert automatic(graded, "zz_reference") == FULL, graded["grades"]["zz_reference"]
+    assert automatic(graded, "reference") == FULL, graded["grades"]["reference"]
 
 
 def test_the_untouched_release_earns_nothing(graded):

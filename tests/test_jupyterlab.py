@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TOKEN, jupyterlab_server
+from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server
 from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.samples import solution_cells
 
@@ -42,22 +42,17 @@ def jupyterlab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(jupyterlab):
-    from playwright.sync_api import sync_playwright
-
+def page(jupyterlab, browser):
     url, _ = jupyterlab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.goto("%s/lab/tree/%s?token=%s" % (url, NOTEBOOK, TOKEN))
-        tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
-                              ".currentWidget && window.jupyterapp.shell.currentWidget"
-                              ".sessionContext.session?.kernel?.status === 'idle'",
-                              timeout=60_000)
-        yield tab
-        browser.close()
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.goto("%s/lab/tree/%s?token=%s" % (url, NOTEBOOK, TOKEN))
+    tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
+                          ".currentWidget && window.jupyterapp.shell.currentWidget"
+                          ".sessionContext.session?.kernel?.status === 'idle'",
+                          timeout=60_000)
+    yield tab
+    tab.close()
 
 
 def type_into_cell(page, index, text):
@@ -301,23 +296,19 @@ def student_lab(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def student_page(student_lab):
-    from playwright.sync_api import sync_playwright
-
+def student_page(student_lab, browser):
     where, url, path = student_lab
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 900})
-        tab.goto("%s/lab/tree/%s?token=%s" % (url, path, TOKEN))
-        tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
-                              ".currentWidget && window.jupyterapp.shell.currentWidget"
-                              ".sessionContext.session?.kernel?.status === 'idle'",
-                              timeout=60_000)
-        # Time for anything JupyterLab writes into the notebook once its kernel is up.
-        tab.wait_for_timeout(2000)
-        yield where, tab
-        browser.close()
+    tab = browser.new_page(viewport={"width": 1400, "height": 900})
+    tab.goto("%s/lab/tree/%s?token=%s" % (url, path, TOKEN))
+    tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
+                          ".currentWidget && window.jupyterapp.shell.currentWidget"
+                          ".sessionContext.session?.kernel?.status === 'idle'",
+                          timeout=60_000)
+    # Time for anything JupyterLab writes into the notebook once its kernel is up.
+    tab.wait_for_timeout(2000)
+    yield where, tab
+    tab.close()
 
 
 def test_a_student_jupyterlab_opens_the_release_unmodified(student_page):

@@ -1,100 +1,31 @@
 """Safe grading (issue 4): hostile and broken submissions through real `nbgrader autograde`.
 
 One course copy holds an honest reference and one student per case of tests/hostile.py.
-It is autograded twice with the course's config, sandbox on, as an instructor would: the
-tests then check what each case earned, what it could touch, and that nothing was lost.
+It is autograded twice with the course's config, sandbox on, as an instructor would
+(tests/graded_classes.py, once per run): the tests then check what each case earned, what
+it could touch, and that nothing was lost.
 """
 import csv
-import os
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 
 import nbformat
 import pytest
 
 import hostile
 from conftest import checksums, nbgrader
-from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
+from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 from coursekit.attention import of_class as needs_attention
 from coursekit.feedback import RELEASE_FILES
-from coursekit.report import points_by_student
 from coursekit.samples import course_copy, nbgrader_env, submission_path
+from graded_classes import Listener, grades_of, protected_state
 from test_grading import NETWORK_TESTS, points
 
-# Short enough to keep the suite quick, far above the slowest honest cell (about 1 s), and
-# room for the memory bombs to reach the 4 GiB allowance first: filling /tmp (RAM) runs
-# at about 300 MB/s on some machines of this kind, 13 s from the kernel's start.
-TIMEOUT = ["--Execute.timeout=20"]
-
-
-class Listener:
-    """A TCP server on loopback that records every connection it receives."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.contacts = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                connection, address = self.server.accept()
-            except OSError:
-                return
-            self.contacts.append(address)
-            connection.close()
-
-
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = course_copy(tmp_path_factory.mktemp("hostile"))
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    listener = Listener()
-    for student, build in hostile.CASES.items():
-        content = build(listener.port)
-        path = submission_path(root, student)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if content is None:
-            (path.parent / "my_notes.txt").write_text("I forgot to upload the notebook")
-        elif isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            nbformat.write(content, path)
-        for name, target in hostile.SUBMITTED_LINKS.get(student, {}).items():
-            os.symlink(target, path.parent / name)
-    root_only = Path(hostile.ROOT_ONLY)
-    root_only.write_text("only root may read this")
-    root_only.chmod(0o600)
-    fixed = {name: checksums(root / name) for name in ("submitted", "source", "release")}
-    fixed["protected"] = protected_state(root)
-    first = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT, check=False)
-    grades = grades_of(root)
-    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
-    second = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT,
-                      "--CourseDirectory.student_id_exclude=" + ",".join(hostile.GRADED_ONCE),
-                      check=False)
-    listener.server.close()
-    return dict(root=root, listener=listener, fixed=fixed, first=first, second=second,
-                grades=grades, regrades=grades_of(root), feedback=feedback)
-
-
-def protected_state(root):
-    """Content and mode of what a link left by student code could lead the grader to."""
-    paths = [root / "nbgrader_config.py", root / "gradebook.db", Path(hostile.ROOT_ONLY),
-             *sorted((root / "source").rglob("*.ipynb")),
-             *sorted((root / "submitted").rglob("*.ipynb"))]
-    return {str(path): (path.stat().st_mode,
-                        None if path.name == "gradebook.db" else path.read_bytes())
-            for path in paths}
-
-
-def grades_of(root):
-    return points_by_student(gradebook_url(root))
+def graded(graded_classes):
+    return graded_classes.hostile
 
 
 def outputs(graded, student):
@@ -191,6 +122,23 @@ def test_student_code_has_no_network_not_even_loopback(graded):
     assert graded["listener"].contacts == []
     assert "no network" in output_of_cell_containing(graded, "network", "create_connection")
     assert_full_marks(graded, "network")
+
+
+def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
+    """The sandbox's own command, with no kernel: what the graded case above shows, in a
+    fraction of a second (make mutants runs it without --unshare-net)."""
+    from coursekit.sandbox import Sandbox
+
+    listener = Listener()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "home").mkdir()
+    code = hostile.CALL_HOME.replace("PORT", str(listener.port))
+    command = Sandbox().command([sys.executable, "-c", code], str(tmp_path / "work"),
+                                str(tmp_path / "home"))
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    listener.server.close()
+    assert "no network" in ran.stdout, ran.stdout + ran.stderr
+    assert listener.contacts == []
 
 
 def test_a_memory_bomb_hits_the_cap_and_costs_only_its_cell(graded):
@@ -608,32 +556,22 @@ def test_the_input_history_holds_no_hidden_test(graded):
     assert graded["grades"]["input_history"] == graded["grades"]["zz_reference"]
 
 
-# Issue 24, items 7 and 8, graded on their own (the battery above grades them too): grade
-# cells nbgrader crashed on get a sentence and the rest of the notebook is graded; a student
-# id full of control characters is printed escaped everywhere the instructor reads it.
+# Issue 24, items 7 and 8: grade cells nbgrader crashed on get a sentence and the rest of
+# the notebook is graded; a student id full of control characters is printed escaped
+# everywhere the instructor reads it. Read from the hostile class, which holds these cases.
 
 @pytest.fixture(scope="module")
-def odd_cases(tmp_path_factory):
+def odd_cases(graded):
     import contextlib
     import io
 
     from coursekit.report import main
 
-    root = course_copy(tmp_path_factory.mktemp("odd_cases"))
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    for student in [*hostile.MALFORMED, hostile.ODD_ID, "zz_reference"]:
-        nbformat.write(hostile.CASES[student](0), _path(root, student))
-    run = nbgrader(root, "autograde", ASSIGNMENT, "--force", *TIMEOUT, check=False)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(root)
-    env = dict(nbgrader_env(), PYTHONPATH=str(root))
-    parallel = subprocess.run(
-        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--jobs", "1",
-         "--student", "odd*", "--set", "Execute.timeout=10"], cwd=root, env=env,
-        capture_output=True, text=True)
-    return dict(root=root, run=run, table=printed.getvalue(), parallel=parallel,
-                grades=grades_of(root))
+        main(graded["root"])
+    return dict(root=graded["root"], run=graded["first"], table=printed.getvalue(),
+                parallel=graded["odd_parallel"], grades=graded["grades"])
 
 
 @pytest.mark.parametrize("student", sorted(hostile.MALFORMED))

@@ -1,0 +1,195 @@
+"""The two classes the full suite grades, each once per run, side by side on the two cores.
+
+Grading is what the suite's time goes to (each notebook costs about twice the floor), so
+every test that reads a graded sample, cheat or hostile case reads it from here
+(conftest's `graded_classes`), and a test that must change a course copies one.
+
+- The sample class: the samples of coursekit.samples (every answer category and slip) and
+  the cheats of tests/cheats.py, graded as `make autograde` does (coursekit.parallel,
+  through the course's config), then feedback and the grade table. The samples `blank` and
+  `reference` are the cheats' controls: the untouched release and the reference solution
+  are graded once for both.
+- The hostile class: the cases of tests/hostile.py, graded by plain `nbgrader autograde`
+  as an instructor would, then graded again (all but the cases that take long, which
+  gain nothing from it) to show a second grading gives the same grades. `zz_reference`
+  comes last, so an honest notebook runs after every hostile one.
+
+The hostile class is a class of its own: its cases reach for the other students' folders
+and the gradebook, its memory bombs and loops would slow the honest notebooks around them,
+and its grade table is meant to flag them all.
+"""
+import concurrent.futures
+import csv
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+import cheats
+import hostile
+from conftest import checksums, nbgrader
+from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
+from coursekit.report import points_by_student
+from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submission, submit,
+                               submission_path)
+
+# The cheats' honest controls, among the samples: the untouched release and the reference.
+CONTROLS = ("blank", "reference")
+# Far above the slowest honest cell (about a second); none of the cheats loops.
+SAMPLE_SETTINGS = ["--set", "Execute.timeout=30"]
+# Far above the slowest honest cell (about 1 s), and room for the memory bombs to reach
+# the 4 GiB allowance first: filling /tmp (RAM) takes about 13 s from the kernel's start
+# on a quiet machine of this kind, and took over 20 s (both memory tests timed out) with
+# the sample class grading beside it and other work on the cores. Only the loops wait
+# for the timeout, and the hostile class still finishes before the sample class.
+HOSTILE_TIMEOUT = ["--Execute.timeout=30"]
+
+
+class Listener:
+    """A TCP server on loopback that records every connection it receives."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.contacts = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, address = self.server.accept()
+            except OSError:
+                return
+            self.contacts.append(address)
+            connection.close()
+
+
+class Graded(dict):
+    """What grading a class left; a short repr keeps failure reports readable."""
+
+    def __repr__(self):
+        return "<the class graded at %s>" % self["root"]
+
+
+@dataclass
+class GradedClasses:
+    samples: Graded
+    hostile: Graded
+    seconds: dict
+
+
+def grades_of(root):
+    return points_by_student(gradebook_url(root))
+
+
+def protected_state(root):
+    """Content and mode of what a link left by student code could lead the grader to."""
+    paths = [root / "nbgrader_config.py", root / "gradebook.db", Path(hostile.ROOT_ONLY),
+             *sorted((root / "source").rglob("*.ipynb")),
+             *sorted((root / "submitted").rglob("*.ipynb"))]
+    return {str(path): (path.stat().st_mode,
+                        None if path.name == "gradebook.db" else path.read_bytes())
+            for path in paths}
+
+
+def parallel(root, *args, timeout=1800):
+    env = dict(nbgrader_env(), PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def released_course(folder):
+    root = course_copy(folder)
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    return root
+
+
+def grade_sample_class(root):
+    release = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    for student in SAMPLES:
+        submit(root, student, sample_submission(student))
+    for student, build in cheats.CHEATS.items():
+        submit(root, student, build(release))
+    seconds, step = {}, time.monotonic()
+    autograde = parallel(root, "--jobs", "1", *SAMPLE_SETTINGS)
+    (root / "autograde.log").write_text(autograde.stdout + autograde.stderr)  # to read later
+    seconds["autograde"], step = time.monotonic() - step, time.monotonic()
+    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
+    seconds["feedback"], step = time.monotonic() - step, time.monotonic()
+    report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root,
+                            env=dict(nbgrader_env(), PYTHONPATH=str(root)),
+                            capture_output=True, text=True, timeout=300)
+    seconds["report"] = time.monotonic() - step
+    table = {}
+    if (root / "grades.csv").exists():
+        with open(root / "grades.csv", newline="") as handle:
+            table = {row["student"]: row for row in csv.DictReader(handle)}
+    return Graded(root=root, autograde=autograde, feedback=feedback, report=report,
+                  grades=grades_of(root), table=table, seconds=seconds)
+
+
+def grade_hostile_class(root):
+    listener = Listener()
+    for student, build in hostile.CASES.items():
+        content = build(listener.port)
+        path = submission_path(root, student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            (path.parent / "my_notes.txt").write_text("I forgot to upload the notebook")
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            nbformat.write(content, path)
+        for name, target in hostile.SUBMITTED_LINKS.get(student, {}).items():
+            os.symlink(target, path.parent / name)
+    root_only = Path(hostile.ROOT_ONLY)
+    root_only.write_text("only root may read this")
+    root_only.chmod(0o600)
+    fixed = {name: checksums(root / name) for name in ("submitted", "source", "release")}
+    fixed["protected"] = protected_state(root)
+    seconds, step = {}, time.monotonic()
+    first = nbgrader(root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT, check=False)
+    grades = grades_of(root)
+    seconds["autograde"], step = time.monotonic() - step, time.monotonic()
+    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
+    seconds["feedback"], step = time.monotonic() - step, time.monotonic()
+    second = nbgrader(root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT,
+                      "--CourseDirectory.student_id_exclude=" + ",".join(hostile.GRADED_ONCE),
+                      check=False)
+    regrades = grades_of(root)
+    seconds["second autograde"], step = time.monotonic() - step, time.monotonic()
+    listener.server.close()
+    # What coursekit.parallel prints of the student whose id is full of control
+    # characters, graded alone (the autograded notebook is the same as before).
+    odd = parallel(root, "--jobs", "1", "--student", "odd*", "--set", "Execute.timeout=20",
+                   timeout=300)
+    seconds["parallel, one student"] = time.monotonic() - step
+    return Graded(root=root, listener=listener, fixed=fixed, first=first, second=second,
+                  grades=grades, regrades=regrades, feedback=feedback, odd_parallel=odd,
+                  seconds=seconds)
+
+
+def grade_both(tmp_path_factory):
+    """Both classes, each graded by one process: the two run side by side."""
+    started = time.monotonic()
+    samples_root = released_course(tmp_path_factory.mktemp("sample_class"))
+    hostile_root = released_course(tmp_path_factory.mktemp("hostile_class"))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        samples = pool.submit(grade_sample_class, samples_root)
+        hostile_class = pool.submit(grade_hostile_class, hostile_root)
+        graded = GradedClasses(samples.result(), hostile_class.result(), {})
+    graded.seconds["total"] = time.monotonic() - started
+    print("\ngraded the sample class (%d notebooks: %s) and the hostile class (%d: %s) "
+          "side by side in %.0f s" % (
+              len(SAMPLES) + len(cheats.CHEATS),
+              ", ".join("%s %.0f s" % item for item in graded.samples["seconds"].items()),
+              len(hostile.CASES),
+              ", ".join("%s %.0f s" % item for item in graded.hostile["seconds"].items()),
+              graded.seconds["total"]))
+    return graded
