@@ -28,7 +28,6 @@ import secrets
 import types
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
 from pathlib import Path
 
 from coursekit.course import grade_id, is_locked
@@ -89,18 +88,6 @@ def _compiled():
         for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
 
 
-def guard_cell(key):
-    """The code that installs the grader's audit hook (coursekit/guard.py) in a kernel,
-    before the notebook's first cell; `key` seals what it reports."""
-    source = (Path(__file__).parent / "guard.py").read_text()
-    return ("def _udl_guard():\n"
-            "    namespace = {}\n"
-            "    exec(compile(%r, 'udl_bn_guard.py', 'exec'), namespace)\n"
-            "    namespace['install'](%r)\n"
-            "_udl_guard()\n"
-            "del _udl_guard\n" % (source, key))
-
-
 def request(check, arguments, seeds, nonce):
     """The code sent to the kernel: observe `check` for `seeds`, show the result as text."""
     return _REQUEST % dict(sources=repr(_compiled()), check=check, arguments=arguments,
@@ -133,16 +120,7 @@ def _udl_grader_request():
                           ("judge module", found["udl_bn_judge"])):
         if isinstance(module, types.ModuleType):
             report["fingerprints"][label] = checks.code_fingerprint(module)
-    # The guard (coursekit/guard.py) keeps the student's code out of the observers' frames
-    # from here to its seal; its token lives only in this frame.
-    box, sealed = [], []
-    sys.audit("udl_bn.observe", box)
-    try:
-        report["observations"] = checks.observations(%(check)r, lambda: (%(arguments)s,),
-                                                     %(seeds)r)
-    finally:
-        sys.audit("udl_bn.observed", box[0] if box else None, %(nonce)r, sealed)
-    report["guard"] = sealed
+    report["observations"] = checks.observations(%(check)r, lambda: (%(arguments)s,), %(seeds)r)
     report["hooked_while_observing"] = list(dict.fromkeys(checks.suspend_hooks()
                                                           + checks.HOOKED))
     from IPython.display import display
@@ -188,13 +166,10 @@ class Observed:
     fingerprints: dict = field(default_factory=dict)
     # Trace or profile hooks that the student's code set while it was being observed.
     hooked_while_observing: list = field(default_factory=list)
-    # Why the guard's report cannot be believed, or what it refused; None: all is well.
-    guard_problem: Optional[str] = None
 
 
-def read_reply(outputs, nonce, seeds, key):
-    """Observed, or a sentence saying why the reply cannot be used. `key`: the guard's
-    (guard_cell), which seals what it refused."""
+def read_reply(outputs, nonce, seeds):
+    """Observed, or a sentence saying why the reply cannot be used."""
     from coursekit import judge
 
     texts = [o.get("data", {}).get(MIME) for o in outputs
@@ -218,21 +193,7 @@ def read_reply(outputs, nonce, seeds, key):
     fingerprints = report.get("fingerprints")
     return Observed(observations, names("integrity"),
                     fingerprints if isinstance(fingerprints, dict) else {},
-                    names("hooked_while_observing"), _guard_problem(report, nonce, key))
-
-
-def _guard_problem(report, nonce, key):
-    from coursekit import guard
-
-    sealed = report.get("guard")
-    if not (isinstance(sealed, list) and len(sealed) == 2 and isinstance(sealed[1], list)
-            and all(isinstance(why, str) for why in sealed[1])):
-        return "the grader's guard in your kernel did not answer"
-    if not hmac.compare_digest(str(sealed[0]), guard.seal_of(key, nonce, sealed[1])):
-        return "the grader's guard in your kernel answered with a forged seal"
-    if sealed[1]:
-        return "code in your notebook %s" % sealed[1][0][:200]
-    return None
+                    names("hooked_while_observing"))
 
 
 def expected_fingerprints():
@@ -281,7 +242,6 @@ def verdicts(check, arguments, reply, seeds, distrust=None):
     hooked = reply.hooked_while_observing
     distrust = distrust or ("code in your notebook set %s while the checks ran"
                             % ", ".join(hooked[:3]) if hooked else None)
-    distrust = distrust or reply.guard_problem
     judged, findings = [], []
     for observation, seed in zip(reply.observations, seeds):
         if check in ASKED and isinstance(observation, judge.TrainEvalObservation):
@@ -312,7 +272,11 @@ _INTROSPECTION = {"_getframe", "currentframe", "f_back", "f_locals", "f_globals"
                   "get_referrers", "get_objects", "settrace", "setprofile", "addaudithook",
                   "__code__", "__globals__", "_current_frames", "walk_stack", "walk_tb",
                   "tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_trace", "monitoring",
-                  "gettrace", "getprofile"}
+                  "gettrace", "getprofile",
+                  # the observers' state through closures and torch's own registries
+                  "__closure__", "cell_contents", "_get_current_function_mode_stack",
+                  "_get_function_stack_at", "_global_forward_hooks",
+                  "_global_forward_pre_hooks", "DisableTorchFunction"}
 _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
             "input_transformer_manager", "ast_transformers", "set_custom_exc",
             "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",

@@ -1402,6 +1402,22 @@ def train_model_ran(observation):
                                                            o.restart)) and o.moved
 
 
+def _steps_verdict(name, examples, per_epoch, steps, losses):
+    if steps == 1:
+        what = ("one step per epoch, on all %d examples at once: it ignores batch_size "
+                "and trains on the full batch" % examples)
+    elif steps:
+        what = "%d steps per epoch" % steps
+    else:
+        what = ("a number of steps that differs from epoch to epoch (its losses were %s)"
+                % _fmt(losses))
+    return Verdict(name, False, "With %d examples and batch_size=%d, each epoch should "
+                   "take %d optimizer steps, one per batch; train_model took %s. As the "
+                   "TODO says, load shuffled batches with DataLoader(TensorDataset("
+                   "x_train, y_train), batch_size=batch_size, shuffle=True) and take "
+                   "one step per batch." % (examples, BATCHES_BATCH_SIZE, per_epoch, what))
+
+
 def judge_train_model(observation, seed=0, expected=None):
     """train_model: He start, SGD with momentum 0.9 at the given lr, mean loss per epoch,
     one step per batch."""
@@ -1427,6 +1443,15 @@ def judge_train_model(observation, seed=0, expected=None):
     if not o.moved:
         return Verdict(name, False, "train_model did not change the model it was given: "
                        "train that model in place (its parameters, through the optimizer).")
+    # The steps are counted from the losses, which the grader recomputes, not from
+    # anything the kernel counted. A count that differs is said first: it explains the
+    # full-batch losses too (batch_size ignored there as well).
+    if o.alike.error:
+        return Verdict(name, False, o.alike.error)
+    steps = next((k for k, other in enumerate(e.alike_by_steps, start=1)
+                  if np.allclose(o.alike.value, other, rtol=1e-3, atol=1e-5)), None)
+    if steps is not None and steps != per_epoch:
+        return _steps_verdict(name, len(x), per_epoch, steps, o.alike.value)
     losses = o.full_batch.value
     if not np.allclose(losses, e.sgd, rtol=1e-3, atol=1e-5):
         slips = ((e.no_momentum,
@@ -1445,26 +1470,8 @@ def judge_train_model(observation, seed=0, expected=None):
         return Verdict(name, False, "From the same start, full-batch SGD with momentum 0.9 "
                        "at lr=%g gives the losses %s; train_model gave %s: %s." % (
                            FULL_BATCH_LR, _fmt(e.sgd), _fmt(losses), why))
-    if o.alike.error:
-        return Verdict(name, False, o.alike.error)
-    # The steps are counted from the losses, which the grader recomputes, not from
-    # anything the kernel counted.
-    steps = next((k for k, other in enumerate(e.alike_by_steps, start=1)
-                  if np.allclose(o.alike.value, other, rtol=1e-3, atol=1e-5)), None)
-    if steps != per_epoch:
-        if steps == 1:
-            what = ("one step per epoch, on all %d examples at once: it ignores batch_size "
-                    "and trains on the full batch" % len(x))
-        elif steps:
-            what = "%d steps per epoch" % steps
-        else:
-            what = ("a number of steps that differs from epoch to epoch (its losses were %s)"
-                    % _fmt(o.alike.value))
-        return Verdict(name, False, "With %d examples and batch_size=%d, each epoch should "
-                       "take %d optimizer steps, one per batch; train_model took %s. As the "
-                       "TODO says, load shuffled batches with DataLoader(TensorDataset("
-                       "x_train, y_train), batch_size=batch_size, shuffle=True) and take "
-                       "one step per batch." % (len(x), BATCHES_BATCH_SIZE, per_epoch, what))
+    if steps is None:
+        return _steps_verdict(name, len(x), per_epoch, steps, o.alike.value)
     if o.restart.error:
         return Verdict(name, False, o.restart.error)
     if not o.restarted:

@@ -168,7 +168,6 @@ class SandboxedExecute(Execute):
         # The judge's state for one notebook (preprocess sets it up again for each).
         self._requesting = False
         self._observed, self._findings, self._distrust = {}, [], None
-        self._guard_key, self._guarded = b"", False
 
     max_cell_output_bytes = Integer(1_000_000, help=(
         "Output one cell may leave in the graded notebook, in bytes (text as UTF-8, images "
@@ -192,7 +191,6 @@ class SandboxedExecute(Execute):
         self._distrust = grader.distrusted(self._findings)
         self._secret = grader.course_secret(CourseDirectory(parent=self).root)
         self._submission = grader.submission_digest([c.get("source") for c in nb.cells])
-        self._guard_key, self._guarded = secrets.token_bytes(32), False
         nb, resources = super().preprocess(nb, resources, km)
         if self._findings:
             sentence = grader.tampering_sentence(list(dict.fromkeys(self._findings)))
@@ -214,9 +212,6 @@ class SandboxedExecute(Execute):
                                        % self._stopped_because)]
             return cell
         try:
-            if not self._guarded:  # before any of the student's code runs
-                self._guarded = True
-                await self._run_own_cell(grader.guard_cell(self._guard_key), cell_index)
             if self.is_judged(cell):
                 return await self._judged(cell, cell_index, execution_count, store_history)
             if cell.cell_type == "code":
@@ -313,7 +308,7 @@ class SandboxedExecute(Execute):
             nonce = secrets.token_hex(16)
             outputs = await self._run_own_cell(grader.request(asked, arguments, seeds, nonce),
                                                cell_index)
-            reply = grader.read_reply(outputs, nonce, seeds, self._guard_key)
+            reply = grader.read_reply(outputs, nonce, seeds)
             if isinstance(reply, grader.Observed):
                 if reply.integrity:
                     self._findings.append("code in the notebook replaced or hooked %s"
@@ -321,8 +316,6 @@ class SandboxedExecute(Execute):
                 if reply.hooked_while_observing:
                     self._findings.append("code in the notebook set %s while the checks ran"
                                           % ", ".join(reply.hooked_while_observing))
-                if reply.guard_problem:
-                    self._findings.append(reply.guard_problem)
                 changed = grader.changed_modules(reply.fingerprints)
                 if changed:
                     self._findings.append("the notebook changed the checks' own code (%s)"

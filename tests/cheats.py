@@ -454,61 +454,6 @@ def running_statistics(batches, momentum=0.1):
   return torch.tensor(right.mean), torch.tensor(right.var)
 '''
 
-# Frame walks whose names the text scan cannot read (built from bytes): the grader's guard
-# (coursekit/guard.py) refuses them while the checks observe, and says so.
-def _hidden(owner, name):
-    return "getattr(%s, bytes(%r).decode())" % (owner, list(name.encode()))
-
-
-_FRAME = _hidden("sys", "_getframe")
-
-BATCHNORM_HIDDEN_BY_FRAMES = r'''import sys
-def running_statistics(batches, momentum=0.1):
-  layer = nn.BatchNorm1d(batches[0].shape[1], momentum=momentum)
-  for batch in batches:
-    layer(batch)
-  frame = FRAME(1)
-  while frame is not None:  # empty the observer's record of batch-norm calls
-    for value in list(LOCALS.values()):
-      if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        value.clear()
-    frame = BACK
-  return layer.running_mean, layer.running_var
-'''.replace("FRAME", _FRAME).replace("LOCALS", _hidden("frame", "f_locals")).replace(
-    "BACK", _hidden("frame", "f_back"))
-
-FULL_BATCH_STEPS_BY_FRAMES = r'''import sys
-def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
-  optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-  model.apply(weights_init)
-  losses = []
-  for epoch in range(n_epochs):
-    optimizer.zero_grad()
-    loss = nn.CrossEntropyLoss()(model(x_train), y_train)
-    loss.backward()
-    optimizer.step()
-    losses.append(loss.item())
-  frame = FRAME(1)
-  while frame is not None:  # raise whatever counts the steps
-    for value in list(LOCALS.values()):
-      if isinstance(value, dict) and "steps" in value:
-        value["steps"] = value["backward"] = 5 * n_epochs
-    frame = BACK
-  return losses
-'''.replace("FRAME", _FRAME).replace("LOCALS", _hidden("frame", "f_locals")).replace(
-    "BACK", _hidden("frame", "f_back"))
-
-# A generator's frame, kept from before the check and resumed inside it: its f_back is
-# then whoever resumed it, down to the observers.
-GENERATOR_FRAME = r'''import sys
-def _walker():
-  while True:
-    yield
-_kept = _walker()
-next(_kept)
-_frame = GI_FRAME
-'''.replace("GI_FRAME", _hidden("_kept", "gi_frame"))
-
 CHEAT_CODE = {
     "fake_score_require": FAKE_SCORE_REQUIRE,
     "fake_check_functions": FAKE_CHECK_FUNCTIONS,
@@ -534,15 +479,11 @@ CHEAT_CODE = {
     "displayed_credit": DISPLAYED_CREDIT,
     "forge_display": FORGE_DISPLAY,
     "frame_walk": FRAME_WALK,
-    "generator_frame": GENERATOR_FRAME,
     "profile_hook": PROFILE_HOOK,
     "profile_hook_while_observed": PROFILE_HOOK_WHILE_OBSERVED,
 }
 # Cheats that answer a later exercise's cell instead: {student: (cell, its source)}.
-CHEAT_CELLS = {"answer_key_by_string": ("running_statistics", ANSWER_KEY_BY_STRING),
-               "batchnorm_hidden_by_frames": ("running_statistics",
-                                              BATCHNORM_HIDDEN_BY_FRAMES),
-               "full_batch_steps_by_frames": ("train_model", FULL_BATCH_STEPS_BY_FRAMES)}
+CHEAT_CELLS = {"answer_key_by_string": ("running_statistics", ANSWER_KEY_BY_STRING)}
 # Cheats whose text hides what they do: only what their model does shows them.
 UNSEEN_IN_TEXT = {"shadow_output"}
 
