@@ -40,7 +40,16 @@ class TestCell:
                 "                      %s)\n"
                 "### END HIDDEN TESTS" % (
                     self.points, "" if self.points == 1 else "s", self.checks, self.call(),
-                    self.points, self.call(), self.call(1 if self.reseeded else None)))
+                    self.points, self.call(), self.call(1 if self.reseeded_in_kernel()
+                                                        else None)))
+
+    def reseeded_in_kernel(self):
+        """Whether the hidden part can run a second seed in the notebook's kernel: not for
+        a check that compares with a right answer, whose numbers the kernel holds for
+        seed 0 only (coursekit.reference). The grader judges its own secret seed anyway."""
+        from coursekit.judge import EXPECTING
+
+        return self.reseeded and self.check not in EXPECTING
 
 
 NETWORK = "ResidualNetworkWithBatchNorm"
