@@ -41,16 +41,22 @@ def jupyterlab(tmp_path_factory):
         yield url, work
 
 
-@pytest.fixture(scope="module")
-def page(jupyterlab, browser):
-    url, _ = jupyterlab
-    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-    tab.goto("%s/lab/tree/%s?token=%s" % (url, NOTEBOOK, TOKEN))
+def open_notebook(browser, url, path, height):
+    """A new tab with the notebook at `path` open in JupyterLab and its kernel idle."""
+    tab = browser.new_page(viewport={"width": 1400, "height": height})
+    tab.goto("%s/lab/tree/%s?token=%s" % (url, path, TOKEN))
     tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
                           ".currentWidget && window.jupyterapp.shell.currentWidget"
                           ".sessionContext.session?.kernel?.status === 'idle'",
                           timeout=60_000)
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(jupyterlab, browser):
+    url, _ = jupyterlab
+    tab = open_notebook(browser, url, NOTEBOOK, 1000)
     yield tab
     tab.close()
 
@@ -298,13 +304,7 @@ def student_lab(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def student_page(student_lab, browser):
     where, url, path = student_lab
-    tab = browser.new_page(viewport={"width": 1400, "height": 900})
-    tab.goto("%s/lab/tree/%s?token=%s" % (url, path, TOKEN))
-    tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    tab.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell"
-                          ".currentWidget && window.jupyterapp.shell.currentWidget"
-                          ".sessionContext.session?.kernel?.status === 'idle'",
-                          timeout=60_000)
+    tab = open_notebook(browser, url, path, 900)
     # Time for anything JupyterLab writes into the notebook once its kernel is up.
     tab.wait_for_timeout(2000)
     yield where, tab
