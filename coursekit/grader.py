@@ -276,7 +276,9 @@ _INTROSPECTION = {"_getframe", "currentframe", "f_back", "f_locals", "f_globals"
                   # the observers' state through closures and torch's own registries
                   "__closure__", "cell_contents", "_get_current_function_mode_stack",
                   "_get_function_stack_at", "_global_forward_hooks",
-                  "_global_forward_pre_hooks", "DisableTorchFunction"}
+                  "_global_forward_pre_hooks", "DisableTorchFunction",
+                  "_pop_torch_function_stack", "_push_on_torch_function_stack",
+                  "_disable_torch_function_impl"}
 _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
             "input_transformer_manager", "ast_transformers", "set_custom_exc",
             "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",
@@ -544,7 +546,7 @@ def _suspicious_tree(tree):
         elif isinstance(node, ast.Attribute) and node.attr in internals and (
                 node.attr.startswith(("_", "observe_", "judge_"))
                 and ("_" in node.attr.strip("_") or node.attr.lstrip("_")[:1].isupper())):
-            # C = udl_bn_checks; C._watching_batch_norm: a name only the checks use (not a
+            # C = udl_bn_checks; C._refusing_batch_norm: a name only the checks use (not a
             # word such as _build or _train, which a student's own class may have).
             found.append("reaches into the checks (%s)" % node.attr)
         elif isinstance(node, ast.ImportFrom) and any(

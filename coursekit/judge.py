@@ -135,12 +135,15 @@ class TrainEvalObservation:
     build_error: Optional[str] = None
     backward_problem: Optional[str] = None
     train_error: Optional[str] = None
+    # The kernel's word that the registered layers' running statistics changed in train
+    # mode: it picks which message to give, never a pass (that rests on eval_network).
     statistics_moved: bool = False
     eval_error: Optional[str] = None
-    whole: Any = None
-    alone: Any = None
-    # The same model's forward pass in eval mode, after training, on input_batch(seed).
+    # The same model's forward pass in eval mode, after training, on input_batch(seed)...
     eval_network: Optional[NetworkObservation] = None
+    # ... and on its first example alone, after another batch: both traced, so the judge
+    # recomputes each step instead of taking the kernel's word for either output.
+    alone_network: Optional[NetworkObservation] = None
 
 
 @dataclass
@@ -179,17 +182,28 @@ class PlotObservation:
 @dataclass
 class RunningObservation:
     returned: Returned           # value: (mean, var) as float64 tensors
+    # Which batch-norm computations running_statistics asked torch for. Each one raised
+    # (batch norm is refused while the check runs), so this list only picks the message:
+    # emptying it earns nothing.
     batch_norm_used: list = field(default_factory=list)
+
+
+@dataclass
+class Parameters:
+    """A linear layer's parameters after a run, as plain numbers."""
+    weight: list                 # OUTPUT_SIZE rows of INPUT_SIZE
+    bias: list
 
 
 @dataclass
 class TrainModelObservation:
     at_rest: Returned            # lr 0, two epochs, batches of 80: losses
     full_batch: Optional[Returned] = None     # lr 0.5, four epochs, one batch
-    moved: bool = False          # full_batch changed the model it was given
+    trained: Optional[Parameters] = None      # ... what the model it was given holds after
     alike: Optional[Returned] = None          # every example alike, batches of 80: losses
-    restart: Optional[Returned] = None        # a model starting at 5.0
-    restarted: bool = False      # ... came back He-initialized (weight not 5, bias 0)
+    alike_batch_sizes: list = field(default_factory=list)  # the batches its model saw
+    restart: Optional[Returned] = None        # lr 0, one epoch, a model starting at 5.0 ...
+    restarted_to: Optional[Parameters] = None  # ... and what that model holds after
 
 
 @dataclass
@@ -226,6 +240,7 @@ class TrainingExpected:
     no_zero_grad: list
     other_lr: list
     alike_by_steps: list           # [k - 1]: the alike run's losses at k steps an epoch
+    trained: "Parameters"          # the model's parameters after the right full-batch run
 
 
 @dataclass
@@ -246,7 +261,7 @@ class Unavailable:
 RECORDS = {cls.__name__: cls for cls in (
     ModuleInfo, Call, NetworkObservation, Returned, TrainEvalObservation,
     BlockVariancesObservation, LineInfo, AxesInfo, PlotObservation, RunningObservation,
-    TrainModelObservation, ComparisonObservation, Unavailable, Statistics,
+    TrainModelObservation, Parameters, ComparisonObservation, Unavailable, Statistics,
     RunningExpected, TrainingExpected, SlopeExpected)}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
            "int32": torch.int32, "bool": torch.bool}
@@ -432,11 +447,14 @@ def _derived_from(value, sources):
     return False
 
 
-def unconfirmed(observation, seed):
-    """Why the traced forward pass does not add up, or None when it does."""
+def unconfirmed(observation, seed, batch=None):
+    """Why the traced forward pass does not add up, or None when it does. It must start
+    from `batch`, by default input_batch(seed)."""
+    if observation is None:
+        return "that forward pass was not traced"
     cached = getattr(observation, "_unconfirmed", {})
     if seed not in cached:
-        cached[seed] = _unconfirmed(observation, seed)
+        cached[seed] = _unconfirmed(observation, seed, batch)
         try:
             observation._unconfirmed = cached
         except AttributeError:
@@ -444,7 +462,7 @@ def unconfirmed(observation, seed):
     return cached[seed]
 
 
-def _unconfirmed(observation, seed):
+def _unconfirmed(observation, seed, batch=None):
     if observation.build_error or observation.forward_error:
         return None
     calls = observation.calls
@@ -460,7 +478,7 @@ def _unconfirmed(observation, seed):
         if not calls:
             return "nothing was traced"
         # Everything traced must come from the grader's batch, through the traced steps.
-        batch = input_batch(seed)
+        batch = input_batch(seed) if batch is None else batch
         sources = [(batch, torch.relu(batch))]
         for index, call in enumerate(calls):
             if not all(_derived_from(value, sources) for value in call.inputs):
@@ -826,6 +844,17 @@ def _batchnorm_calls_by_name(network):
     return counts
 
 
+def _normalized_with_running_statistics(network):
+    """Whether a registered BatchNorm1d normalized with running statistics that moved off
+    their start (mean 0, variance 1) in this eval-mode pass."""
+    for call in Trace(network).batchnorm_calls():
+        mean, var = _statistics(call)
+        if call.module.name is not None and mean is not None and not (
+                torch.all(mean == 0) and torch.all(var == 1)):
+            return True
+    return False
+
+
 def _skipped_in_eval(o):
     """The registered BatchNorm1d layers that forward calls in train mode and not in eval
     mode, as words ("self.bn2 and self.bn3"), or None."""
@@ -877,10 +906,12 @@ def judge_train_eval(observation, seed=0):
                        "In eval mode a batch of one example raised %s. After model.eval() "
                        "batch norm should use its running statistics, not the batch's; layers "
                        "created inside forward never switch to eval mode." % o.eval_error)
-    if not (isinstance(o.whole, torch.Tensor) and isinstance(o.alone, torch.Tensor)):
+    whole = getattr(o.eval_network, "output", None)
+    alone = getattr(o.alone_network, "output", None)
+    if not (isinstance(whole, torch.Tensor) and isinstance(alone, torch.Tensor)):
         return Verdict(name, False, "In eval mode your network's forward did not return a "
                        "tensor.")
-    if not _close(o.whole, o.alone):
+    if not _close(whole[:1], alone):
         return Verdict(name, False,
                        "In eval mode one example's output still depends on the rest of its "
                        "batch: some normalization uses batch statistics after model.eval(). "
@@ -899,12 +930,16 @@ def judge_train_eval(observation, seed=0):
                        "In eval mode your network calls %s but does not use what it returns, "
                        "so nothing is normalized after model.eval(). Call the layers the same "
                        "way in both modes." % unused)
-    why = (unconfirmed(o.eval_network, seed) if o.eval_network is not None
-           else "the eval-mode forward pass was not traced")
+    why = unconfirmed(o.eval_network, seed) or unconfirmed(o.alone_network, seed,
+                                                           input_batch(seed)[:1])
     if why:
         why = "in eval mode, " + why
         return Verdict(name, False, "The grader could not confirm what your code computed: "
                        "%s." % why, untrusted=why)
+    # The running statistics must have moved in train mode: seen in the statistics the
+    # eval-mode layers normalized with, which the judge recomputed their outputs from.
+    if not _normalized_with_running_statistics(o.eval_network):
+        return Verdict(name, False, _no_running_statistics(o.network))
     passed = Verdict(name, True, "Running statistics update in train mode, and in eval mode "
                      "each example is processed on its own (a batch of one works).")
     # The layers that moved must be the exercise's: one BatchNorm1d per block, as wide as
@@ -1296,10 +1331,10 @@ def momentum_for(seed):
 
 def _judge_running(name, which, observation, seed, expected):
     returned = observation.returned
-    if returned.error:
-        return Verdict(name, False, returned.error)
     batches, momentum = stat_batches(seed), momentum_for(seed)
-    if observation.batch_norm_used:
+    if returned.error and not observation.batch_norm_used:
+        return Verdict(name, False, returned.error)
+    if returned.error:  # the error is batch norm's refusal
         used = observation.batch_norm_used[0]
         return Verdict(name, False, "running_statistics has %s compute the statistics for it: "
                        "the TODO asks you to compute them yourself, without nn.BatchNorm1d. "
@@ -1372,6 +1407,60 @@ class Affine(nn.Module):
         return x @ self.weight.t() + self.bias
 
 
+def affine_noting_batch_sizes(seed):
+    """(an Affine, a function returning the sizes of the batches it has been given). The
+    sizes live in this call's closure, not on the model: code that holds the model, or
+    walks the frames of the check that trains it, finds no list to rewrite."""
+    sizes = []
+
+    class NotingAffine(Affine):
+        def forward(self, x):
+            sizes.append(int(x.shape[0]))
+            return super().forward(x)
+
+    return NotingAffine(seed), lambda: tuple(sizes)
+
+
+def parameters_of(layer):
+    """Parameters of an Affine or nn.Linear, as plain numbers."""
+    return Parameters(weight=layer.weight.detach().double().tolist(),
+                      bias=layer.bias.detach().double().tolist())
+
+
+def _parameters_match(got, want):
+    try:
+        return all(np.allclose(np.asarray(getattr(got, part), float),
+                               np.asarray(getattr(want, part), float), rtol=1e-3, atol=1e-5)
+                   for part in ("weight", "bias"))
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _moved(observation, seed):
+    """Whether the model train_model was given holds other parameters after the
+    full-batch run: read from its parameters, which the judge compares with its start."""
+    return (observation.trained is not None
+            and not _parameters_match(observation.trained, parameters_of(Affine(seed))))
+
+
+def _restarted(observation, seed):
+    """Whether train_model re-initialized the model that started at 5.0 the way
+    weights_init does (weights moved off 5.0, biases zero), and trained from there: at lr 0
+    its one loss is the loss of those parameters, which the judge recomputes, so
+    parameters that train_model did not start from disagree with it."""
+    o = observation
+    x, y = training_data(seed)
+    try:
+        weight = torch.tensor(o.restarted_to.weight, dtype=torch.float64)
+        bias = torch.tensor(o.restarted_to.bias, dtype=torch.float64)
+        if bool(torch.all(weight == 5.0)) or bool(torch.any(bias != 0)):
+            return False
+        loss = float(F.cross_entropy(x.double() @ weight.t() + bias, y))
+        return bool(np.isclose(float(o.restart.value[0]), loss, rtol=1e-3, atol=1e-5))
+    except (TypeError, ValueError, AttributeError, IndexError, RuntimeError):
+        return False
+
+
 def training_data(seed, size=400):
     generator = torch.Generator().manual_seed(50_000 + seed)
     x = torch.randn(size, INPUT_SIZE, generator=generator)
@@ -1399,11 +1488,13 @@ def train_model_ran(observation):
     part of the comparison worth running. (Whether it is right is the grader's to say.)"""
     o = observation
     return all(r is not None and r.error is None for r in (o.at_rest, o.full_batch, o.alike,
-                                                           o.restart)) and o.moved
+                                                           o.restart)) and o.trained is not None
 
 
-def _steps_verdict(name, examples, per_epoch, steps, losses):
-    if steps == 1:
+def _steps_verdict(name, examples, per_epoch, steps, losses, what=None):
+    if what:
+        pass
+    elif steps == 1:
         what = ("one step per epoch, on all %d examples at once: it ignores batch_size "
                 "and trains on the full batch" % examples)
     elif steps:
@@ -1440,7 +1531,7 @@ def judge_train_model(observation, seed=0, expected=None):
                                                                        why))
     if o.full_batch.error:
         return Verdict(name, False, o.full_batch.error)
-    if not o.moved:
+    if not _moved(o, seed):
         return Verdict(name, False, "train_model did not change the model it was given: "
                        "train that model in place (its parameters, through the optimizer).")
     # The steps are counted from the losses, which the grader recomputes, not from
@@ -1452,6 +1543,13 @@ def judge_train_model(observation, seed=0, expected=None):
                   if np.allclose(o.alike.value, other, rtol=1e-3, atol=1e-5)), None)
     if steps is not None and steps != per_epoch:
         return _steps_verdict(name, len(x), per_epoch, steps, o.alike.value)
+    if steps == per_epoch and not o.alike_batch_sizes:
+        return Verdict(name, False, "train_model stepped the optimizer, but never called the "
+                       "model it was given: compute each batch's output as model(x_batch).")
+    if steps == per_epoch and min(o.alike_batch_sizes) == len(x):
+        return _steps_verdict(name, len(x), per_epoch, None, o.alike.value,
+                              "%d steps per epoch, each on all %d examples at once: it "
+                              "ignores batch_size" % (steps, len(x)))
     losses = o.full_batch.value
     if not np.allclose(losses, e.sgd, rtol=1e-3, atol=1e-5):
         slips = ((e.no_momentum,
@@ -1472,9 +1570,13 @@ def judge_train_model(observation, seed=0, expected=None):
                            FULL_BATCH_LR, _fmt(e.sgd), _fmt(losses), why))
     if steps is None:
         return _steps_verdict(name, len(x), per_epoch, steps, o.alike.value)
+    if not _parameters_match(o.trained, e.trained):
+        return Verdict(name, False, "train_model returned the right losses, but the model it "
+                       "was given does not hold the weights they were computed with: train "
+                       "that model in place, not a copy of it.")
     if o.restart.error:
         return Verdict(name, False, o.restart.error)
-    if not o.restarted:
+    if not _restarted(o, seed):
         return Verdict(name, False, "train_model should start with "
                        "model.apply(weights_init), as run_one_step_of_model does, so "
                        "both networks train from He initialization.")

@@ -82,13 +82,16 @@ def training_expected(seed):
     by_steps = [sgd_losses(judge.Affine(seed), alike_x[:1], alike_y[:1], judge.ALIKE_EPOCHS,
                            judge.ALIKE_LR, steps_per_epoch=k)
                 for k in range(1, judge.ALIKE_MOST_STEPS + 1)]
+    model = judge.Affine(seed)
+    right = sgd_losses(model, x, y, epochs, lr)
     return judge.TrainingExpected(
         at_rest=at_rest,
-        sgd=sgd_losses(judge.Affine(seed), x, y, epochs, lr),
+        sgd=right,
         no_momentum=sgd_losses(judge.Affine(seed), x, y, epochs, lr, momentum=0.0),
         no_zero_grad=sgd_losses(judge.Affine(seed), x, y, epochs, lr, zero_grad=False),
         other_lr=sgd_losses(judge.Affine(seed), x, y, epochs, judge.OTHER_LR),
-        alike_by_steps=by_steps)
+        alike_by_steps=by_steps,
+        trained=judge.parameters_of(model))
 
 
 def slope_expected(seed):

@@ -8,12 +8,16 @@ module and what it relies on (torch, numpy, builtins), IPython's machinery betwe
 cell's source and its outcome (input and AST transformers, hooks, tracebacks, run_cell),
 what nbgrader reads as partial credit, and the trace the checks observe.
 
+The twin cheats (issue 24) are a sample's honest wrong answer with the cheat pasted after
+it, in that answer's cell: each is worth what that sample is worth (``TWIN_CHEATS``).
+
 ``CHEATS = {student: builder}``; ``builder(release=None)`` returns the notebook, built on
 the given release notebook (the course's own release when None). None of them solves
-anything: graded honestly, each is worth what the untouched release is worth, nothing.
+anything: graded honestly, each is worth what the untouched release (or its twin) is worth.
 """
+from coursekit import answers
 from coursekit.course import grade_id
-from coursekit.samples import CLASS_CELL, make_submission
+from coursekit.samples import CLASS_CELL, SAMPLES, guesses, make_submission
 
 # --- the checks module itself -------------------------------------------------------------
 
@@ -316,8 +320,8 @@ def _forge(J, C, check, seed, real):
         m, v = layer.running_mean, layer.running_var
         return J.RunningObservation(J.Returned(value=[m.detach().double(), v.detach().double()]), [])
     if check in ("train_model", "training_comparison"):
-        def sgd(x, y, epochs, lr, steps=1):
-            model = J.Affine(seed)
+        def sgd(x, y, epochs, lr, steps=1, model=None):
+            model = model or J.Affine(seed)
             opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
             out = []
             for _ in range(epochs):
@@ -334,10 +338,15 @@ def _forge(J, C, check, seed, real):
         with torch.no_grad():
             whole = float(nn.functional.cross_entropy(J.Affine(seed)(x), y))
         ax, ay = J.alike_data(seed)
-        tm = J.TrainModelObservation(J.Returned(value=[whole, whole]),
-            J.Returned(value=sgd(x, y, J.FULL_BATCH_EPOCHS, J.FULL_BATCH_LR)), True,
-            J.Returned(value=sgd(ax[:1], ay[:1], J.ALIKE_EPOCHS, J.ALIKE_LR, 5)),
-            J.Returned(value=[2.0]), True)
+        trained = J.Affine(seed)
+        full = sgd(x, y, J.FULL_BATCH_EPOCHS, J.FULL_BATCH_LR, model=trained)
+        restarted = nn.Linear(x.shape[1], 10)
+        tm = J.TrainModelObservation(
+            J.Returned(value=[whole, whole]), full_batch=J.Returned(value=full),
+            trained=J.parameters_of(trained),
+            alike=J.Returned(value=sgd(ax[:1], ay[:1], J.ALIKE_EPOCHS, J.ALIKE_LR, 5)),
+            alike_batch_sizes=[J.BATCHES_BATCH_SIZE], restart=J.Returned(value=[2.0]),
+            restarted_to=J.parameters_of(restarted))
         if check == "train_model":
             return tm
         return J.ComparisonObservation(tm, J.Returned(value=[2.3, 40.0, 900.0]),
@@ -454,6 +463,89 @@ def running_statistics(batches, momentum=0.1):
   return torch.tensor(right.mean), torch.tensor(right.var)
 '''
 
+
+# --- cheats on an honest wrong answer ----------------------------------------------------
+# Each is a sample's wrong answer with a few lines pasted after it that go after what the
+# checks record of it, from inside the student's own code, every name the text scan knows
+# decoded from bytes. Each must earn no more than the sample alone (its honest twin).
+
+def _hidden(name):
+    """Python that makes the string `name` at run time, without writing it."""
+    return 'bytes.fromhex("%s").decode()' % name.encode().hex()
+
+
+FRAMES = r"""
+import sys as _sys
+def _frames():
+    # every frame that called this one: the check's observers among them
+    frame = getattr(_sys, %s)()
+    while frame is not None:
+        yield frame
+        frame = getattr(frame, %s)
+def _locals(frame):
+    return getattr(frame, %s)
+""" % (_hidden("_getframe"), _hidden("f_back"), _hidden("f_locals"))
+
+# In eval mode the network passes on the train-mode record of itself, whose norms
+# normalize, as the record of its eval-mode pass.
+EVAL_RECORD_COPIED = FRAMES + r"""
+_own_forward = ResidualNetworkWithBatchNorm.forward
+def _forward(self, x):
+    if not self.training:
+        for frame in _frames():
+            o = _locals(frame).get("o")
+            if o is not None and hasattr(o, "eval_network") and hasattr(o, "network"):
+                o.eval_network = o.network
+    return _own_forward(self, x)
+ResidualNetworkWithBatchNorm.forward = _forward
+"""
+
+# running_statistics built on nn.BatchNorm1d, which first empties whatever list the check
+# keeps of batch-norm calls and takes away torch's global module hooks.
+BATCH_NORM_UNWATCHED = FRAMES + r"""
+import torch.nn.modules.module as _module
+_own_running = running_statistics
+def running_statistics(batches, momentum=0.1):
+    for frame in _frames():
+        for value in list(_locals(frame).values()):
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value.clear()
+    getattr(_module, %s).clear()
+    try:
+        return _own_running(batches, momentum)
+    finally:
+        for frame in _frames():
+            for value in list(_locals(frame).values()):
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    value.clear()
+""" % _hidden("_global_forward_pre_hooks")
+
+# train_model on the whole set at once, which then tells the model, and every list of
+# numbers in the check's frames, that it saw batches of the size asked for.
+BATCH_SIZES_FORGED = FRAMES + r"""
+_own_train = train_model
+def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+    losses = _own_train(model, x_train, y_train, n_epochs, lr, batch_size)
+    sizes = [batch_size] * (len(x_train) // batch_size) * n_epochs
+    model.seen = list(sizes)
+    for frame in _frames():
+        for key, value in list(_locals(frame).items()):
+            if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+                value[:] = sizes
+            if hasattr(value, "alike_batch_sizes"):
+                value.alike_batch_sizes = sorted(set(sizes))
+    return losses
+"""
+
+# {student: (the sample whose answer it keeps, what it pastes after that answer)}
+TWIN_CHEATS = {
+    "forward_norms_profile_hook": ("variant_created_in_forward", PROFILE_HOOK),
+    "eval_record_copied": ("variant_train_mode_only", EVAL_RECORD_COPIED),
+    "batch_norm_unwatched": ("slip_running_with_batchnorm", BATCH_NORM_UNWATCHED),
+    "batch_sizes_forged": ("slip_train_full_batch", BATCH_SIZES_FORGED),
+}
+
+
 CHEAT_CODE = {
     "fake_score_require": FAKE_SCORE_REQUIRE,
     "fake_check_functions": FAKE_CHECK_FUNCTIONS,
@@ -484,8 +576,11 @@ CHEAT_CODE = {
 }
 # Cheats that answer a later exercise's cell instead: {student: (cell, its source)}.
 CHEAT_CELLS = {"answer_key_by_string": ("running_statistics", ANSWER_KEY_BY_STRING)}
+# Twin cheats that nothing flags: what they forge is not what the judge reads, so each earns
+# what its twin earns, no more.
+UNFLAGGED = {"eval_record_copied", "batch_norm_unwatched", "batch_sizes_forged"}
 # Cheats whose text hides what they do: only what their model does shows them.
-UNSEEN_IN_TEXT = {"shadow_output"}
+UNSEEN_IN_TEXT = {"shadow_output"} | UNFLAGGED
 
 
 def pasted(code, release=None):
@@ -508,6 +603,22 @@ def _cell_builder(cell, code):
     return build
 
 
+def _twin_builder(twin, code):
+    def build(release=None):
+        notebook = make_submission(dict(SAMPLES[twin](), **guesses(twin)), release)
+        cell = next(cell for cell in notebook.cells if grade_id(cell) == _answered_cell(twin))
+        cell.source = cell.source.rstrip("\n") + "\n\n" + code.strip("\n") + "\n"
+        return notebook
+    return build
+
+
+def _answered_cell(sample):
+    if sample.startswith("slip_"):
+        return answers.SLIPS[sample[len("slip_"):]].cell
+    return CLASS_CELL
+
+
 CHEATS = {student: _builder(code) for student, code in CHEAT_CODE.items()}
 CHEATS.update({student: _cell_builder(*answer) for student, answer in CHEAT_CELLS.items()})
+CHEATS.update({student: _twin_builder(*twin) for student, twin in TWIN_CHEATS.items()})
 

@@ -320,7 +320,7 @@ def test_trace_and_profile_hooks_are_turned_off_and_named():
     'import sys\nvars(sys)["gettrace"[::1]] = None\n',
     'frame = None\nf = getattr(frame, "f_%s" % "back")\n',
     'import builtins\ngetattr(builtins, "ex" "ec")("1")\n',
-    'helper = getattr(object(), "_watching_" + "batch_norm")\n',
+    'helper = getattr(object(), "_refusing_" + "batch_norm")\n',
     'import sys\njudge = sys.modules.get("udl_bn_judge")\nkey = getattr(judge, "_unused_in_eval")\n',
     'from udl_bn_judge import _unused_in_eval\n',
     'from sys import setprofile as quiet_please\n',
@@ -348,3 +348,60 @@ def test_names_built_from_pieces_are_read_as_written(source):
 ])
 def test_honest_strings_are_not_read_as_names(source):
     assert grader.suspicious_code(source) == [], source
+
+
+# --- cheats on an honest wrong answer, judged in this process (issue 24) -------------------
+
+TWIN_CHECKS = {"variant_train_mode_only": ("ResidualNetworkWithBatchNorm", ("train_eval",)),
+               "slip_running_with_batchnorm": ("running_statistics",
+                                               ("running_mean", "running_var")),
+               "slip_train_full_batch": ("train_model", ("train_model",))}
+
+
+def twin_verdicts(source, twin):
+    name, checked = TWIN_CHECKS[twin]
+    answer = variants.run_answer(source, "<%s>" % twin)[name]
+    return {check: checks.check(check, answer, seed=0) for check in checked}
+
+
+@pytest.mark.parametrize("student", sorted(
+    s for s, (twin, _) in __import__("cheats").TWIN_CHEATS.items() if twin in TWIN_CHECKS))
+def test_what_a_cheat_forges_from_inside_its_own_code_does_not_pass(student):
+    """The observers keep nothing a frame walk from the student's code can rewrite: pasted
+    after a wrong answer, the cheat fails each check that the answer alone fails."""
+    import cheats
+    from coursekit.samples import SAMPLES
+
+    twin, code = cheats.TWIN_CHEATS[student]
+    cell = cheats._answered_cell(twin)
+    honest = SAMPLES[twin]()[cell]
+    alone = twin_verdicts(honest, twin)
+    assert not any(verdict.passed for verdict in alone.values()), alone
+    forged = twin_verdicts(honest.rstrip("\n") + "\n\n" + code, twin)
+    assert not any(verdict.passed for verdict in forged.values()), forged
+
+
+def test_a_train_model_that_steps_per_batch_on_the_whole_set_cannot_claim_batches():
+    """The batch sizes a train_model gave its model are kept where the model does not reach:
+    one that steps once per batch, each on the whole set, and writes its model's record,
+    is still told that it ignores batch_size."""
+    source = '''def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+  loss_function = nn.CrossEntropyLoss()
+  optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+  model.apply(weights_init)
+  losses = []
+  for epoch in range(n_epochs):
+    total = 0.0
+    steps = range(0, len(x_train), batch_size)
+    for start in steps:
+      optimizer.zero_grad()
+      loss = loss_function(model(x_train), y_train)
+      loss.backward()
+      optimizer.step()
+      total += loss.item()
+    losses.append(total / len(steps))
+  model.seen = [batch_size] * 100
+  return losses
+'''
+    verdict = checks.check("train_model", variants.run_answer(source)["train_model"], seed=0)
+    assert not verdict.passed and "ignores batch_size" in verdict.message, verdict.message

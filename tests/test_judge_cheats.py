@@ -4,9 +4,10 @@ The cheats are graded with the sample class (tests/graded_classes.py, once per r
 samples `blank` (the untouched release) and `reference` (the reference solution) are their
 honest controls, as an instructor would grade them: `python -m coursekit.parallel` through
 the course's config, then `nbgrader generate_feedback` and `python -m coursekit.report`.
-Every cheat must earn no more than the untouched release, and be flagged in the grade
-table, on its feedback page and in the autograde log with the sentence that says its points
-come from the grader's own run.
+Every cheat must earn no more than the untouched release (a twin cheat: no more than the
+sample whose wrong answer it keeps, on any test), and be flagged in the grade table, on its
+feedback page and in the autograde log with the sentence that says its points come from the
+grader's own run (but the twin cheats whose forgeries the judge never reads).
 """
 import html
 import re
@@ -20,6 +21,7 @@ from coursekit.grader import OWN_RUN
 from graded_classes import CONTROLS
 
 CHEATS = sorted(cheats.CHEATS)
+FLAGGED = sorted(set(cheats.CHEATS) - cheats.UNFLAGGED)
 
 
 def automatic_points():
@@ -98,28 +100,30 @@ def test_an_honest_submission_is_not_flagged(graded, student):
 # --- the cheats --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("student", CHEATS)
-def test_a_cheat_earns_no_more_than_the_untouched_release(graded, student):
-    earned, blank = automatic(graded, student), automatic(graded, "blank")
+def test_a_cheat_earns_no_more_than_the_untouched_release_or_its_twin(graded, student):
+    """The untouched release, or for a twin cheat the sample whose answer it keeps."""
+    twin = cheats.TWIN_CHEATS.get(student, ("blank",))[0]
+    earned, honest = automatic(graded, student), automatic(graded, twin)
     gained = {test: score for test, score in graded["grades"][student].items()
-              if score > graded["grades"]["blank"].get(test, 0)}
-    assert earned <= blank, "%s earned %g of %g automatic points (the untouched release %g): %s" \
-        % (student, earned, FULL, blank, gained)
+              if score > graded["grades"][twin].get(test, 0)}
+    assert not gained and earned <= honest, "%s earned %g of %g automatic points (%s %g): %s" \
+        % (student, earned, FULL, twin, honest, gained)
 
 
-@pytest.mark.parametrize("student", CHEATS)
+@pytest.mark.parametrize("student", FLAGGED)
 def test_a_cheat_is_flagged_in_the_grade_table(graded, student):
     said = problem(graded, student)
     assert said, "%s is not flagged in grades.csv" % student
     assert SAID in flat(said), said
 
 
-@pytest.mark.parametrize("student", CHEATS)
+@pytest.mark.parametrize("student", FLAGGED)
 def test_a_cheat_is_told_on_its_feedback_page(graded, student):
     assert any(SAID in page for page in feedback_text(graded, student)), \
         "%s's feedback page does not say %r" % (student, OWN_RUN)
 
 
-@pytest.mark.parametrize("student", CHEATS)
+@pytest.mark.parametrize("student", FLAGGED)
 def test_a_cheat_is_named_in_the_autograde_log(graded, student):
     lines = log_lines_naming(graded, student)
     assert any(SAID in line for line in lines), "no line of the autograde log names %s " \
