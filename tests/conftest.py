@@ -36,11 +36,6 @@ SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts a kernel, a browser, a server or Unix "
                             "users (make test-fast leaves it out)")
-    # One thread, as in the graded kernels (c.Sandbox.threads): beside the gradings that run
-    # during the tests, a second torch thread only waits for a core, and slows the first.
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
