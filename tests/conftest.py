@@ -42,6 +42,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    # The graded classes take the longest and grade in the background from the first test
+    # on (the fixture `graded_classes`): every other test runs first, beside them.
+    after = after_the_classes(items)
+    items[:] = [item for item in items if item not in after] + [
+        item for item in items if item in after]
+
+
+def reads_the_classes(item):
+    return "graded_classes" in getattr(item, "fixturenames", ())
+
+
+def module_fixtures(item):
+    """(module, name) of each module-scoped fixture the test uses."""
+    info = getattr(item, "_fixtureinfo", None)
+    return {(item.module.__name__, name)
+            for name, defs in (info.name2fixturedefs.items() if info else ())
+            if defs and defs[-1].scope == "module"}
+
+
+def after_the_classes(items):
+    """The tests that read the graded classes, and every test sharing a module-scoped
+    fixture with one of them: run apart, that fixture would be set up twice."""
+    after = {item for item in items if reads_the_classes(item)}
+    while True:
+        shared = set().union(*(module_fixtures(item) for item in after))
+        more = {item for item in items if item not in after and module_fixtures(item) & shared}
+        if not more:
+            return after
+        after |= more
 
 
 def checksums(folder):
@@ -126,13 +155,27 @@ def course_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def classes_grading(request, tmp_path_factory):
+    """Starts grading the classes before the first test when any test of the run reads
+    them, so that they grade while the tests that do not run; stops them at the end."""
+    if not any(reads_the_classes(item) for item in request.session.items):
+        yield None
+        return
+    from graded_classes import Background
+
+    grading = Background(tmp_path_factory)
+    try:
+        yield grading
+    finally:
+        grading.stop()
+
+
 @pytest.fixture(scope="session")
-def graded_classes(tmp_path_factory):
+def graded_classes(classes_grading):
     """The sample class and the hostile class, each graded once per run (graded_classes.py):
     every test reading a graded sample, cheat or hostile case reads it here."""
-    from graded_classes import grade_both
-
-    return grade_both(tmp_path_factory)
+    return classes_grading.result()
 
 
 @pytest.fixture(scope="session")

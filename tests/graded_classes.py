@@ -17,10 +17,17 @@ every test that reads a graded sample, cheat or hostile case reads it from here
 The hostile class is a class of its own: its cases reach for the other students' folders
 and the gradebook, its memory bombs and loops would slow the honest notebooks around them,
 and its grade table is meant to flag them all.
+
+The classes grade in the background (`Background`), from the run's first test on, while
+every test that does not read them runs beside them (conftest orders those first): the
+modules that wait on one process (a browser, a server, Unix users, the seeds of the
+stability tests) fill what the two gradings leave of the cores.
 """
 import concurrent.futures
+import contextlib
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +40,7 @@ import nbformat
 
 import cheats
 import hostile
-from conftest import checksums, nbgrader
+from conftest import checksums
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import points_by_student
 from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submission, submit,
@@ -84,6 +91,70 @@ class GradedClasses:
     seconds: dict
 
 
+class Stopped(Exception):
+    """The run ended before the classes were graded."""
+
+
+class Commands:
+    """Runs the classes' commands, each in a process group of its own, so that a run that
+    ends early (a failure under -x, Ctrl-C) stops them instead of leaving them grading."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = set()
+        self.stopped = False
+
+    def run(self, command, cwd, env=None, timeout=None):
+        with self.lock:
+            if self.stopped:
+                raise Stopped()
+            process = subprocess.Popen(command, cwd=cwd, env=env or nbgrader_env(), text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+            self.running.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill(process)
+            process.communicate()
+            raise
+        finally:
+            with self.lock:
+                self.running.discard(process)
+        if self.stopped:
+            raise Stopped()
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    def nbgrader(self, root, *args, check=True):
+        result = self.run([str(Path(sys.executable).parent / "nbgrader"), *args], root)
+        if check and result.returncode != 0:
+            raise AssertionError("nbgrader %s failed:\n%s" % (" ".join(args),
+                                                              result.stderr[-4000:]))
+        return result
+
+    # The sample class took 30 minutes with the load average at 10 (other work on the
+    # cores): the timeout only stops a grading that hangs.
+    def parallel(self, root, *args, timeout=3600):
+        return self.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args], root,
+                        env=dict(nbgrader_env(), PYTHONPATH=str(root)), timeout=timeout)
+
+    def stop(self):
+        with self.lock:
+            self.stopped = True
+            running = list(self.running)
+        for process in running:
+            self._kill(process)
+
+    @staticmethod
+    def _kill(process):
+        # The group holds nbgrader's kernels and sandboxes as well as nbgrader itself.
+        for sent in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sent)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+
+
 def grades_of(root):
     return points_by_student(gradebook_url(root))
 
@@ -98,33 +169,28 @@ def protected_state(root):
             for path in paths}
 
 
-def parallel(root, *args, timeout=1800):
-    env = dict(nbgrader_env(), PYTHONPATH=str(root))
-    return subprocess.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def released_course(folder):
+def released_course(folder, commands):
     root = course_copy(folder)
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    commands.nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     return root
 
 
-def grade_sample_class(root):
+def grade_sample_class(folder, commands):
+    root = released_course(folder, commands)
     release = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
     for student in SAMPLES:
         submit(root, student, sample_submission(student))
     for student, build in cheats.CHEATS.items():
         submit(root, student, build(release))
     seconds, step = {}, time.monotonic()
-    autograde = parallel(root, "--jobs", "1", *SAMPLE_SETTINGS)
+    autograde = commands.parallel(root, "--jobs", "1", *SAMPLE_SETTINGS)
     (root / "autograde.log").write_text(autograde.stdout + autograde.stderr)  # to read later
     seconds["autograde"], step = time.monotonic() - step, time.monotonic()
-    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
+    feedback = commands.nbgrader(root, "generate_feedback", ASSIGNMENT, "--force",
+                                 check=False)
     seconds["feedback"], step = time.monotonic() - step, time.monotonic()
-    report = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root,
-                            env=dict(nbgrader_env(), PYTHONPATH=str(root)),
-                            capture_output=True, text=True, timeout=300)
+    report = commands.run([sys.executable, "-m", "coursekit.report"], root,
+                          env=dict(nbgrader_env(), PYTHONPATH=str(root)), timeout=300)
     seconds["report"] = time.monotonic() - step
     table = {}
     if (root / "grades.csv").exists():
@@ -134,7 +200,8 @@ def grade_sample_class(root):
                   grades=grades_of(root), table=table, seconds=seconds)
 
 
-def grade_hostile_class(root):
+def grade_hostile_class(folder, commands):
+    root = released_course(folder, commands)
     listener = Listener()
     for student, build in hostile.CASES.items():
         content = build(listener.port)
@@ -154,42 +221,60 @@ def grade_hostile_class(root):
     fixed = {name: checksums(root / name) for name in ("submitted", "source", "release")}
     fixed["protected"] = protected_state(root)
     seconds, step = {}, time.monotonic()
-    first = nbgrader(root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT, check=False)
+    first = commands.nbgrader(root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT,
+                              check=False)
     grades = grades_of(root)
     seconds["autograde"], step = time.monotonic() - step, time.monotonic()
-    feedback = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force", check=False)
+    feedback = commands.nbgrader(root, "generate_feedback", ASSIGNMENT, "--force",
+                                 check=False)
     seconds["feedback"], step = time.monotonic() - step, time.monotonic()
-    second = nbgrader(root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT,
-                      "--CourseDirectory.student_id_exclude=" + ",".join(hostile.GRADED_ONCE),
-                      check=False)
+    second = commands.nbgrader(
+        root, "autograde", ASSIGNMENT, "--force", *HOSTILE_TIMEOUT,
+        "--CourseDirectory.student_id_exclude=" + ",".join(hostile.GRADED_ONCE), check=False)
     regrades = grades_of(root)
     seconds["second autograde"], step = time.monotonic() - step, time.monotonic()
     listener.server.close()
     # What coursekit.parallel prints of the student whose id is full of control
     # characters, graded alone (the autograded notebook is the same as before).
-    odd = parallel(root, "--jobs", "1", "--student", "odd*", "--set", "Execute.timeout=20",
-                   timeout=300)
+    odd = commands.parallel(root, "--jobs", "1", "--student", "odd*", "--set",
+                            "Execute.timeout=20", timeout=300)
     seconds["parallel, one student"] = time.monotonic() - step
     return Graded(root=root, listener=listener, fixed=fixed, first=first, second=second,
                   grades=grades, regrades=regrades, feedback=feedback, odd_parallel=odd,
                   seconds=seconds)
 
 
-def grade_both(tmp_path_factory):
-    """Both classes, each graded by one process: the two run side by side."""
-    started = time.monotonic()
-    samples_root = released_course(tmp_path_factory.mktemp("sample_class"))
-    hostile_root = released_course(tmp_path_factory.mktemp("hostile_class"))
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        samples = pool.submit(grade_sample_class, samples_root)
-        hostile_class = pool.submit(grade_hostile_class, hostile_root)
-        graded = GradedClasses(samples.result(), hostile_class.result(), {})
-    graded.seconds["total"] = time.monotonic() - started
-    print("\ngraded the sample class (%d notebooks: %s) and the hostile class (%d: %s) "
-          "side by side in %.0f s" % (
-              len(SAMPLES) + len(cheats.CHEATS),
-              ", ".join("%s %.0f s" % item for item in graded.samples["seconds"].items()),
-              len(hostile.CASES),
-              ", ".join("%s %.0f s" % item for item in graded.hostile["seconds"].items()),
-              graded.seconds["total"]))
-    return graded
+class Background:
+    """Both classes, each graded by one process, the two side by side, in a thread of
+    their own: `result()` waits for them, `stop()` ends what is still running."""
+
+    def __init__(self, tmp_path_factory):
+        self.started = time.monotonic()
+        self.commands = Commands()
+        self.pool = concurrent.futures.ThreadPoolExecutor(2)
+        self.samples = self.pool.submit(grade_sample_class,
+                                        tmp_path_factory.mktemp("sample_class"), self.commands)
+        self.hostile = self.pool.submit(grade_hostile_class,
+                                        tmp_path_factory.mktemp("hostile_class"), self.commands)
+        self.graded = None
+
+    def result(self):
+        if self.graded is None:
+            self.graded = GradedClasses(self.samples.result(), self.hostile.result(),
+                                        {"total": time.monotonic() - self.started})
+            print(summary(self.graded))
+        return self.graded
+
+    def stop(self):
+        self.commands.stop()
+        self.pool.shutdown(wait=True)
+
+
+def summary(graded):
+    return ("\ngraded the sample class (%d notebooks: %s) and the hostile class (%d: %s) "
+            "side by side in %.0f s" % (
+                len(SAMPLES) + len(cheats.CHEATS),
+                ", ".join("%s %.0f s" % item for item in graded.samples["seconds"].items()),
+                len(hostile.CASES),
+                ", ".join("%s %.0f s" % item for item in graded.hostile["seconds"].items()),
+                graded.seconds["total"]))

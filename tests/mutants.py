@@ -70,7 +70,7 @@ MUTANTS = (
            'TestCell("test_registered", 1,',
            'TestCell("test_registered", 2,',
            ("tests/test_release.py::test_generated_cells_are_in_step_with_the_package",
-            "tests/test_release.py::test_the_documents_quote_the_points_of_the_table"),
+            "tests/test_points.py::test_the_documents_quote_the_points_of_the_table"),
            "a verdict is worth a point more than the notebook and the documents say"),
     Mutant("feedback_script", "coursekit/sanitize.py",
            "if mimetype in self.passive_output_types:",

@@ -1,9 +1,12 @@
 """Grading at scale (issue 5): parallel workers, a shared SQLite gradebook, PostgreSQL + Dask.
 
-A small class (honest, wrong, blank, tampered and broken submissions) is graded by plain
-sequential `nbgrader autograde`, then by `coursekit.parallel` with two local workers, then
-by a Dask cluster of separate worker processes on a PostgreSQL gradebook. Every grade and
-every autograded notebook must agree.
+A small class (honest, wrong, blank, tampered and broken submissions) is graded by
+`coursekit.parallel` with two local workers, then by a Dask cluster of separate worker
+processes on a PostgreSQL gradebook. Every grade and every autograded notebook must agree
+with grading one student at a time, which the graded classes did (tests/graded_classes.py):
+the hostile class by plain sequential `nbgrader autograde` (the reference, the tampered and
+the broken submissions), the sample class by `coursekit.parallel` with one worker (the
+blank, the seed and two variants).
 """
 import glob
 import multiprocessing
@@ -13,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import nbformat
 import pytest
@@ -21,17 +25,23 @@ import hostile
 from conftest import free_port, make, nbgrader, nbgrader_env
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import collect
-from coursekit.samples import course_copy, SAMPLES, make_submission, submit
+from coursekit.samples import course_copy, SAMPLES, make_submission, sample_submission, submit
 
-CLASS = ["reference", "blank", "seed", "variant_shared", "variant_branch_end"]
+# Graded one at a time in the sample class, by coursekit.parallel with one worker.
+SAMPLED = ["blank", "seed", "variant_shared", "variant_branch_end"]
+# Graded in the hostile class by plain sequential nbgrader autograde.
+HONEST = ["zz_reference"]
 TAMPERED = ["deleted_tests", "stripped_metadata"]
 BROKEN = ["not_json"]
+CLASS = SAMPLED + HONEST
+STUDENTS = CLASS + TAMPERED + BROKEN
 
 
 def build_class(root):
-    for student in CLASS:
-        submit(root, student, make_submission(SAMPLES[student]()))
-    for student in TAMPERED:
+    """The same notebooks the graded classes hold under the same names."""
+    for student in SAMPLED:
+        submit(root, student, sample_submission(student))
+    for student in HONEST + TAMPERED:
         submit(root, student, hostile.CASES[student](0))
     for student in BROKEN:
         path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
@@ -69,12 +79,23 @@ def sqlite(root):
     return gradebook_url(root)
 
 
+@dataclass
+class Graded:
+    grades: dict      # {student: (score, per-test points)}
+    notebooks: dict   # {student: what notebooks() reads of the autograded notebook}
+
+
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory):
-    root = build_class(course_copy(tmp_path_factory.mktemp("sequential")))
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    nbgrader(root, "autograde", ASSIGNMENT, "--force", check=False)
-    return root
+def sequential(graded_classes):
+    """This class's students as the graded classes graded them, one at a time."""
+    found = Graded({}, {})
+    for graded, students in ((graded_classes.samples, SAMPLED),
+                             (graded_classes.hostile, HONEST + TAMPERED + BROKEN)):
+        grades_there, notebooks_there = grades(sqlite(graded["root"])), notebooks(graded["root"])
+        found.grades.update({s: grades_there[s] for s in students})
+        found.notebooks.update({s: notebooks_there[s] for s in students if s in notebooks_there})
+    assert set(found.notebooks) == set(CLASS + TAMPERED)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +107,14 @@ def two_workers(tmp_path_factory):
 
 def test_two_workers_give_the_grades_of_sequential_nbgrader(sequential, two_workers):
     root, _ = two_workers
-    assert grades(sqlite(root)) == grades(sqlite(sequential))
-    assert set(grades(sqlite(root))) == set(CLASS + TAMPERED + BROKEN)
+    assert grades(sqlite(root)) == sequential.grades
+    assert set(grades(sqlite(root))) == set(STUDENTS)
 
 
 def test_two_workers_write_the_autograded_notebooks_of_sequential_nbgrader(sequential,
                                                                            two_workers):
     root, _ = two_workers
-    assert notebooks(root) == notebooks(sequential)
+    assert notebooks(root) == sequential.notebooks
 
 
 def test_both_workers_graded(two_workers):
@@ -117,7 +138,7 @@ def test_a_broken_submission_is_reported_and_stops_nobody(two_workers):
 def test_progress_shows_each_student_as_it_finishes(two_workers):
     _, run = two_workers
     progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
-    total = len(CLASS + TAMPERED + BROKEN)
+    total = len(STUDENTS)
     assert [line.split("]")[0] for line in progress] == [
         "[%*d/%d" % (len(str(total)), n, total) for n in range(1, total + 1)]
 
@@ -135,7 +156,7 @@ def test_make_autograde_with_a_student_regrades_that_student_alone(two_workers, 
     run = make(root, "autograde", "STUDENT=seed")
 
     after = grades(sqlite(root))
-    assert after["seed"] == before["reference"] != before["seed"]
+    assert after["seed"] == before["zz_reference"] != before["seed"]
     assert {s: g for s, g in after.items() if s != "seed"} == {
         s: g for s, g in before.items() if s != "seed"}
     for path, (stamp, content) in notebooks.items():
@@ -274,8 +295,8 @@ def test_dask_workers_on_postgres_give_the_grades_of_sequential_sqlite(
         sequential, on_dask_and_postgres, postgres):
     root, run = on_dask_and_postgres
     assert run.returncode == 1, run.stderr[-3000:]  # the broken submission
-    assert grades(postgres) == grades(sqlite(sequential))
-    assert notebooks(root) == notebooks(sequential)
+    assert grades(postgres) == sequential.grades
+    assert notebooks(root) == sequential.notebooks
     assert not (root / "gradebook.db").exists()
 
 
