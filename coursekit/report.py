@@ -21,7 +21,7 @@ import nbformat
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from coursekit import predictions
+from coursekit import predictions, quiet
 from coursekit.attention import of_class as needs_attention
 from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url, notebook_metadata
 
@@ -50,7 +50,7 @@ def collect(url, assignment=ASSIGNMENT):
 
     rows, tests, max_points = [], [], {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
+        quiet.gradebook_autoflush()  # as in nbgrader_config.py; any other warning shows
         with Gradebook(url) as gradebook:
             for submission in gradebook.assignment_submissions(assignment):
                 per_test, by_hand, comments, changed = {}, {}, {}, {}
@@ -84,6 +84,12 @@ def points_by_student(url, assignment=ASSIGNMENT):
     """{student: {test name: points earned}}, from the gradebook."""
     rows, _, _ = collect(url, assignment)
     return {row.student: row.per_test for row in rows}
+
+
+def of_submissions(some, of):
+    """'1 of 3 submissions has', '2 of 3 submissions have': the start of a count's sentence."""
+    return "%d of %d submission%s %s" % (some, of, "" if of == 1 else "s",
+                                         "has" if some == 1 else "have")
 
 
 def lateness(row):
@@ -396,11 +402,13 @@ def main(root=ROOT):
             for student, old, new in changes))
     by_hand = [row for row in rows if row.waits_for_hand_grading]
     if by_hand:
-        print("\n%d of %d submissions %s a written answer to grade by hand (the "
-              "formgrader: Manual Grading); until then %s 0 for it, or your earlier "
-              "grade of an answer changed since."
-              % (len(by_hand), len(rows), "has" if len(by_hand) == 1 else "have",
-                 "its total counts" if len(by_hand) == 1 else "their totals count"))
+        changed = sum(1 for row in by_hand if row.regrade_by_hand)
+        print("\n%s a written answer to grade by hand (the formgrader: Manual Grading); "
+              "until then %s." % (of_submissions(len(by_hand), len(rows)),
+                                  "it counts 0 in the total" if not changed else
+                                  "it counts 0 in the total, or your earlier grade where the "
+                                  "answer changed since you graded it (%d, NOTE above)"
+                                  % changed))
     print("\nPer-test points for each student: grades.csv; "
           "how many passed each test: grades.png; how the class predicted: predictions.png")
     return 1 if attention else 0
