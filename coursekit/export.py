@@ -50,7 +50,7 @@ from traitlets import Bool, Enum, Int, Unicode
 from coursekit import quiet
 from coursekit.attention import of_class as needs_attention
 from coursekit.course import ASSIGNMENT
-from coursekit.report import of_submissions
+from coursekit.report import of_submissions, whole_seconds_late
 
 # A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
@@ -325,7 +325,7 @@ class PlainExport(_LMSExport):
                 self.total_cell(row), points(row.max_score),
                 points(row.raw) if submitted else "",
                 points(row.penalty) if submitted else "",
-                "%d" % round(row.seconds_late) if submitted else "",
+                "%d" % whole_seconds_late(row.seconds_late) if submitted else "",
                 ("yes" if row.needs_manual_grade else "no") if submitted else ""])
         return table
 

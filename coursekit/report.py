@@ -14,6 +14,7 @@ since it was graded by hand, a grade taken against an earlier release. When a to
 changed since the last grades.csv, the report says whose and from what to what.
 """
 import csv
+import math
 import sys
 import warnings
 
@@ -92,12 +93,23 @@ def of_submissions(some, of):
                                          "has" if some == 1 else "have")
 
 
+def whole_seconds_late(seconds_late):
+    """How late, in whole seconds as every grade file writes it: rounded up, so that work
+    even a moment late never reads as on time (0: on time)."""
+    return max(0, math.ceil(seconds_late or 0))
+
+
 def lateness(row):
-    """'' when on time; else how late, and what it cost (nbgrader_config.py's policy)."""
-    if row.seconds_late <= 0:
+    """'' when on time; else how late, to the second grades-lms.csv's seconds_late gives,
+    and what it cost (nbgrader_config.py's policy)."""
+    seconds = whole_seconds_late(row.seconds_late)
+    if not seconds:
         return ""
-    minutes = int(row.seconds_late + 59) // 60
-    late = ("%d h %02d min" % divmod(minutes, 60)) if minutes >= 60 else "%d min" % minutes
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    late = "%d h %02d min" % (hours, minutes) if hours else "%d min" % minutes if minutes else ""
+    if seconds:
+        late += (" %02d s" if late else "%d s") % seconds
     cost = "%g points off" % row.late_penalty if row.late_penalty else "no penalty"
     return "%s late, %s" % (late, cost)
 
