@@ -85,9 +85,9 @@ release: $(GUARD) $(DATA)
 # make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
 # DB=postgresql://... grades into that gradebook, SCHEDULER=tcp://host:8786 on a Dask
 # cluster (docs/scale.md).
+AUTOGRADE_OPTIONS = $(if $(DB), --db '$(DB)')$(if $(SCHEDULER), --scheduler '$(SCHEDULER)')
 autograde: $(GUARD) sandbox
-	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)' \
-	  $(if $(DB),--db '$(DB)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
+	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'$(AUTOGRADE_OPTIONS)
 
 feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
@@ -145,7 +145,8 @@ test-fast: $(GUARD) $(DATA)
 mutants: $(GUARD) $(DATA) sandbox
 	$(BIN)/python tests/mutants.py $(MUTANTS)
 
-# Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py).
+# Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py), and
+# docs/scale.md's capacity plan from the same figures.
 bench: $(GUARD) $(DATA) sandbox
 	$(BIN)/python -m coursekit.bench
 

@@ -7,11 +7,11 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde, feedback, gradebook, validate  # noqa: E402
+from coursekit import autograde, feedback, gradebook, quiet, validate  # noqa: E402
 from coursekit.course import COURSE_ID  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import (HelpersOneLine, KernelLanguageInfo, ReleaseStub,  # noqa: E402
-                                     RestoreMetadata, SandboxedExecute)
+                                     RestoreMetadata, SandboxedExecute, UnfinishedFigures)
 from coursekit.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
@@ -22,6 +22,11 @@ c = get_config()  # noqa: F821
 
 c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.root = COURSE_ROOT
+
+# No warning that says nothing to an instructor (coursekit/quiet.py): SQLAlchemy's about
+# nbgrader's new submissions, nbgrader's for each folder --force replaces as asked.
+quiet.gradebook_autoflush()
+quiet.replacing_is_info()
 
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
 _stock = GenerateAssignment.class_traits()["preprocessors"].default()
@@ -50,8 +55,9 @@ c.GenerateFeedback.preprocessors = (_feedback[:_after] + [SummariseTests] + _fee
                                     + [InertStudentHTML])
 # Feedback pages open with the results: the total, each check, the written answer
 # (coursekit/templates/feedback_results). Feedback pages and the formgrader's Manual
-# Grading (both nbconvert's HTMLExporter) show the self-check helpers as one line.
-c.HTMLExporter.preprocessors = [HelpersOneLine]
+# Grading (both nbconvert's HTMLExporter) show the self-check helpers as one line, and
+# describe a figure of the course's that an error left unfinished.
+c.HTMLExporter.preprocessors = [HelpersOneLine, UnfinishedFigures]
 # Validating (`nbgrader validate`, JupyterLab's Validate button) lists each check's ✓ or ✗,
 # message and points, and the total, instead of "Partial credit" (coursekit/validate.py).
 validate.install()

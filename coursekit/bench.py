@@ -5,9 +5,12 @@ builds MNIST-1D: no grading of this notebook can cost less. One run, on a copy o
 course holding 20 of the sample submissions, measures that floor, sequential
 `nbgrader autograde`, `coursekit.parallel` with 2 workers, and the notebook's execution
 alone in the sandbox (on a quiet machine, and beside one other busy process, as a student
-on a shared server meets it), then prints times, ratios, the slowest cell and peak memory.
+on a shared server meets it), then prints times, ratios, the slowest cell and peak memory,
+and writes them, with the capacity plan they give, into docs/scale.md (and a summary into
+the README).
 """
 import contextlib
+import dataclasses
 import datetime
 import os
 import shutil
@@ -15,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -32,6 +36,94 @@ SUBMISSIONS = 20
 README, SCALE_DOC = ROOT / "README.md", ROOT / "docs" / "scale.md"
 BEGIN = "<!-- written by make bench: begin -->"
 END = "<!-- written by make bench: end -->"
+# docs/scale.md's capacity plan, written from the same run's figures (capacity_plan).
+PLAN = "capacity plan"
+# The table's lines the plan is computed from (and `--plan` reads back from the page).
+PARALLEL_LINE = "coursekit.parallel --jobs 2, per submission"  # WORKERS
+SEQUENTIAL_LINE = "sequential nbgrader autograde, per submission"
+PEAK_LINE = "peak memory of one worker with its kernel:"
+FLOOR_LINE = "floor: fresh kernel, imports, builds MNIST-1D"
+WORKERS = 2  # of the parallel run, one per core of this machine
+
+
+def markers(block=None):
+    """The (begin, end) markers of a block make bench writes: the table's, or `block`'s."""
+    if block is None:
+        return BEGIN, END
+    return ("<!-- written by make bench, %s: begin -->" % block,
+            "<!-- written by make bench, %s: end -->" % block)
+
+
+@dataclasses.dataclass
+class Cost:
+    """What one submission costs, as the bench table gives it."""
+    parallel_seconds: float    # wall time per submission, WORKERS workers side by side
+    sequential_seconds: float  # wall time per submission, nbgrader autograde alone
+    peak_mib: float            # one worker with its kernel, at its largest
+    floor_seconds: float       # a bare kernel that imports the libraries, builds the data
+
+    @property
+    def core_seconds(self):
+        """The cores the parallel run held, for its wall time per submission."""
+        return WORKERS * self.parallel_seconds
+
+    @classmethod
+    def from_table(cls, text):
+        """The figures of a bench table as make bench prints it (docs/scale.md's block)."""
+        import re
+
+        def figure(pattern):
+            found = re.search(pattern, text, re.M)
+            if not found:
+                raise SystemExit("The bench table has no line %r: run make bench." % pattern)
+            return float(found.group(1))
+
+        return cls(figure(r"^%s\s+([\d.]+)" % re.escape(PARALLEL_LINE)),
+                   figure(r"^%s\s+([\d.]+)" % re.escape(SEQUENTIAL_LINE)),
+                   figure(r"^%s (\d+) MiB" % re.escape(PEAK_LINE)),
+                   figure(r"^%s\s+([\d.]+)" % re.escape(FLOOR_LINE)))
+
+
+def capacity_plan(cost):
+    """docs/scale.md's capacity plan, every figure computed from `cost` (tests/test_capacity.py
+    recomputes them)."""
+    core_seconds = cost.core_seconds
+    many = 10_000 * core_seconds
+    paragraphs = [
+        "**Capacity plan.** From the table above, not the floor: with two workers a "
+        "submission takes **%.2f s** of wall time, so it costs **%.1f core-seconds** (two "
+        "cores for %.2f s; a sequential run, %.2f s of one core, leaves the second core "
+        "idle), and a worker with its kernel peaks at **%.0f MiB**. The floor (a bare "
+        "kernel, %.2f s) is %.0f%% of that: grading runs the whole notebook, the hidden tests "
+        "and nbgrader's own steps. `make bench` writes this plan with the table "
+        "(`.venv/bin/python -m coursekit.bench --plan` from the table alone); "
+        "`tests/test_capacity.py` recomputes every figure from the table."
+        % (cost.parallel_seconds, core_seconds, cost.parallel_seconds,
+           cost.sequential_seconds, cost.peak_mib, cost.floor_seconds,
+           100 * cost.floor_seconds / core_seconds),
+        "",
+        "- **10,000 submissions** cost **%.1f core-hours**: about **%.1f hours** on one "
+        "2-core machine with `JOBS=2`. 8 machines with 8 cores each (64 Dask workers, about "
+        "**%.1f GiB** of memory per machine) take about **%d minutes**, if each core grades "
+        "as fast as in the two-worker run here."
+        % (many / 3600, 10_000 * cost.parallel_seconds / 3600, 8 * cost.peak_mib / 1024,
+           round(many / 64 / 60)),
+        "- **A class of 200**, the worked example: 200 × %.1f core-seconds is %.2f "
+        "core-hours. On this machine (2 cores, `make autograde JOBS=2`) that is about "
+        "**%d minutes**; on a small cluster of 4 machines with 4 cores each (16 workers, "
+        "`make autograde DB=postgresql://grader@db-host/gradebook "
+        "SCHEDULER=tcp://scheduler-host:8786`) about **%d minutes**, plus the workers' start."
+        % (core_seconds, 200 * core_seconds / 3600, round(200 * cost.parallel_seconds / 60),
+           round(200 * core_seconds / 16 / 60)),
+        "- **On the students' own JupyterHub**, each worker takes a whole core for as long "
+        "as the class grades, and its students' kernels compete for the rest: grade "
+        "off-hours, or cap the workers (`JOBS=1` leaves every other core to the students; "
+        "at the sequential run's pace the class of 200 then takes about **%d minutes** "
+        "here)." % round(200 * cost.sequential_seconds / 60)]
+    return "\n".join(textwrap.fill(paragraph, width=90, subsequent_indent="  " if
+                                    paragraph.startswith("- ") else "",
+                                    break_long_words=False, break_on_hyphens=False)
+                      for paragraph in paragraphs)
 
 
 def run_notebook(notebook, folder, kernel_manager_class=None, shutdown="graceful"):
@@ -201,7 +293,7 @@ def main():
         sequential_grades = grades(root)
         with open(os.devnull, "w") as quiet:
             started = time.monotonic()
-            outcomes = grade_class(root, ASSIGNMENT, jobs=2, stream=quiet)
+            outcomes = grade_class(root, ASSIGNMENT, jobs=WORKERS, stream=quiet)
             parallel = time.monotonic() - started
         same = grades(root) == sequential_grades and all(o.ok for o in outcomes)
 
@@ -238,15 +330,15 @@ def main():
     per = sequential / len(students)
     peak = max(outcomes, key=lambda o: o.peak_mib)
     rows = [
-        ("floor: fresh kernel, imports, builds MNIST-1D", floor, 1.0),
+        (FLOOR_LINE, floor, 1.0),
         ("  the same, kernel stopped at once at the end", floor_stopped, floor_stopped / floor),
         ("the reference alone, sandboxed (median of 3)", execution, execution / floor),
         ("  the same, one other process busy (median of 3)", busy, busy / floor),
         ("the same %d submissions alone, each" % len(students), class_alone,
          class_alone / floor),
-        ("sequential nbgrader autograde, per submission", per, per / floor),
+        (SEQUENTIAL_LINE, per, per / floor),
         ("  of which nbgrader's own work", per - class_alone, (per - class_alone) / floor),
-        ("coursekit.parallel --jobs 2, per submission", parallel / len(students),
+        (PARALLEL_LINE, parallel / len(students),
          parallel / len(students) / floor),
         ("submission-wide limits (cgroup, watchdog), each", limits_cost,
          limits_cost / floor),
@@ -272,8 +364,8 @@ def main():
     lines += [
         "per-submission cost, sequential: %.2fx floor; %.2fx the same notebooks alone "
         "(grading overhead; target <= 1.5x)" % (per / floor, per / class_alone),
-        "peak memory of one worker with its kernel: %.0f MiB (worker %.0f + kernel %.0f; "
-        "target < 1024 MiB)" % (peak.peak_mib, peak.worker_mib, peak.kernel_mib),
+        "%s %.0f MiB (worker %.0f + kernel %.0f; target < 1024 MiB)"
+        % (PEAK_LINE, peak.peak_mib, peak.worker_mib, peak.kernel_mib),
         "added cost of the whole-submission limits and inert markup: %.3fx floor "
         "(target <= 0.1x)" % ((limits_cost + sanitizing) / floor),
         "added cost of the judge (observing outside the tests, judging in the grader): "
@@ -290,19 +382,42 @@ def main():
             "process); its slowest cell, `%s`, takes %.1f s (%s; all figures in "
             "[docs/scale.md](docs/scale.md))." % (execution / floor, busy / floor, quiet_cell,
                                                   quiet_seconds, measured))
-    print("\nwritten into %s and %s" % (SCALE_DOC.name, README.name))
+    # From the table as printed, so that the plan's figures are the table's to the digit.
+    publish(SCALE_DOC, capacity_plan(Cost.from_table("\n".join(lines))), PLAN)
+    print("\nwritten into %s (the table and the capacity plan) and %s"
+          % (SCALE_DOC.name, README.name))
     return 0 if same else 1
 
 
-def publish(path, text):
-    """Put `text` between the `make bench` markers of `path`, leaving the rest as it is."""
+def publish(path, text, block=None):
+    """Put `text` between the `make bench` markers of `path` (the table's, or `block`'s),
+    leaving the rest as it is."""
+    first, last = markers(block)
     document = path.read_text()
-    begin, end = document.find(BEGIN), document.find(END)
+    begin, end = document.find(first), document.find(last)
     if begin < 0 or end < begin:
         raise SystemExit("%s has no %s ... %s block for make bench to fill in; add one where "
-                         "the figures belong" % (path, BEGIN, END))
-    path.write_text(document[:begin + len(BEGIN)] + "\n" + text + "\n" + document[end:])
+                         "the figures belong" % (path, first, last))
+    path.write_text(document[:begin + len(first)] + "\n" + text + "\n" + document[end:])
+
+
+def block_text(path, block=None):
+    """What make bench last wrote between `path`'s markers (the table's, or `block`'s)."""
+    first, last = markers(block)
+    document = path.read_text()
+    begin, end = document.find(first), document.find(last)
+    if begin < 0 or end < begin:
+        raise SystemExit("%s has no %s ... %s block" % (path, first, last))
+    return document[begin + len(first):end].strip("\n")
+
+
+def replan():
+    """Write docs/scale.md's capacity plan again from its table, without measuring (after
+    the plan's wording changed)."""
+    publish(SCALE_DOC, capacity_plan(Cost.from_table(block_text(SCALE_DOC))), PLAN)
+    print("capacity plan written into %s from its bench table" % SCALE_DOC.name)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(replan() if sys.argv[1:] == ["--plan"] else main())

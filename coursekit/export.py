@@ -47,8 +47,10 @@ from nbgrader.api import MissingEntry
 from nbgrader.plugins import ExportPlugin
 from traitlets import Bool, Enum, Int, Unicode
 
+from coursekit import quiet
 from coursekit.attention import of_class as needs_attention
 from coursekit.course import ASSIGNMENT
+from coursekit.report import of_submissions, whole_seconds_late
 
 # A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
@@ -212,7 +214,7 @@ class _LMSExport(ExportPlugin):
                                  self.missing))
         name = str(self.assignment[0]) if self.assignment else ASSIGNMENT
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing here
+            quiet.gradebook_autoflush()  # as in nbgrader_config.py; any other warning shows
             assignment, rows = class_rows(gradebook, name, [str(s) for s in self.student])
             table = self.table(assignment, rows)
         path = self.destination()
@@ -222,9 +224,9 @@ class _LMSExport(ExportPlugin):
                       len(graded))
         waiting = [row.student.id for row in graded if row.needs_manual_grade]
         if waiting:
-            self.log.warning("%d of %d submissions have a written answer not graded yet: "
-                             "their totals leave it out (the formgrader: Manual Grading).",
-                             len(waiting), len(graded))
+            self.log.warning("%s a written answer not graded yet: the total leaves it out "
+                             "(the formgrader: Manual Grading).",
+                             of_submissions(len(waiting), len(graded)))
         coursedir = getattr(self.parent, "coursedir", None)
         attention = needs_attention(coursedir.root, name) if coursedir is not None else {}
         if attention:
@@ -323,7 +325,7 @@ class PlainExport(_LMSExport):
                 self.total_cell(row), points(row.max_score),
                 points(row.raw) if submitted else "",
                 points(row.penalty) if submitted else "",
-                "%d" % round(row.seconds_late) if submitted else "",
+                "%d" % whole_seconds_late(row.seconds_late) if submitted else "",
                 ("yes" if row.needs_manual_grade else "no") if submitted else ""])
         return table
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import nbformat
 import nbgrader
 from nbgrader.converters import GenerateFeedback
-from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from coursekit.course import is_graded, is_solution, settings
 from coursekit.folders import read_plain_file
 from coursekit.intake import recorded_fixed_cells
+from coursekit.quiet import CoursePreprocessor
 # Where a check's printed verdict is read (validate stands alone: a student's config
 # carries it); the feedback pages read it the same way.
 from coursekit.validate import VERDICT_LINE, printed_verdicts, test_name, wrapped  # noqa: F401
@@ -145,7 +145,7 @@ def put_back_note(edited, put_back):
     return "**Note from the grader.** " + " ".join(said) if said else None
 
 
-class SummariseTests(NbGraderPreprocessor):
+class SummariseTests(CoursePreprocessor):
     """Show each autograded test as name, points, pass/fail and message; never its code.
 
     When grading put fixed cells back (coursekit.intake.record_fixed_cells), a short note

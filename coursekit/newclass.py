@@ -132,6 +132,12 @@ def main(argv=None, root=ROOT):
     args = parser.parse_args(argv)
     from coursekit.export import printable
 
+    release = Path(root) / "release" / ASSIGNMENT / NOTEBOOK
+    if not release.is_file():
+        # The examples are told from real students by comparison with the release.
+        print("Not starting a new class: there is no release (%s) to tell the example "
+              "students from yours; run make release first." % release, file=sys.stderr)
+        return 1
     found = plan(root)
     if found.others and not args.keep_others:
         print("Not starting a new class: %s %s not among the shipped examples (%s), and "

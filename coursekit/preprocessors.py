@@ -5,16 +5,17 @@ import secrets
 import nbformat
 from nbclient.util import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from coursekit import grader
-from coursekit.course import grade_id, is_graded, is_solution
+from coursekit.course import grade_id, is_graded, is_locked, is_solution
+from coursekit.quiet import CoursePreprocessor
 
 RELEASE_SOURCE_KEY = "release_source"
 
 
-class ReleaseStub(NbGraderPreprocessor):
+class ReleaseStub(CoursePreprocessor):
     """Give a solution cell a runnable starting point instead of nbgrader's stub.
 
     nbgrader replaces a whole solution cell with ``raise NotImplementedError()``. The
@@ -33,7 +34,7 @@ class ReleaseStub(NbGraderPreprocessor):
         return cell, resources
 
 
-class KernelLanguageInfo(NbGraderPreprocessor):
+class KernelLanguageInfo(CoursePreprocessor):
     """Give the release the language_info the course's kernel reports.
 
     JupyterLab writes the kernel's language_info into a notebook as soon as its kernel
@@ -50,7 +51,7 @@ class KernelLanguageInfo(NbGraderPreprocessor):
         return nb, resources
 
 
-class HelpersOneLine(NbGraderPreprocessor):
+class HelpersOneLine(CoursePreprocessor):
     """The self-check helpers cell as one line where a person reads a graded notebook:
     the formgrader's Manual Grading and the feedback pages (nbgrader_config.py sets it on
     both, as HTMLExporter's). Its code is the course's, the same for every student, and
@@ -75,7 +76,41 @@ class HelpersOneLine(NbGraderPreprocessor):
         return cell, resources
 
 
-class RestoreMetadata(NbGraderPreprocessor):
+UNFINISHED_FIGURE_ALT = ("An unfinished figure: the error above stopped this cell before "
+                         "it could draw and describe it.")
+IMAGE_TYPES = ("image/png", "image/jpeg")
+
+
+class UnfinishedFigures(CoursePreprocessor):
+    """Alt text for a figure one of the course's own cells had begun when an error stopped it.
+
+    The course's figure cells describe each figure as they show it (checks.show). When an
+    unanswered TODO leaves a name undefined, the cell stops first, and the inline backend
+    still shows the figure it had opened, with no description: nbconvert then warned
+    "Alternative text is missing" for every such student, and a screen reader said
+    nothing of what the picture is. Images of the student's own cells are left alone, and
+    nbconvert still names those. Only the rendering changes, never a file (as
+    HelpersOneLine; nbgrader_config.py sets both on HTMLExporter).
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type != "code" or not is_locked(cell) or is_solution(cell):
+            return cell, resources
+        outputs = cell.get("outputs", [])
+        if not any(output.get("output_type") == "error" for output in outputs):
+            return cell, resources
+        for output in outputs:
+            if output.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            for kind in IMAGE_TYPES:
+                if kind in output.get("data", {}):
+                    metadata = output.setdefault("metadata", {}).setdefault(kind, {})
+                    if isinstance(metadata, dict) and not metadata.get("alt"):
+                        metadata["alt"] = UNFINISHED_FIGURE_ALT
+        return cell, resources
+
+
+class RestoreMetadata(CoursePreprocessor):
     """Give back what a submission lost or changed of the release's cells, and say so.
 
     - Nbgrader metadata an editor stripped: without it every grade of that student is

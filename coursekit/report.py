@@ -14,6 +14,7 @@ since it was graded by hand, a grade taken against an earlier release. When a to
 changed since the last grades.csv, the report says whose and from what to what.
 """
 import csv
+import math
 import sys
 import warnings
 
@@ -21,7 +22,7 @@ import nbformat
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from coursekit import predictions
+from coursekit import predictions, quiet
 from coursekit.attention import of_class as needs_attention
 from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url, notebook_metadata
 
@@ -50,7 +51,7 @@ def collect(url, assignment=ASSIGNMENT):
 
     rows, tests, max_points = [], [], {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings say nothing to an instructor
+        quiet.gradebook_autoflush()  # as in nbgrader_config.py; any other warning shows
         with Gradebook(url) as gradebook:
             for submission in gradebook.assignment_submissions(assignment):
                 per_test, by_hand, comments, changed = {}, {}, {}, {}
@@ -86,12 +87,29 @@ def points_by_student(url, assignment=ASSIGNMENT):
     return {row.student: row.per_test for row in rows}
 
 
+def of_submissions(some, of):
+    """'1 of 3 submissions has', '2 of 3 submissions have': the start of a count's sentence."""
+    return "%d of %d submission%s %s" % (some, of, "" if of == 1 else "s",
+                                         "has" if some == 1 else "have")
+
+
+def whole_seconds_late(seconds_late):
+    """How late, in whole seconds as every grade file writes it: rounded up, so that work
+    even a moment late never reads as on time (0: on time)."""
+    return max(0, math.ceil(seconds_late or 0))
+
+
 def lateness(row):
-    """'' when on time; else how late, and what it cost (nbgrader_config.py's policy)."""
-    if row.seconds_late <= 0:
+    """'' when on time; else how late, to the second grades-lms.csv's seconds_late gives,
+    and what it cost (nbgrader_config.py's policy)."""
+    seconds = whole_seconds_late(row.seconds_late)
+    if not seconds:
         return ""
-    minutes = int(row.seconds_late + 59) // 60
-    late = ("%d h %02d min" % divmod(minutes, 60)) if minutes >= 60 else "%d min" % minutes
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    late = "%d h %02d min" % (hours, minutes) if hours else "%d min" % minutes if minutes else ""
+    if seconds:
+        late += (" %02d s" if late else "%d s") % seconds
     cost = "%g points off" % row.late_penalty if row.late_penalty else "no penalty"
     return "%s late, %s" % (late, cost)
 
@@ -396,11 +414,13 @@ def main(root=ROOT):
             for student, old, new in changes))
     by_hand = [row for row in rows if row.waits_for_hand_grading]
     if by_hand:
-        print("\n%d of %d submissions %s a written answer to grade by hand (the "
-              "formgrader: Manual Grading); until then %s 0 for it, or your earlier "
-              "grade of an answer changed since."
-              % (len(by_hand), len(rows), "has" if len(by_hand) == 1 else "have",
-                 "its total counts" if len(by_hand) == 1 else "their totals count"))
+        changed = sum(1 for row in by_hand if row.regrade_by_hand)
+        print("\n%s a written answer to grade by hand (the formgrader: Manual Grading); "
+              "until then %s." % (of_submissions(len(by_hand), len(rows)),
+                                  "it counts 0 in the total" if not changed else
+                                  "it counts 0 in the total, or your earlier grade where the "
+                                  "answer changed since you graded it (%d, NOTE above)"
+                                  % changed))
     print("\nPer-test points for each student: grades.csv; "
           "how many passed each test: grades.png; how the class predicted: predictions.png")
     return 1 if attention else 0

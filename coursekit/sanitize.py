@@ -31,8 +31,9 @@ import xml.etree.ElementTree as ElementTree
 
 import bleach
 import nbformat
-from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Set
+
+from coursekit.quiet import CoursePreprocessor
 
 # --- markdown ---------------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ def _markdown_sources(path, _mtime):
     return frozenset(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
 
 
-class InertStudentHTML(NbGraderPreprocessor):
+class InertStudentHTML(CoursePreprocessor):
     """Make everything a student wrote or printed render as inert text and pictures.
 
     Why: the feedback page and the formgrader render the autograded notebook as HTML, the

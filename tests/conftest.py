@@ -29,8 +29,8 @@ from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
 # users (every test of these modules, and any test marked slow). The rest runs in about
 # two minutes, for every edit; `make test` runs everything.
 SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
-                "test_formgrader", "test_grading", "test_judge_cheats", "test_jupyterlab",
-                "test_parallel", "test_safe_grading", "test_validate"}
+                "test_formgrader", "test_grading", "test_instructor_walk", "test_judge_cheats",
+                "test_jupyterlab", "test_parallel", "test_safe_grading", "test_validate"}
 
 
 def pytest_configure(config):

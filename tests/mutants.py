@@ -103,11 +103,11 @@ MUTANTS = (
             "tests/test_attention.py::test_grading_that_finds_nothing_clears_the_record"),
            "'needs attention' stays after a clean grading"),
     Mutant("report_late", "coursekit/report.py",
-           "minutes = int(row.seconds_late + 59) // 60",
-           "minutes = int(row.seconds_late) // 60",
+           "return max(0, math.ceil(seconds_late or 0))",
+           "return max(0, round(seconds_late or 0))",
            ("tests/test_report.py::"
-            "test_lateness_is_rounded_up_to_the_minute_and_names_a_penalty",),
-           "the report rounds lateness down: 61 s late reads as 1 minute"),
+            "test_lateness_is_to_the_second_rounded_up_and_names_a_penalty",),
+           "lateness rounded to the nearest second: 0.2 s late reads as on time"),
 )
 
 

@@ -39,3 +39,13 @@ def test_the_committed_figures_are_make_benchs(page):
     if page == bench.SCALE_DOC:
         assert "the completed notebook (the reference) alone: " in block
         assert "the same with one other busy process: " in block
+
+
+def test_the_capacity_plan_has_a_block_of_its_own(tmp_path):
+    page = tmp_path / "page.md"
+    table, plan = bench.markers(), bench.markers(bench.PLAN)
+    page.write_text("%s\ntable\n%s\n\n%s\nold plan\n%s\n" % (table + plan))
+    bench.publish(page, "new plan", bench.PLAN)
+    assert page.read_text() == "%s\ntable\n%s\n\n%s\nnew plan\n%s\n" % (table + plan)
+    assert (bench.block_text(page), bench.block_text(page, bench.PLAN)) == ("table",
+                                                                            "new plan")

@@ -228,7 +228,7 @@ def test_nbgrader_export_writes_the_canvas_and_plain_files(course, gradebook_fil
     expected = run_plugin(export.CanvasExport, gradebook_file, tmp_path / "canvas.csv")
     assert read(course / "grades-canvas.csv") == expected
     # The written answer one student still waits for is said, and the formula id named.
-    assert "1 of 6 submissions have a written answer not graded yet" in result.stderr
+    assert "1 of 6 submissions has a written answer not graded yet" in result.stderr
     assert "will not match in the LMS" in result.stderr and "HYPERLINK" in result.stderr
     result = nbgrader_export(course, "--exporter=coursekit.export.PlainExport",
                              "--assignment=%s" % ASSIGNMENT, "--to=other.csv")

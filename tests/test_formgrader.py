@@ -702,3 +702,61 @@ def test_regrading_with_the_button_keeps_the_hand_grade(course, formgrader_in_la
         has_text=re.compile("^%s$" % BY_BUTTON)))
     assert row.locator("td.status").inner_text() == "graded"
     assert row.locator("td.score").inner_text() == "%g / 28" % (25 + HAND_SCORE)
+
+
+# The exchange's buttons (issue 27): with the exchange in the instructor's config, the
+# formgrader's Manage Assignments offers Release and Collect, and both go through it.
+
+def handed_in(course, release):
+    """A submission in the exchange's inbound, as `nbgrader submit` leaves it, by the Unix
+    user running the tests (the course's collect takes only a student's own)."""
+    import os
+    import pwd
+
+    student = pwd.getpwuid(os.getuid()).pw_name
+    when = "2025-03-14 09:30:00.000000 UTC"
+    folder = (course["exchange"] / COURSE_ID / "inbound"
+              / ("%s+%s+%s+%s" % (student, ASSIGNMENT, when, "a1b2c3d4e5f6")))
+    folder.mkdir()
+    (folder / NOTEBOOK).write_bytes(release)
+    (folder / "timestamp.txt").write_text(when)
+    return student
+
+
+@pytest.fixture(scope="module")
+def through_the_exchange(course, formgrader_in_lab, feedback_released):
+    """Manage Assignments > bn: Release, a student hands in, then Collect."""
+    tab, frame = formgrader_in_lab
+    row, _ = assignment_row(frame)
+    found = dict(draft=row.locator("td.status").inner_text(), outcomes={})
+    release = (course["root"] / "release" / ASSIGNMENT / NOTEBOOK).read_bytes()
+    for step in ("release", "collect"):
+        row, _ = assignment_row(frame)
+        row.locator("td.%s a" % step).click()
+        modal, outcome, said = finished(frame, QUICK_MS * 3)
+        tab.page.screenshot(path=str(ARTIFACTS / ("formgrader-%s.png" % step)))
+        found["outcomes"][step] = outcome, said
+        close_modal(modal)
+        if step == "release":
+            row, _ = assignment_row(frame)
+            found["released"] = row.locator("td.status").inner_text()
+            found["student"] = handed_in(course, release)
+    found["release"] = release
+    yield found
+
+
+def test_the_formgrader_releases_and_collects_through_the_exchange(course,
+                                                                   through_the_exchange):
+    found = through_the_exchange
+    assert (found["draft"], found["released"]) == ("draft", "released")
+    for step, (outcome, said) in found["outcomes"].items():
+        assert outcome == "success-modal", (step, said)
+    assert "Successfully released '%s'" % ASSIGNMENT in found["outcomes"]["release"][1]
+    outbound = course["exchange"] / COURSE_ID / "outbound" / ASSIGNMENT / NOTEBOOK
+    assert outbound.read_bytes() == found["release"]
+    assert "Successfully collected submissions of '%s'" % ASSIGNMENT \
+        in found["outcomes"]["collect"][1]
+    collected_notebook = submission_path(course["root"], found["student"])
+    assert collected_notebook.read_bytes() == found["release"]
+    assert (collected_notebook.parent / "timestamp.txt").read_text() \
+        == "2025-03-14 09:30:00.000000 UTC"

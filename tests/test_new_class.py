@@ -104,3 +104,13 @@ def test_keep_others_removes_the_examples_and_leaves_the_class_byte_for_byte(cou
     # grades.csv holds only the examples: it goes with them.
     assert not (course / "grades.csv").exists()
     assert students(course) == []
+
+
+def test_without_a_release_it_says_so_in_one_line_and_changes_nothing(course, capsys):
+    """The examples are told from real students by comparison with the release."""
+    shutil.rmtree(course / "release")
+    before = checksums(course)
+    status, out, err = new_class(course, capsys)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "there is no release" in err and "make release" in err
+    assert checksums(course) == before

@@ -83,10 +83,18 @@ def test_a_student_with_a_problem_and_no_grade_still_has_a_row_and_no_formula(gr
         ["=HYPERLINK(1)", "-"]]
 
 
-def test_lateness_is_rounded_up_to_the_minute_and_names_a_penalty():
+def test_lateness_is_to_the_second_rounded_up_and_names_a_penalty():
+    """The table and grades.csv say the seconds grades-lms.csv's seconds_late holds."""
     row = report.Row("ada", 0, 28, {}, {}, {}, 61, 25, False)
-    assert report.lateness(row) == "2 min late, 25 points off"
-    assert report.lateness(dataclasses.replace(row, seconds_late=0)) == ""
+    assert report.lateness(row) == "1 min 01 s late, 25 points off"
+    said = {seconds: report.lateness(dataclasses.replace(row, seconds_late=seconds,
+                                                         late_penalty=0))
+            for seconds in (0, 0.2, 12, 60, 7500, 7512.4)}
+    assert said == {0: "", 0.2: "1 s late, no penalty", 12: "12 s late, no penalty",
+                    60: "1 min late, no penalty", 7500: "2 h 05 min late, no penalty",
+                    7512.4: "2 h 05 min 13 s late, no penalty"}
+    assert [report.whole_seconds_late(seconds) for seconds in said] == [0, 1, 12, 60, 7500,
+                                                                        7513]
 
 
 def test_control_characters_in_an_id_or_a_problem_are_printed_escaped(tmp_path):
