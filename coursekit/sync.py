@@ -2,7 +2,7 @@
 
 Some cells of ``source/<assignment>/<notebook>`` are not edited by hand: the self-check
 helpers cell, which embeds ``judge.py`` and ``checks.py`` (compressed, word for word), the
-Colab badge, built from ``REPOSITORY``, the prediction cells, written from
+Colab badge, built from ``REPOSITORY``, the last cell (the checks so far), the prediction cells, written from
 ``coursekit.predictions`` (the instructor's copy holds the measured choice, the release an
 empty guess), and the autograded test cells with their points, from
 ``coursekit.testcells``. ``python -m coursekit.sync`` rewrites them when they differ (``make
@@ -19,7 +19,7 @@ from typing import Optional
 import nbformat
 
 from coursekit.course import (ASSIGNMENT, BRANCH, NOTEBOOK, REPOSITORY, ROOT, SOURCE_NOTEBOOK,
-                              grade_id, is_graded, settings)
+                              grade_id, is_graded, is_solution, settings)
 from coursekit.predictions import PREDICTIONS
 from coursekit.preprocessors import RELEASE_SOURCE_KEY
 from coursekit.testcells import TEST_CELLS
@@ -27,6 +27,7 @@ from coursekit.testcells import TEST_CELLS
 HELPERS_ID = "self_check_helpers"
 PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
 BADGE_ID = "colab_badge"
+SUMMARY_ID = "checks_so_far"
 
 
 def colab_url():
@@ -81,6 +82,18 @@ def expected_source():
             % judge.encode(reference.kernel_expectations()))
 
 
+def summary_source(notebook):
+    """The notebook's last cell: the checks run so far, their points and the total, as
+    Validate shows them (checks.checks_so_far). Its numbers come from TEST_CELLS and the
+    notebook's answer graded by hand."""
+    written = sum(settings(cell).get("points") or 0 for cell in notebook.cells
+                  if is_graded(cell) and is_solution(cell))
+    return ("# Your checks so far: each check you ran above, its points, and the total.\n"
+            "import udl_bn_checks\n"
+            "udl_bn_checks.checks_so_far(checks=%d, points=%d, written=%d)"
+            % (len(TEST_CELLS), sum(t.points for t in TEST_CELLS), written))
+
+
 @dataclass(frozen=True)
 class Generated:
     """What the package writes into one cell."""
@@ -89,9 +102,10 @@ class Generated:
     points: Optional[int] = None          # None: not an autograded test cell
 
 
-def generated_cells():
+def generated_cells(notebook):
     """{grade_id: Generated}."""
-    cells = {HELPERS_ID: Generated(helpers_source()), BADGE_ID: Generated(badge_source())}
+    cells = {HELPERS_ID: Generated(helpers_source()), BADGE_ID: Generated(badge_source()),
+             SUMMARY_ID: Generated(summary_source(notebook))}
     cells.update({p.name: Generated(p.cell_source(p.measured), p.cell_source())
                   for p in PREDICTIONS})
     cells.update({t.grade_id: Generated(t.source(), points=t.points) for t in TEST_CELLS})
@@ -106,7 +120,7 @@ def _generated(cell):
 def stale_cells(notebook):
     """Ids of generated cells whose text differs from what the package generates."""
     present = {grade_id(cell): _generated(cell) for cell in notebook.cells}
-    return [cell_id for cell_id, wanted in generated_cells().items()
+    return [cell_id for cell_id, wanted in generated_cells(notebook).items()
             if present.get(cell_id) != wanted]
 
 
@@ -118,7 +132,7 @@ def sync(path=SOURCE_NOTEBOOK, check_only=False):
     if missing:
         raise SystemExit("%s has no cell with grade_id %s" % (path, ", ".join(missing)))
     if stale and not check_only:
-        wanted = generated_cells()
+        wanted = generated_cells(notebook)
         for cell in notebook.cells:
             if grade_id(cell) in stale:
                 generated = wanted[grade_id(cell)]

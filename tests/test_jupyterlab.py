@@ -7,6 +7,7 @@ reads what the page shows. Screenshots land in tests/artifacts/ for a person to 
 """
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -209,10 +210,42 @@ def test_run_all_gives_no_error_and_every_check_passes(completed, page):
     assert page.locator(".jp-OutputArea-output[data-mime-type="
                         "'application/vnd.jupyter.stderr']").count() == 0
     release, _, _ = completed
-    checks = [i for i, cell in enumerate(release.cells) if grade_id(cell).startswith("test_")]
-    text = [page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-OutputArea")
-            .inner_text() for i in checks]
-    assert all(t.startswith("✓ ") for t in text), text
+    assert_checks_and_total(release, page, outputs, passed=True)
+
+
+def output_text(page, index):
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea") \
+        .inner_text()
+
+
+def assert_checks_and_total(release, page, outputs, passed):
+    """Each check cell shows one verdict line, "✓ name, k of n points: message", and no bare
+    number; the last cell's total is what nbgrader reads from the check cells."""
+    from nbgrader import utils
+
+    from coursekit.checks import points_text
+    from coursekit.sync import SUMMARY_ID
+    from coursekit.testcells import BY_ID
+
+    earned = possible = 0
+    for index, cell in enumerate(release.cells):
+        test = BY_ID.get(grade_id(cell))
+        if test is None:
+            continue
+        text = output_text(page, index)
+        got = test.points if passed else 0
+        start = "%s %s, %s: " % ("✓" if passed else "✗", test.check,
+                                 points_text(got, test.points))
+        assert text.startswith(start) and len(text) > len(start) + 10, (start, text)
+        assert not re.search(r"^\s*(Out\[\d*\]:)?\s*[\d.]+\s*$", text, re.MULTILINE), text
+        ran = nbformat.from_dict(dict(cell, outputs=outputs[index]))
+        score, points = utils.determine_grade(ran)
+        earned, possible = earned + score, possible + points
+    summary = next(i for i, cell in enumerate(release.cells) if grade_id(cell) == SUMMARY_ID)
+    assert summary == len(release.cells) - 1
+    assert "Total: %s from the checks." % points_text(earned, possible) \
+        in output_text(page, summary)
+    assert earned == (possible if passed else 0)
 
 
 def test_variance_figures_are_rendered(completed, page):
@@ -307,6 +340,7 @@ def student_page(student_lab, browser):
     tab = open_notebook(browser, url, path, 900)
     # Time for anything JupyterLab writes into the notebook once its kernel is up.
     tab.wait_for_timeout(2000)
+    tab.screenshot(path=str(ARTIFACTS / ("jupyterlab-first-screen-%s.png" % where)))
     yield where, tab
     tab.close()
 
@@ -346,3 +380,36 @@ def test_validate_in_a_student_jupyterlab_shows_each_failing_check_and_the_total
     assert "✗ block_variances, 0 of 2 points: block_variances still raises" in text
     assert "Total: 0 of %g points from the checks." % points in text, (where, text)
     assert "Partial credit" not in text
+
+
+def test_run_all_on_the_untouched_release_reaches_the_end(student_page):
+    """Every check says ✗ with its message and 0 points, every cell that needs an unfinished
+    TODO says which, and the last cell adds up nothing."""
+    where, page = student_page
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const cells = w.content.model.sharedModel.cells;"
+        " return w.sessionContext.session.kernel.status === 'idle' &&"
+        " cells.every(c => c.cell_type !== 'code' || c.execution_count !== null); }",
+        timeout=300_000)
+    outputs = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells"
+        ".map(c => c.cell_type === 'code' ? c.getOutputs() : [])")
+    assert [o for cell in outputs for o in cell if o["output_type"] == "error"] == [], where
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    assert_checks_and_total(release, page, outputs, passed=False)
+    waiting = {grade_id(cell): output_text(page, i) for i, cell in enumerate(release.cells)
+               if "udl_bn_checks.finished(" in cell.source}
+    assert waiting and all(re.fullmatch(r"Finish `\w+` above first, then run this cell "
+                                        r"again\.\s*", text) for text in waiting.values()), \
+        waiting
+    for name, index in (("failing-check", _index_of(release, "test_registered")),
+                        ("checks-so-far", len(release.cells) - 1)):
+        page.locator(".jp-Notebook .jp-Cell").nth(index).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / ("jupyterlab-%s-%s.png" % (name, where))))
+
+
+def _index_of(release, cell_id):
+    return next(i for i, cell in enumerate(release.cells) if grade_id(cell) == cell_id)
