@@ -214,8 +214,11 @@ def test_run_all_gives_no_error_and_every_check_passes(completed, page):
 
 
 def output_text(page, index):
-    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea") \
-        .inner_text()
+    """What cell `index` shows as its output (scrolled into view: JupyterLab may render only
+    the cells in view)."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.scroll_into_view_if_needed()
+    return cell.locator(".jp-OutputArea").inner_text()
 
 
 def assert_checks_and_total(release, page, outputs, passed):
@@ -324,6 +327,10 @@ def student_lab(request, tmp_path_factory):
             exchange.student_config(home / "exchange"))
     folder.mkdir(parents=True)
     shutil.copy(RELEASE_NOTEBOOK, folder / NOTEBOOK)
+    # Every cell rendered, as in the walk's lab, so that Run All's outputs can be read.
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     notices = home / "settings" / "@jupyterlab" / "apputils-extension"
     notices.mkdir(parents=True)
     (notices / "notification.jupyterlab-settings").write_text(
