@@ -17,6 +17,7 @@ import pytest
 from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server
 from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.samples import solution_cells
+from coursekit.sync import HELPERS_FILE
 
 
 
@@ -27,6 +28,7 @@ def jupyterlab(tmp_path_factory):
     work = home / "work"
     work.mkdir()
     shutil.copy(RELEASE_NOTEBOOK, work / NOTEBOOK)
+    shutil.copy(RELEASE_NOTEBOOK.parent / HELPERS_FILE, work)
     # Render every cell, not only those in view, so the page can be read from top to end.
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -327,6 +329,7 @@ def student_lab(request, tmp_path_factory):
             exchange.student_config(home / "exchange"))
     folder.mkdir(parents=True)
     shutil.copy(RELEASE_NOTEBOOK, folder / NOTEBOOK)
+    shutil.copy(RELEASE_NOTEBOOK.parent / HELPERS_FILE, folder)
     # Every cell rendered, as in the walk's lab, so that Run All's outputs can be read.
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -420,3 +423,23 @@ def test_run_all_on_the_untouched_release_reaches_the_end(student_page):
 
 def _index_of(release, cell_id):
     return next(i for i, cell in enumerate(release.cells) if grade_id(cell) == cell_id)
+
+
+def test_the_helpers_cell_is_one_line_and_expanded_shows_readable_code(student_page):
+    """Collapsed, as its metadata asks, it takes one line; expanded, as a student may, it
+    shows a few lines of code, no compressed text (that is in the file beside it)."""
+    from coursekit.sync import HELPERS_ID
+    from test_formgrader import compressed_text
+
+    where, page = student_page
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(_index_of(release, HELPERS_ID))
+    cell.scroll_into_view_if_needed()
+    assert cell.bounding_box()["height"] < 100, where
+    cell.locator(".jp-InputCollapser").click()
+    page.wait_for_timeout(500)
+    code = cell.locator(".jp-InputArea").inner_text()
+    page.screenshot(path=str(ARTIFACTS / ("jupyterlab-helpers-expanded-%s.png" % where)))
+    assert "import sys, udl_bn_helpers" in code, code
+    assert code.count("\n") < 12 and compressed_text(code) == [], code
+    assert cell.bounding_box()["height"] < 300, where
