@@ -864,8 +864,11 @@ def finished(*names):
     for name in names:
         function = space.get(name)
         code = getattr(function, "__code__", None)
-        if function is None or code is not None and "NotImplementedError" in code.co_names:
-            print("Finish `%s` above first, then run this cell again." % name)
+        if function is None:
+            print("Run the cell that defines `%s` above first, then this one." % name)
+            return False
+        if code is not None and "NotImplementedError" in code.co_names:
+            print("Finish `%s` above first: it still raises NotImplementedError." % name)
             return False
     return True
 
