@@ -755,14 +755,25 @@ def check_training_comparison(train_model, x_train, y_train, seed=0):
 
 
 def score(verdict, points):
-    """Visible self-checks: say what passed or what to fix, and return the points earned.
+    """Visible self-checks: print the verdict line, "✓ used, 2 of 2 points: message", and
+    keep it for checks_so_far(). Never raises, so "Run All" carries on past a failing check.
 
-    Never raises, so "Run All" carries on past a failing check; the returned number is
-    what nbgrader's validate reads as the cell's score.
+    nbgrader's validate gives a check cell full points unless its last value reads as a
+    number: a passing check returns nothing, so no bare number is left in the notebook; a
+    failing one returns Unearned(), which validate reads as 0 points and a notebook shows
+    as nothing (the verdict line says the points).
     """
-    # JupyterLab breaks long output lines anywhere, mid-word: break them between words.
-    print(judge.wrapped("%s %s" % ("✓" if verdict.passed else "✗", verdict.message)))
-    return float(points) if verdict.passed else 0.0
+    scored = Scored(verdict.name, verdict.passed, points if verdict.passed else 0, points,
+                    verdict.message)
+    again = [k for k, s in enumerate(SCORED) if s.name == scored.name]
+    if again:  # run again: the new verdict takes the old one's place
+        SCORED[again[0]] = scored
+    else:
+        SCORED.append(scored)
+    # JupyterLab breaks long output lines anywhere, mid-word: Scored.line breaks them
+    # between words.
+    print(scored.line())
+    return None if verdict.passed else Unearned()
 
 
 def show(figure, alt):
@@ -797,6 +808,99 @@ def require(*verdicts):
     for verdict in verdicts:
         if not verdict.passed:
             raise AssertionError(verdict.message)
+
+
+import dataclasses  # noqa: E402 (this section's own; the lead edits the top)
+
+
+@dataclasses.dataclass
+class Scored:
+    """What score() printed for one check."""
+    name: str
+    passed: bool
+    earned: float
+    points: float
+    message: str
+
+    def line(self):
+        """"✗ used, 0 of 2 points: message", as Validate and the feedback page show it
+        (coursekit.validate reads it back: VERDICT_LINE)."""
+        return judge.wrapped("%s %s, %s: %s" % ("✓" if self.passed else "✗", self.name,
+                                                 points_text(self.earned, self.points),
+                                                 self.message))
+
+
+# Each check this notebook ran, in the order each first ran. (A list: the grader's
+# fingerprint of this module leaves it out, as it changes while the notebook runs.)
+SCORED = []
+
+
+class Unearned(float):
+    """A failing check cell's value: its text, 0.0, is the points nbgrader's validate
+    reads; a notebook shows its HTML, which is empty."""
+
+    def __new__(cls):
+        return super().__new__(cls, 0.0)
+
+    def _repr_html_(self):
+        return ""
+
+
+def points_text(earned, points):
+    """"0 of 2 points", as Validate words it (coursekit.validate.points_text)."""
+    return "%g of %g point%s" % (earned, points, "" if points == 1 else "s")
+
+
+def checks_so_far(checks, points, written=0):
+    """The notebook's last cell: every check run so far, its ✓ or ✗, points and message,
+    and the total, as Validate reports them, with no nbgrader needed (Colab, any folder).
+    `checks` and `points`: how many checks the notebook has and what they are worth;
+    `written`: the points of the answer your instructor grades by hand."""
+    if not SCORED:
+        print("No check has run yet: run the notebook from the top (Run > Run All Cells).")
+        return
+    earned = sum(s.earned for s in SCORED)
+    possible = sum(s.points for s in SCORED)
+    lines = ["Your checks so far, in the order they ran:", ""]
+    lines += [s.line() for s in SCORED]
+    lines += ["", "Total: %s from the checks." % points_text(earned, possible)]
+    if len(SCORED) < checks:
+        lines.append(judge.wrapped(
+            "%d more check%s (%g point%s) %s not run yet: run the notebook from the top."
+            % (checks - len(SCORED), "" if checks - len(SCORED) == 1 else "s",
+               points - possible, "" if points - possible == 1 else "s",
+               "has" if checks - len(SCORED) == 1 else "have"), indent=""))
+    if written:
+        lines.append("The written answer (%g point%s) is graded by your instructor."
+                     % (written, "" if written == 1 else "s"))
+    print("\n".join(lines))
+
+
+def finished(*names):
+    """Whether the notebook's functions `names` are written. A cell that shows what they
+    compute starts with it, so that Run All on a half-done notebook goes on to the end;
+    for the first that is missing or still raises NotImplementedError it prints one line
+    naming it."""
+    space = vars(sys.modules["__main__"])
+    for name in names:
+        function = space.get(name)
+        code = getattr(function, "__code__", None)
+        if function is None:
+            print("Run the cell that defines `%s` above first, then this one." % name)
+            return False
+        if code is not None and "NotImplementedError" in code.co_names:
+            print("Finish `%s` above first: it still raises NotImplementedError." % name)
+            return False
+    return True
+
+
+def steps(values):
+    """Variances in order, and each step from one to the next both as a factor and as an
+    amount: which of the two stays the same is for the reader to see, so the code that
+    prints it gives neither away before the run."""
+    return "%s; from each to the next: %s" % (
+        ", ".join("%.2f" % v for v in values),
+        ", ".join("×%.2f (%+.2f)" % (b / a, b - a) for a, b in zip(values, values[1:])))
 
 
 # --- What the grader asks for -------------------------------------------------------------

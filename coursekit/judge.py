@@ -738,8 +738,9 @@ def judge_no_compounding(observation, seed=0):
                           ", as in the plain network of figure 11.6a" if everywhere else "",
                           hint))
     return confirmed(Verdict(name, True, "The variance no longer compounds: the last three "
-                             "blocks multiply it by only %s, where the plain network's nearly "
-                             "double it (%s)." % (_fmt(factors[-3:]), measured)),
+                             "blocks multiply it by factors of only %s, where the plain "
+                             "network's blocks nearly double it (%s)."
+                             % (_fmt(factors[-3:]), measured)),
                      observation, seed)
 
 
@@ -990,9 +991,12 @@ def judge_block_variances(observation, seed=0):
         return Verdict(name, False, "block_variances returned %d numbers; it should return six: "
                        "the first pre-activation, then the stream after each of the five "
                        "residual connections." % len(values))
-    return Verdict(name, False, "block_variances returned %s, but this model's variances "
-                   "on that batch are %s. Measure one forward pass of the model you are "
-                   "given on the batch you are given, without re-initializing it."
+    return Verdict(name, False, "block_variances returned %s, but this model's six variances "
+                   "on that batch are %s: the first pre-activation, then the stream after "
+                   "each of the five residual connections. If your list starts with the "
+                   "input's variance, leave it out and take the six after it. Otherwise, "
+                   "measure one forward pass of the model you are given on the batch you "
+                   "are given, without re-initializing it."
                    % (_fmt(values), _fmt(expected)))
 
 
@@ -1111,12 +1115,14 @@ INCREMENT_SLIPS = (
      "doubles the variance it receives (He initialization is built to make up for the "
      "ReLU halving it)"),
     (1.0,
-     "that would hold if the ReLU's output had mean zero: E[relu(z)^2] = 1/2, doubled by He "
-     "initialization. But a variance subtracts the squared mean, and E[relu(z)] = "
-     "1/sqrt(2 pi), so the ReLU's output has variance 1/2 - 1/(2 pi) before the doubling"),
+     "that would hold if the ReLU's output had mean zero. Its output is never negative, so "
+     "its mean is not zero, and a variance subtracts the squared mean: work out E[relu(z)] "
+     "(the hints above help) and use the ReLU's variance, not its mean square, before the "
+     "doubling"),
     (0.5,
-     "that is E[relu(z)^2], the ReLU's mean square: subtract its squared mean "
-     "(1/sqrt(2 pi))^2 to get the variance, then double it for He initialization"),
+     "that is E[relu(z)^2], the ReLU's mean square. A variance subtracts the squared mean, "
+     "E[relu(z)]^2 (the hints above help you find E[relu(z)]), and He initialization then "
+     "doubles what is left"),
     (2.0,
      "that is the factor by which a plain block multiplies the variance, not what one "
      "batch-normalized branch adds"),
@@ -1275,8 +1281,8 @@ def judge_rescaled_blocks(observation, seed=0):
         details = "; ".join(kind % _blocks_list(blocks) for kind, blocks in found.items())
         details = details[0].upper() + details[1:]
         return Verdict(name, False, "%s. Figure 11.6b multiplies the whole "
-                       "sum by 1/sqrt(2): (x + linear(relu(x))) / math.sqrt(2), which halves "
-                       "the variance the block nearly doubled." % details)
+                       "sum, stream and branch together, by 1/sqrt(2), which halves the "
+                       "variance the block nearly doubled." % details)
     return confirmed(Verdict(name, True, "Every block passes on (x + linear(relu(x))) / "
                              "sqrt(2)."), observation, seed)
 

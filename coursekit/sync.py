@@ -1,8 +1,10 @@
 """Keep the source notebook's generated cells in step with the package.
 
 Some cells of ``source/<assignment>/<notebook>`` are not edited by hand: the self-check
-helpers cell, which embeds ``judge.py`` and ``checks.py`` (compressed, word for word), the
-Colab badge, built from ``REPOSITORY``, the prediction cells, written from
+helpers cell, which imports ``udl_bn_helpers.py`` beside the notebook (also written here:
+``judge.py`` and ``checks.py`` compressed, word for word; the release ships it, grading
+copies the source's over the student's), the first cell, which fetches that file in Colab, the
+Colab badge, built from ``REPOSITORY``, the last cell (the checks so far), the prediction cells, written from
 ``coursekit.predictions`` (the instructor's copy holds the measured choice, the release an
 empty guess), and the autograded test cells with their points, from
 ``coursekit.testcells``. ``python -m coursekit.sync`` rewrites them when they differ (``make
@@ -19,7 +21,7 @@ from typing import Optional
 import nbformat
 
 from coursekit.course import (ASSIGNMENT, BRANCH, NOTEBOOK, REPOSITORY, ROOT, SOURCE_NOTEBOOK,
-                              grade_id, is_graded, settings)
+                              grade_id, is_graded, is_solution, settings)
 from coursekit.predictions import PREDICTIONS
 from coursekit.preprocessors import RELEASE_SOURCE_KEY
 from coursekit.testcells import TEST_CELLS
@@ -27,6 +29,12 @@ from coursekit.testcells import TEST_CELLS
 HELPERS_ID = "self_check_helpers"
 PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
 BADGE_ID = "colab_badge"
+SUMMARY_ID = "checks_so_far"
+INSTALL_ID = "install"
+# The kernel's modules, in a file beside the notebook (helpers_file_text).
+HELPERS_MODULE = "udl_bn_helpers"
+HELPERS_FILE = HELPERS_MODULE + ".py"
+HELPERS_PATH = SOURCE_NOTEBOOK.parent / HELPERS_FILE
 
 
 def colab_url():
@@ -40,33 +48,74 @@ def badge_source():
             'alt="Open In Colab"/></a>' % colab_url())
 
 
-def helpers_source():
-    """The self-check helpers cell: judge.py and checks.py as the modules udl_bn_judge and
-    udl_bn_checks, and seed 0's expected numbers as udl_bn_expected. They travel
-    compressed: the cell is run, not read, and the checks' messages and comments would
-    give away answers before the predictions that ask for them. The kernel runs exactly
-    the files' text, so fingerprints match the grader's."""
+def module_texts():
+    """[(module name, its text)] of the modules the kernel runs, named as
+    grader.KERNEL_MODULES names them: judge.py, checks.py and seed 0's expected numbers."""
+    from coursekit.grader import KERNEL_MODULES
+
+    here = Path(__file__).parent
+    texts = [(here / "judge.py").read_text(), (here / "checks.py").read_text(),
+             expected_source()]
+    assert len(KERNEL_MODULES) == len(texts)
+    return list(zip(KERNEL_MODULES, texts))
+
+
+def helpers_file_text():
+    """udl_bn_helpers.py, shipped beside the notebook: importing it defines the kernel's
+    modules. They travel compressed, so that the checks' messages and comments give
+    nothing away before the predictions that ask for them. The kernel runs exactly the
+    files' text, so fingerprints match the grader's."""
     modules = []
-    texts = [(name, (Path(__file__).parent / path).read_text()) for name, path in
-             (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))]
-    for module, text in texts + [("udl_bn_expected", expected_source())]:
+    for module, text in module_texts():
         packed = base64.b85encode(zlib.compress(text.encode(), 9)).decode()
         # base85 has no quote or backslash, so each chunk is a plain string literal.
         chunks = [packed[k:k + PACKED_WIDTH] for k in range(0, len(packed), PACKED_WIDTH)]
         modules.append("    (%r, (\n%s)),\n" % (module, "".join("      '%s'\n" % chunk
                                                              for chunk in chunks)))
-    return ("# @title Self-check helpers: run this cell (you do not need to read it)\n"
-            "# It defines the modules udl_bn_judge and udl_bn_checks that the check cells\n"
-            "# below call: the same checks that grade your work. Their text is compressed so\n"
-            "# that it does not give away answers before you predict them; it is\n"
-            "# coursekit/judge.py and coursekit/checks.py in the course's repository.\n"
-            "# Editing this cell changes nothing at grading time.\n"
+    return ('"""The self-checks of Notebook 11.3: importing this module defines %s.\n\n'
+            "They are coursekit/judge.py, coursekit/checks.py and the numbers right answers\n"
+            "give on seed 0, compressed so that they give nothing away before you predict.\n"
+            "Written by coursekit/sync.py; editing it changes nothing at grading time.\n"
+            '"""\n'
             "import base64, sys, types, zlib\n"
-            "for _name, _packed in (\n" + "".join(modules) + "):\n"
-            "  _text = zlib.decompress(base64.b85decode(_packed)).decode()\n"
-            "  sys.modules[_name] = types.ModuleType(_name)\n"
-            "  exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n"
-            "udl_bn_checks = sys.modules['udl_bn_checks']")
+            "for _name, _packed in (\n" % ", ".join(name for name, _ in module_texts())
+            + "".join(modules) + "):\n"
+            "    _text = zlib.decompress(base64.b85decode(_packed)).decode()\n"
+            "    sys.modules[_name] = types.ModuleType(_name)\n"
+            "    exec(compile(_text, _name + '.py', 'exec'), sys.modules[_name].__dict__)\n")
+
+
+def helpers_source():
+    """The self-check helpers cell: a few lines that import the helpers file."""
+    return ("# @title Self-check helpers: run this cell (you do not need to read it)\n"
+            "# It defines the module udl_bn_checks that the check cells below call: the same\n"
+            "# checks that grade your work, from %s beside this notebook (in\n"
+            "# Colab the first cell fetches it). Editing this cell or that file changes\n"
+            "# nothing at grading time.\n"
+            "import sys, %s\n"
+            "udl_bn_checks = sys.modules['udl_bn_checks']"
+            % (HELPERS_FILE, HELPERS_MODULE))
+
+
+def helpers_url():
+    """Where Colab's first cell fetches the helpers file: the release's, in this repository."""
+    return ("https://raw.githubusercontent.com/%s/%s/release/%s/%s"
+            % (REPOSITORY, BRANCH, ASSIGNMENT, HELPERS_FILE))
+
+
+def install_source():
+    """The first code cell: what Colab lacks, mnist1d and the helpers file."""
+    return ("# Colab has neither mnist1d nor the checks' file beside this notebook: get them\n"
+            "# only when they are missing.\n"
+            "import importlib.util, os, urllib.request\n"
+            "if importlib.util.find_spec(\"mnist1d\") is None:\n"
+            "    %%pip install --quiet mnist1d==0.0.2.post1\n"
+            "if not os.path.exists(%r):\n"
+            "    try:\n"
+            "        urllib.request.urlretrieve(%r, %r)\n"
+            "    except OSError as error:\n"
+            "        print(\"Could not fetch %s (%%s): put it beside this notebook.\" %% error)"
+            % (HELPERS_FILE, helpers_url(), HELPERS_FILE, HELPERS_FILE))
 
 
 def expected_source():
@@ -81,6 +130,18 @@ def expected_source():
             % judge.encode(reference.kernel_expectations()))
 
 
+def summary_source(notebook):
+    """The notebook's last cell: the checks run so far, their points and the total, as
+    Validate shows them (checks.checks_so_far). Its numbers come from TEST_CELLS and the
+    notebook's answer graded by hand."""
+    written = sum(settings(cell).get("points") or 0 for cell in notebook.cells
+                  if is_graded(cell) and is_solution(cell))
+    return ("# Your checks so far: each check you ran above, its points, and the total.\n"
+            "import udl_bn_checks\n"
+            "udl_bn_checks.checks_so_far(checks=%d, points=%d, written=%d)"
+            % (len(TEST_CELLS), sum(t.points for t in TEST_CELLS), written))
+
+
 @dataclass(frozen=True)
 class Generated:
     """What the package writes into one cell."""
@@ -89,9 +150,11 @@ class Generated:
     points: Optional[int] = None          # None: not an autograded test cell
 
 
-def generated_cells():
+def generated_cells(notebook):
     """{grade_id: Generated}."""
-    cells = {HELPERS_ID: Generated(helpers_source()), BADGE_ID: Generated(badge_source())}
+    cells = {HELPERS_ID: Generated(helpers_source()), BADGE_ID: Generated(badge_source()),
+             INSTALL_ID: Generated(install_source()),
+             SUMMARY_ID: Generated(summary_source(notebook))}
     cells.update({p.name: Generated(p.cell_source(p.measured), p.cell_source())
                   for p in PREDICTIONS})
     cells.update({t.grade_id: Generated(t.source(), points=t.points) for t in TEST_CELLS})
@@ -103,22 +166,30 @@ def _generated(cell):
                      settings(cell).get("points") if is_graded(cell) else None)
 
 
-def stale_cells(notebook):
-    """Ids of generated cells whose text differs from what the package generates."""
+def stale_cells(notebook, helpers_path=HELPERS_PATH):
+    """Ids of generated cells whose text differs from what the package generates, and the
+    helpers file's name when it does."""
     present = {grade_id(cell): _generated(cell) for cell in notebook.cells}
-    return [cell_id for cell_id, wanted in generated_cells().items()
-            if present.get(cell_id) != wanted]
+    stale = [cell_id for cell_id, wanted in generated_cells(notebook).items()
+             if present.get(cell_id) != wanted]
+    held = helpers_path.read_text() if helpers_path.is_file() else None
+    return stale + ([HELPERS_FILE] if held != helpers_file_text() else [])
+
+
+def place_helpers(folder):
+    """Put the helpers file beside a notebook in `folder`, as the release ships it."""
+    (Path(folder) / HELPERS_FILE).write_text(helpers_file_text())
 
 
 def sync(path=SOURCE_NOTEBOOK, check_only=False):
     notebook = nbformat.read(path, as_version=4)
     stale = stale_cells(notebook)
-    missing = [cell_id for cell_id in stale
-               if cell_id not in {grade_id(cell) for cell in notebook.cells}]
+    missing = [cell_id for cell_id in stale if cell_id != HELPERS_FILE
+               and cell_id not in {grade_id(cell) for cell in notebook.cells}]
     if missing:
         raise SystemExit("%s has no cell with grade_id %s" % (path, ", ".join(missing)))
     if stale and not check_only:
-        wanted = generated_cells()
+        wanted = generated_cells(notebook)
         for cell in notebook.cells:
             if grade_id(cell) in stale:
                 generated = wanted[grade_id(cell)]
@@ -129,6 +200,8 @@ def sync(path=SOURCE_NOTEBOOK, check_only=False):
                 if generated.points is not None:
                     cell.metadata.nbgrader["points"] = generated.points
         nbformat.write(notebook, path)
+        if HELPERS_FILE in stale:
+            place_helpers(Path(path).parent)
     return stale
 
 

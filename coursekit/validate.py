@@ -40,6 +40,10 @@ BLANK_WRITTEN = "This written answer is still blank; your instructor grades it."
 # A check's printed verdict (checks.score): its mark, then its message, wrapped onto
 # indented lines.
 VERDICT_LINE = re.compile(r"^([✓✗]) (.*(?:\n  .*)*)$", re.MULTILINE)
+# What a verdict line says before its message: the check's name and the points the
+# notebook's kernel gave it ("used, 0 of 2 points: "). The points read here are the
+# grade's, from nbgrader; the kernel's own claim is left out.
+POINTS_SAID = re.compile(r"^\w+, [\d.]+ of [\d.]+ points?: ")
 # What the config files below load this module as, where coursekit is not installed.
 MODULE = "udl_bn_validate"
 
@@ -57,7 +61,8 @@ def printed_verdicts(outputs):
     line again."""
     text = "".join(o.get("text") for o in outputs if o.get("output_type") == "stream"
                    and isinstance(o.get("text"), str))
-    return [(mark, " ".join(message.split())) for mark, message in VERDICT_LINE.findall(text)]
+    return [(mark, POINTS_SAID.sub("", " ".join(message.split())))
+            for mark, message in VERDICT_LINE.findall(text)]
 
 
 def test_name(grade_id):

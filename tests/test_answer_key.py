@@ -1,10 +1,11 @@
-"""The released notebook's helpers cell holds no answer key (issue 24).
+"""The released notebook's helpers (the file its helpers cell imports) hold no answer key
+(issue 24).
 
 The kernel gets the observing half of the checks, the judging of numbers, and the numbers a
 right answer gives on seed 0's inputs. It never gets the code that computes right answers
 (coursekit.reference): with it, a student could pass running_statistics, train_model or
 measured_slope by calling it, for the grader's secret seed too. These tests run the helpers
-cell of the committed release and look for such code by name and by what it does.
+file of the committed release and look for such code by name and by what it does.
 """
 import contextlib
 import inspect
@@ -12,14 +13,14 @@ import io
 import sys
 import types
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
 from coursekit import judge, reference
 from coursekit.course import RELEASE_NOTEBOOK
-from coursekit.sync import HELPERS_ID
+from coursekit.grader import KERNEL_MODULES
+from coursekit.sync import HELPERS_FILE
 
 SEED = 5  # not 0: the seed whose numbers the kernel is allowed to hold
 # reference.expected(check, seed) is also the kernel's interface to its seed-0 numbers
@@ -31,14 +32,12 @@ REFERENCE_NAMES = {name for name, value in vars(reference).items()
 
 @pytest.fixture(scope="module")
 def kernel_modules():
-    """The modules the released helpers cell defines, run as the cell runs them."""
-    notebook = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
-    cell = next(c for c in notebook.cells
-                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == HELPERS_ID)
-    names = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
+    """The modules the released helpers file defines, run as the helpers cell imports it."""
+    text = (RELEASE_NOTEBOOK.parent / HELPERS_FILE).read_text()
+    names = KERNEL_MODULES
     saved = {name: sys.modules.get(name) for name in names}
     try:
-        exec(compile(cell.source, "helpers", "exec"), {})
+        exec(compile(text, HELPERS_FILE, "exec"), {})
         modules = {name: sys.modules[name] for name in names}
     finally:
         for name, module in saved.items():

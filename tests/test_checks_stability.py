@@ -142,6 +142,12 @@ def test_block_variances_verdicts_are_the_same_for_100_seeds():
     verdict = checks.check_block_variances(with_input, plain)
     assert not verdict.passed and "input's variance" in verdict.message
 
+    def one_early(model, x):  # six numbers, from the input's variance on (issue 26)
+        return with_input(model, x)[:6]
+
+    verdict = checks.check_block_variances(one_early, plain)
+    assert not verdict.passed and "starts with the input's variance" in verdict.message
+
 
 def notebook_namespace():
     """The notebook's own print_variance, variance_log and ResidualNetwork (their locked

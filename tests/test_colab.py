@@ -50,7 +50,10 @@ def plain_kernel(tmp_path_factory):
 
 
 def run_in_plain_kernel(notebook, plain_kernel, folder):
+    """Run `notebook` in `folder`, which holds what Colab's first cell fetches (this machine
+    has no network: test_the_first_cell_fetches_the_helpers_of_this_repositorys_release)."""
     _, kernels = plain_kernel
+    sync.place_helpers(folder)
     manager = KernelManager(kernel_name="plain",
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
     client = NotebookClient(notebook, km=manager, timeout=300, allow_errors=True,
@@ -74,9 +77,10 @@ def test_reference_answers_run_in_colab_alone(plain_kernel, tmp_path):
               for o in c.outputs if o.output_type == "error"]
     assert errors == []
     install = next(c for c in notebook.cells if grade_id(c) == "install")
-    assert install.outputs == [], "the install cell should do nothing when mnist1d is there"
+    assert install.outputs == [], "the install cell should do nothing when all is there"
     # MNIST-1D was built right there, not downloaded or copied in.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist1d_data.pkl"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "__pycache__") == \
+        ["mnist1d_data.pkl", sync.HELPERS_FILE]
     checks = [c for c in notebook.cells if grade_id(c).startswith("test_")]
     printed = "".join(o.get("text", "") for c in checks for o in c.outputs)
     assert printed.count("✓ ") == len(checks) and "✗" not in printed
@@ -91,7 +95,9 @@ def test_self_checks_in_colab_say_what_the_grader_says(plain_kernel, tmp_path):
     graded = nbformat.read(ROOT / "autograded" / "seed" / ASSIGNMENT / NOTEBOOK, as_version=4)
     hidden = {grade_id(c): o.evalue for c in graded.cells for o in c.get("outputs", [])
               if o.output_type == "error" and o.ename == "AssertionError"}
-    seen = {grade_id(c): message for c in notebook.cells if c.cell_type == "code"
+    # The check cells' own lines (the last cell lists them all again).
+    seen = {grade_id(c): message for c in notebook.cells
+            if c.cell_type == "code" and grade_id(c).startswith("test_")
             for mark, message in printed_verdicts(c.outputs) if mark == "✗"}
     assert len(hidden) >= 5 and seen == hidden
 
@@ -109,3 +115,25 @@ def test_colab_badge_opens_this_repositorys_release():
                              capture_output=True, text=True).stdout.split()
     assert [f for f in spelled if not f.endswith(".ipynb") and not f.endswith(".html")] == \
         ["coursekit/course.py"]
+
+
+def test_the_first_cell_fetches_the_helpers_of_this_repositorys_release(tmp_path):
+    """Colab opens the notebook alone: its first code cell fetches the helpers file from
+    the release folder of this repository, and says so in one line when it cannot."""
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    install = next(c for c in release.cells if grade_id(c) == sync.INSTALL_ID)
+    assert install.source == sync.install_source()
+    url = re.search(r"'(https://raw\.githubusercontent\.com/[^']+)'", install.source).group(1)
+    prefix = "https://raw.githubusercontent.com/%s/%s/" % (REPOSITORY, BRANCH)
+    assert url.startswith(prefix)
+    shipped = ROOT / url[len(prefix):]
+    assert shipped == Path(RELEASE_NOTEBOOK).parent / sync.HELPERS_FILE
+    assert shipped.read_text() == sync.helpers_file_text()
+    # No network here: the fetch fails with one line, not a traceback.
+    code = install.source.replace("    %pip install --quiet", "    pass  #")
+    code = code.replace("https://raw.githubusercontent.com", "http://127.0.0.1:9")
+    said = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert said.returncode == 0 and said.stderr == "", said.stderr
+    assert said.stdout.startswith("Could not fetch %s (" % sync.HELPERS_FILE), said.stdout
+    assert said.stdout.count("\n") == 1 and not (tmp_path / sync.HELPERS_FILE).exists()

@@ -178,13 +178,12 @@ def test_the_shipped_helpers_match_the_grader_fingerprints():
     so an untouched notebook is never flagged; a changed function is named."""
     import sys
 
-    from coursekit.sync import helpers_source
+    from coursekit.sync import helpers_file_text
 
-    namespace = {}
     saved = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
     try:
-        exec(compile(helpers_source(), "helpers", "exec"), namespace)
-        module = namespace["udl_bn_checks"]
+        exec(compile(helpers_file_text(), "udl_bn_helpers.py", "exec"), {})
+        module = sys.modules["udl_bn_checks"]
         seen = {"checks": checks.code_fingerprint(module),
                 "judge": checks.code_fingerprint(module.judge),
                 "judge module": checks.code_fingerprint(sys.modules["udl_bn_judge"])}

@@ -7,6 +7,7 @@ reads what the page shows. Screenshots land in tests/artifacts/ for a person to 
 """
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import pytest
 from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server
 from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.samples import solution_cells
+from coursekit.sync import HELPERS_FILE
 
 
 
@@ -26,6 +28,7 @@ def jupyterlab(tmp_path_factory):
     work = home / "work"
     work.mkdir()
     shutil.copy(RELEASE_NOTEBOOK, work / NOTEBOOK)
+    shutil.copy(RELEASE_NOTEBOOK.parent / HELPERS_FILE, work)
     # Render every cell, not only those in view, so the page can be read from top to end.
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -209,10 +212,45 @@ def test_run_all_gives_no_error_and_every_check_passes(completed, page):
     assert page.locator(".jp-OutputArea-output[data-mime-type="
                         "'application/vnd.jupyter.stderr']").count() == 0
     release, _, _ = completed
-    checks = [i for i, cell in enumerate(release.cells) if grade_id(cell).startswith("test_")]
-    text = [page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-OutputArea")
-            .inner_text() for i in checks]
-    assert all(t.startswith("✓ ") for t in text), text
+    assert_checks_and_total(release, page, outputs, passed=True)
+
+
+def output_text(page, index):
+    """What cell `index` shows as its output (scrolled into view: JupyterLab may render only
+    the cells in view)."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.scroll_into_view_if_needed()
+    return cell.locator(".jp-OutputArea").inner_text()
+
+
+def assert_checks_and_total(release, page, outputs, passed):
+    """Each check cell shows one verdict line, "✓ name, k of n points: message", and no bare
+    number; the last cell's total is what nbgrader reads from the check cells."""
+    from nbgrader import utils
+
+    from coursekit.checks import points_text
+    from coursekit.sync import SUMMARY_ID
+    from coursekit.testcells import BY_ID
+
+    earned = possible = 0
+    for index, cell in enumerate(release.cells):
+        test = BY_ID.get(grade_id(cell))
+        if test is None:
+            continue
+        text = output_text(page, index)
+        got = test.points if passed else 0
+        start = "%s %s, %s: " % ("✓" if passed else "✗", test.check,
+                                 points_text(got, test.points))
+        assert text.startswith(start) and len(text) > len(start) + 10, (start, text)
+        assert not re.search(r"^\s*(Out\[\d*\]:)?\s*[\d.]+\s*$", text, re.MULTILINE), text
+        ran = nbformat.from_dict(dict(cell, outputs=outputs[index]))
+        score, points = utils.determine_grade(ran)
+        earned, possible = earned + score, possible + points
+    summary = next(i for i, cell in enumerate(release.cells) if grade_id(cell) == SUMMARY_ID)
+    assert summary == len(release.cells) - 1
+    assert "Total: %s from the checks." % points_text(earned, possible) \
+        in output_text(page, summary)
+    assert earned == (possible if passed else 0)
 
 
 def test_variance_figures_are_rendered(completed, page):
@@ -291,6 +329,11 @@ def student_lab(request, tmp_path_factory):
             exchange.student_config(home / "exchange"))
     folder.mkdir(parents=True)
     shutil.copy(RELEASE_NOTEBOOK, folder / NOTEBOOK)
+    shutil.copy(RELEASE_NOTEBOOK.parent / HELPERS_FILE, folder)
+    # Every cell rendered, as in the walk's lab, so that Run All's outputs can be read.
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     notices = home / "settings" / "@jupyterlab" / "apputils-extension"
     notices.mkdir(parents=True)
     (notices / "notification.jupyterlab-settings").write_text(
@@ -307,6 +350,7 @@ def student_page(student_lab, browser):
     tab = open_notebook(browser, url, path, 900)
     # Time for anything JupyterLab writes into the notebook once its kernel is up.
     tab.wait_for_timeout(2000)
+    tab.screenshot(path=str(ARTIFACTS / ("jupyterlab-first-screen-%s.png" % where)))
     yield where, tab
     tab.close()
 
@@ -346,3 +390,56 @@ def test_validate_in_a_student_jupyterlab_shows_each_failing_check_and_the_total
     assert "✗ block_variances, 0 of 2 points: block_variances still raises" in text
     assert "Total: 0 of %g points from the checks." % points in text, (where, text)
     assert "Partial credit" not in text
+
+
+def test_run_all_on_the_untouched_release_reaches_the_end(student_page):
+    """Every check says ✗ with its message and 0 points, every cell that needs an unfinished
+    TODO says which, and the last cell adds up nothing."""
+    where, page = student_page
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const cells = w.content.model.sharedModel.cells;"
+        " return w.sessionContext.session.kernel.status === 'idle' &&"
+        " cells.every(c => c.cell_type !== 'code' || c.execution_count !== null); }",
+        timeout=300_000)
+    outputs = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells"
+        ".map(c => c.cell_type === 'code' ? c.getOutputs() : [])")
+    assert [o for cell in outputs for o in cell if o["output_type"] == "error"] == [], where
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    assert_checks_and_total(release, page, outputs, passed=False)
+    waiting = {grade_id(cell): output_text(page, i) for i, cell in enumerate(release.cells)
+               if "udl_bn_checks.finished(" in cell.source}
+    assert waiting and all(re.fullmatch(r"Finish `\w+` above first: it still raises "
+                                        r"NotImplementedError\.\s*", text)
+                           for text in waiting.values()), waiting
+    for name, index in (("failing-check", _index_of(release, "test_registered")),
+                        ("checks-so-far", len(release.cells) - 1)):
+        page.locator(".jp-Notebook .jp-Cell").nth(index).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / ("jupyterlab-%s-%s.png" % (name, where))))
+
+
+def _index_of(release, cell_id):
+    return next(i for i, cell in enumerate(release.cells) if grade_id(cell) == cell_id)
+
+
+def test_the_helpers_cell_is_one_line_and_expanded_shows_readable_code(student_page):
+    """Collapsed, as its metadata asks, it takes one line; expanded, as a student may, it
+    shows a few lines of code, no compressed text (that is in the file beside it)."""
+    from coursekit.sync import HELPERS_ID
+    from test_formgrader import compressed_text
+
+    where, page = student_page
+    release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(_index_of(release, HELPERS_ID))
+    cell.scroll_into_view_if_needed()
+    assert cell.bounding_box()["height"] < 100, where
+    cell.locator(".jp-InputCollapser").click()
+    page.wait_for_timeout(500)
+    code = cell.locator(".jp-InputArea").inner_text()
+    page.screenshot(path=str(ARTIFACTS / ("jupyterlab-helpers-expanded-%s.png" % where)))
+    assert "import sys, udl_bn_helpers" in code, code
+    assert code.count("\n") < 12 and compressed_text(code) == [], code
+    assert cell.bounding_box()["height"] < 300, where

@@ -97,6 +97,7 @@ def test_source_notebook_passes_its_own_tests(tmp_path):
     # `nbgrader validate` exits 0 even on failure: read the validator's result.
     copy = tmp_path / NOTEBOOK
     copy.write_text(SOURCE_NOTEBOOK.read_text())
+    sync.place_helpers(tmp_path)
     result = Validator().validate(str(copy))
     assert not result.get("failed") and not result.get("changed"), result
 
@@ -105,5 +106,6 @@ def test_source_notebook_passes_its_own_tests(tmp_path):
 def test_blank_release_passes_no_test(tmp_path):
     copy = tmp_path / NOTEBOOK
     copy.write_text(RELEASE.read_text())
+    sync.place_helpers(tmp_path)
     result = Validator(invert=True).validate(str(copy))
     assert result.get("passed", []) == [], result

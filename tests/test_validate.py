@@ -17,7 +17,7 @@ import pytest
 from nbgrader import utils
 
 from conftest import ROOT, nbgrader_env
-from coursekit import answers
+from coursekit import answers, sync
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.feedback import VERDICT_LINE, test_name as check_name
 from coursekit.samples import make_submission, solution_cells
@@ -67,6 +67,7 @@ def validated(tmp_path_factory):
         folder = tmp_path_factory.mktemp(case)
         # The data beside the notebook, as released: it is not built again.
         shutil.copy(ROOT / "source" / ASSIGNMENT / "mnist1d_data.pkl", folder)
+        sync.place_helpers(folder)
         nbformat.write(notebook, folder / NOTEBOOK)
         command = [str(Path(sys.executable).parent / "nbgrader"), "validate",
                    str(folder / NOTEBOOK)]
