@@ -168,10 +168,20 @@ class Observed:
     hooked_while_observing: list = field(default_factory=list)
 
 
+# Said when the kernel ran out of memory while observing: the grader's own limits (or a
+# CUDA build of torch, which needs 3.3 GB of address space to import) are to blame, not the
+# notebook, so the instructor is told what to check rather than that it tampered.
+OUT_OF_MEMORY = ("the grader's request ran out of memory in the kernel (MemoryError): check "
+                 "c.Sandbox.memory_gib and that torch is the CPU build")
+
+
 def read_reply(outputs, nonce, seeds):
     """Observed, or a sentence saying why the reply cannot be used."""
     from coursekit import judge
 
+    if any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
+           for o in outputs):
+        return OUT_OF_MEMORY
     texts = [o.get("data", {}).get(MIME) for o in outputs
              if o.get("output_type") == "display_data" and isinstance(o.get("data"), dict)]
     texts = [t for t in texts if isinstance(t, str)]
@@ -290,7 +300,8 @@ KERNEL_MODULES = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
 _RELIED_ON = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
               "types", *KERNEL_MODULES}
-_CHECKS_API = {"score", "require"} | {"check_" + name for name in (
+_CHECKS_API = {"score", "require", "recall", "show", "steps", "finished",
+               "checks_so_far"} | {"check_" + name for name in (
     "registered", "used", "no_compounding", "placement", "train_eval", "block_variances",
     "plot", "increment", "slope", "rescaled_blocks", "rescaled_flat", "running_mean",
     "running_var", "train_model", "training_comparison")}
@@ -618,6 +629,10 @@ def kernel_passed(outputs):
 
 def tampering_sentence(findings):
     """One sentence for the grade table, the log and the feedback page."""
+    if all(OUT_OF_MEMORY in finding for finding in findings):
+        return "Not graded in full: %s; grade this student again once it has more." % (
+            OUT_OF_MEMORY)
+    findings = [finding for finding in findings if OUT_OF_MEMORY not in finding]
     shown = findings[:4] + (["and %d more" % (len(findings) - 4)] if len(findings) > 4 else [])
     return "Tampering seen: %s; %s, not from what the notebook's kernel reported." % (
         "; ".join(shown), OWN_RUN)

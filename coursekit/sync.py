@@ -121,13 +121,22 @@ def install_source():
 def expected_source():
     """The module udl_bn_expected: what right answers give on seed 0's inputs, as numbers
     (coursekit.reference computes them; its code stays with the grader)."""
+    import torch
+
     from coursekit import judge, reference
 
+    # Graded kernels run torch on one thread; so are these numbers computed, to the bit.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        expectations = reference.kernel_expectations()
+    finally:
+        torch.set_num_threads(threads)
     return ("import udl_bn_judge\n"
             "SEED_0 = udl_bn_judge.decode(%r)\n\n\n"
             "def expected(check, seed):\n"
             "    return SEED_0.get(check) if seed == 0 else None\n"
-            % judge.encode(reference.kernel_expectations()))
+            % judge.encode(expectations))
 
 
 def summary_source(notebook):

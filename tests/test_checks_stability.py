@@ -21,18 +21,6 @@ from coursekit.samples import solution_cells
 SEEDS = range(int(os.environ.get("UDL_SEEDS", 100)))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread, as in the graded kernels. In the full suite these tests run beside
-    the classes' gradings (tests/graded_classes.py), and torch's second thread waited for a
-    core at every operation: four tests in 12 minutes, against 101 in 141 s alone. The
-    verdicts hold on any thread count (only the last digits move), so nothing is lost."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
 def test_network_verdicts_are_the_same_for_100_seeds(variant):
     model_class = variants.model_class(variant)
