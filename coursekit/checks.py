@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 try:  # in the notebook, the helpers cell registers the judging half under this name
     import udl_bn_judge as judge
@@ -303,6 +304,9 @@ def observe_train_eval(model_class, seed=0):
                                  for b, m in zip(before, layers))
         if not o.statistics_moved:
             return o
+        o.trained_statistics = {
+            name: judge.Statistics(m.running_mean.double().tolist(), m.running_var.double().tolist())
+            for name, m in model.named_modules() if any(m is layer for layer in layers)}
         model.eval()
         batch = input_batch(seed)
         # Both eval-mode passes are traced, so that the judge recomputes each norm layer's
@@ -493,6 +497,22 @@ class _BatchNormRefuser(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+class _BatchNormDispatchRefuser(TorchDispatchMode):
+    """The same refusal below torch's Python layer, where every batch-norm kernel is
+    called: TorchScript, `layer.forward` with torch functions switched off, and private
+    entry points such as torch.batch_norm_update_stats all reach it."""
+
+    def __init__(self, used):
+        super().__init__()
+        self.used = used
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if "batch_norm" in str(func):
+            self.used.append(str(func))
+            raise RuntimeError(BATCH_NORM_REFUSED)
+        return func(*args, **(kwargs or {}))
+
+
 @contextlib.contextmanager
 def _refusing_batch_norm():
     refuser = _BatchNormRefuser()
@@ -504,7 +524,7 @@ def _refusing_batch_norm():
 
     handle = nn.modules.module.register_module_forward_pre_hook(hook)
     try:
-        with refuser:
+        with refuser, _BatchNormDispatchRefuser(refuser.used):
             yield refuser.used
     finally:
         handle.remove()
@@ -565,15 +585,17 @@ def observe_train_model(train_model, seed=0):
                                         judge.FULL_BATCH_LR, len(x))
         observation.trained = _parameters_after(model)
         alike_x, alike_y = judge.alike_data(seed)
-        model, batch_sizes = judge.affine_noting_batch_sizes(seed)
-        observation.alike = _train(train_model, model, alike_x, alike_y, judge.ALIKE_EPOCHS,
-                                   judge.ALIKE_LR, judge.BATCHES_BATCH_SIZE)
-        observation.alike_batch_sizes = sorted(set(batch_sizes()))[:20]
+        observation.alike = _train(train_model, judge.Affine(seed), alike_x, alike_y,
+                                   judge.ALIKE_EPOCHS, judge.ALIKE_LR, judge.BATCHES_BATCH_SIZE)
+        observation.batches = _train(train_model, judge.Affine(seed), x, y,
+                                     judge.BATCHES_EPOCHS, judge.FULL_BATCH_LR,
+                                     judge.BATCHES_BATCH_SIZE)
         # Both networks must start from He initialization, as run_one_step_of_model does.
         model = nn.Sequential(nn.Linear(INPUT_SIZE, OUTPUT_SIZE))
+        start = judge.restart_start(seed)
         with torch.no_grad():
-            model[0].weight.fill_(5.0)
-            model[0].bias.fill_(5.0)
+            model[0].weight.copy_(torch.tensor(start.weight))
+            model[0].bias.copy_(torch.tensor(start.bias))
         observation.restart = _train(train_model, model, x, y, 1, 0.0, len(x))
         observation.restarted_to = _parameters_after(model[0])
     return observation

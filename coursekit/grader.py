@@ -288,7 +288,13 @@ _INTROSPECTION = {"_getframe", "currentframe", "f_back", "f_locals", "f_globals"
                   "_get_function_stack_at", "_global_forward_hooks",
                   "_global_forward_pre_hooks", "DisableTorchFunction",
                   "_pop_torch_function_stack", "_push_on_torch_function_stack",
-                  "_disable_torch_function_impl"}
+                  "_disable_torch_function_impl", "_pop_mode_temporarily", "_pop_mode",
+                  "_push_mode", "_set_torch_function_state", "_TorchFunctionState",
+                  "_is_torch_function_mode_enabled", "_len_torch_function_stack",
+                  "_get_current_function_mode", "_get_current_dispatch_mode",
+                  "_disable_current_modes", "_python_dispatch",
+                  # the checks' torch modes hold for the thread that runs them only
+                  "Thread", "start_new_thread", "ThreadPoolExecutor"}
 _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
             "input_transformer_manager", "ast_transformers", "set_custom_exc",
             "showtraceback", "showsyntaxerror", "display_pub", "run_cell", "run_cell_async",

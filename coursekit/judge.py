@@ -138,6 +138,9 @@ class TrainEvalObservation:
     # The kernel's word that the registered layers' running statistics changed in train
     # mode: it picks which message to give, never a pass (that rests on eval_network).
     statistics_moved: bool = False
+    # Each tracked BatchNorm1d's running statistics right after the train-mode passes, by
+    # name: eval mode must normalize with these as they are.
+    trained_statistics: dict = field(default_factory=dict)
     eval_error: Optional[str] = None
     # The same model's forward pass in eval mode, after training, on input_batch(seed)...
     eval_network: Optional[NetworkObservation] = None
@@ -201,8 +204,8 @@ class TrainModelObservation:
     full_batch: Optional[Returned] = None     # lr 0.5, four epochs, one batch
     trained: Optional[Parameters] = None      # ... what the model it was given holds after
     alike: Optional[Returned] = None          # every example alike, batches of 80: losses
-    alike_batch_sizes: list = field(default_factory=list)  # the batches its model saw
-    restart: Optional[Returned] = None        # lr 0, one epoch, a model starting at 5.0 ...
+    batches: Optional[Returned] = None        # lr 0.5, two epochs, batches of 80: losses
+    restart: Optional[Returned] = None        # lr 0, one epoch, a model at restart_start ...
     restarted_to: Optional[Parameters] = None  # ... and what that model holds after
 
 
@@ -240,6 +243,7 @@ class TrainingExpected:
     no_zero_grad: list
     other_lr: list
     alike_by_steps: list           # [k - 1]: the alike run's losses at k steps an epoch
+    whole_set_steps: list          # the batches run, each step taking the whole set
     trained: "Parameters"          # the model's parameters after the right full-batch run
 
 
@@ -856,6 +860,31 @@ def _normalized_with_running_statistics(network):
     return False
 
 
+def _statistics_changed_in_eval(o):
+    """The registered BatchNorm1d layers that normalized, in either eval-mode pass, with
+    statistics other than the running ones they held after training, as words, or None."""
+    changed = []
+    for network in (o.eval_network, o.alone_network):
+        for call in Trace(network).batchnorm_calls():
+            kept = o.trained_statistics.get(call.module.name)
+            mean, var = _statistics(call)
+            if kept is None or mean is None:
+                continue
+            try:
+                same = (np.allclose(mean.numpy(), np.asarray(kept.mean, float), rtol=1e-5,
+                                    atol=1e-7)
+                        and np.allclose(var.numpy(), np.asarray(kept.var, float), rtol=1e-5,
+                                        atol=1e-7))
+            except (TypeError, ValueError, AttributeError):
+                same = False
+            if not same:
+                changed.append("self." + call.module.name)
+    if not changed:
+        return None
+    changed = list(dict.fromkeys(changed))
+    return changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
+
+
 def _skipped_in_eval(o):
     """The registered BatchNorm1d layers that forward calls in train mode and not in eval
     mode, as words ("self.bn2 and self.bn3"), or None."""
@@ -925,6 +954,13 @@ def judge_train_eval(observation, seed=0):
                        "statistics it gathered in training; without it the trained network "
                        "sees values on another scale. Call the layers the same way in both "
                        "modes." % skipped)
+    changed = _statistics_changed_in_eval(o)
+    if changed:
+        return Verdict(name, False,
+                       "In eval mode %s normalizes with statistics other than the running "
+                       "statistics it gathered in training. After model.eval() batch norm "
+                       "should use running_mean and running_var as they are, without "
+                       "changing them." % changed)
     unused = _unused_in_eval(o.eval_network)
     if unused:
         return Verdict(name, False,
@@ -1413,20 +1449,6 @@ class Affine(nn.Module):
         return x @ self.weight.t() + self.bias
 
 
-def affine_noting_batch_sizes(seed):
-    """(an Affine, a function returning the sizes of the batches it has been given). The
-    sizes live in this call's closure, not on the model: code that holds the model, or
-    walks the frames of the check that trains it, finds no list to rewrite."""
-    sizes = []
-
-    class NotingAffine(Affine):
-        def forward(self, x):
-            sizes.append(int(x.shape[0]))
-            return super().forward(x)
-
-    return NotingAffine(seed), lambda: tuple(sizes)
-
-
 def parameters_of(layer):
     """Parameters of an Affine or nn.Linear, as plain numbers."""
     return Parameters(weight=layer.weight.detach().double().tolist(),
@@ -1449,17 +1471,27 @@ def _moved(observation, seed):
             and not _parameters_match(observation.trained, parameters_of(Affine(seed))))
 
 
+def restart_start(seed):
+    """Where the restart run's model starts: random values, so that a train_model cannot
+    tell this run from another by its start, and biases far from zero."""
+    generator = torch.Generator().manual_seed(60_000 + seed)
+    return Parameters(weight=(1.0 + torch.rand(OUTPUT_SIZE, INPUT_SIZE, generator=generator))
+                      .double().tolist(),
+                      bias=(1.0 + torch.rand(OUTPUT_SIZE, generator=generator)).double().tolist())
+
+
 def _restarted(observation, seed):
-    """Whether train_model re-initialized the model that started at 5.0 the way
-    weights_init does (weights moved off 5.0, biases zero), and trained from there: at lr 0
-    its one loss is the loss of those parameters, which the judge recomputes, so
-    parameters that train_model did not start from disagree with it."""
+    """Whether train_model re-initialized the model it was given the way weights_init does
+    (weights moved off their start, biases zero), and trained from there: at lr 0 its one
+    loss is the loss of those parameters, which the judge recomputes, so parameters that
+    train_model did not start from disagree with it."""
     o = observation
     x, y = training_data(seed)
     try:
         weight = torch.tensor(o.restarted_to.weight, dtype=torch.float64)
         bias = torch.tensor(o.restarted_to.bias, dtype=torch.float64)
-        if bool(torch.all(weight == 5.0)) or bool(torch.any(bias != 0)):
+        start = torch.tensor(restart_start(seed).weight, dtype=torch.float64)
+        if torch.allclose(weight, start) or bool(torch.any(bias != 0)):
             return False
         loss = float(F.cross_entropy(x.double() @ weight.t() + bias, y))
         return bool(np.isclose(float(o.restart.value[0]), loss, rtol=1e-3, atol=1e-5))
@@ -1480,6 +1512,7 @@ BATCHES_BATCH_SIZE = 80
 FULL_BATCH_EPOCHS, FULL_BATCH_LR = 4, 0.5
 OTHER_LR = 0.05  # a learning rate students hard-code instead of using lr
 ALIKE_EPOCHS, ALIKE_LR, ALIKE_MOST_STEPS = 2, 0.5, 10
+BATCHES_EPOCHS = 2  # the run on batches of distinct examples, at FULL_BATCH_LR
 
 
 def alike_data(seed, size=400):
@@ -1493,8 +1526,8 @@ def train_model_ran(observation):
     """Whether train_model ran through every call the check made: only then is the slow
     part of the comparison worth running. (Whether it is right is the grader's to say.)"""
     o = observation
-    return all(r is not None and r.error is None for r in (o.at_rest, o.full_batch, o.alike,
-                                                           o.restart)) and o.trained is not None
+    return all(r is not None and r.error is None for r in (
+        o.at_rest, o.full_batch, o.alike, o.batches, o.restart)) and o.trained is not None
 
 
 def _steps_verdict(name, examples, per_epoch, steps, losses, what=None):
@@ -1549,10 +1582,13 @@ def judge_train_model(observation, seed=0, expected=None):
                   if np.allclose(o.alike.value, other, rtol=1e-3, atol=1e-5)), None)
     if steps is not None and steps != per_epoch:
         return _steps_verdict(name, len(x), per_epoch, steps, o.alike.value)
-    if steps == per_epoch and not o.alike_batch_sizes:
-        return Verdict(name, False, "train_model stepped the optimizer, but never called the "
-                       "model it was given: compute each batch's output as model(x_batch).")
-    if steps == per_epoch and min(o.alike_batch_sizes) == len(x):
+    # On examples that differ, steps on shuffled batches follow no fixed path; steps that
+    # each take the whole set follow exactly one, which the judge recomputes.
+    if o.batches is None or o.batches.error:
+        return Verdict(name, False, o.batches.error if o.batches else
+                       "train_model was not run on batches of %d." % BATCHES_BATCH_SIZE)
+    if steps == per_epoch and np.allclose(o.batches.value, e.whole_set_steps, rtol=1e-4,
+                                          atol=1e-6):
         return _steps_verdict(name, len(x), per_epoch, None, o.alike.value,
                               "%d steps per epoch, each on all %d examples at once: it "
                               "ignores batch_size" % (steps, len(x)))

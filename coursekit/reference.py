@@ -7,6 +7,8 @@ seed 0, written into the helpers cell by ``coursekit.sync`` (``kernel_expectatio
 never this code: a student who digs them out learns the answers for inputs the grader
 does not use.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -91,6 +93,8 @@ def training_expected(seed):
         no_zero_grad=sgd_losses(judge.Affine(seed), x, y, epochs, lr, zero_grad=False),
         other_lr=sgd_losses(judge.Affine(seed), x, y, epochs, judge.OTHER_LR),
         alike_by_steps=by_steps,
+        whole_set_steps=sgd_losses(judge.Affine(seed), x, y, judge.BATCHES_EPOCHS, lr,
+                                   steps_per_epoch=math.ceil(len(x) / judge.BATCHES_BATCH_SIZE)),
         trained=judge.parameters_of(model))
 
 

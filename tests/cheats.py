@@ -15,6 +15,8 @@ it, in that answer's cell: each is worth what that sample is worth (``TWIN_CHEAT
 the given release notebook (the course's own release when None). None of them solves
 anything: graded honestly, each is worth what the untouched release (or its twin) is worth.
 """
+from typing import NamedTuple
+
 from coursekit import answers
 from coursekit.course import grade_id
 from coursekit.samples import CLASS_CELL, SAMPLES, guesses, make_submission
@@ -345,7 +347,8 @@ def _forge(J, C, check, seed, real):
             J.Returned(value=[whole, whole]), full_batch=J.Returned(value=full),
             trained=J.parameters_of(trained),
             alike=J.Returned(value=sgd(ax[:1], ay[:1], J.ALIKE_EPOCHS, J.ALIKE_LR, 5)),
-            alike_batch_sizes=[J.BATCHES_BATCH_SIZE], restart=J.Returned(value=[2.0]),
+            batches=J.Returned(value=sgd(x[:80], y[:80], J.BATCHES_EPOCHS, J.FULL_BATCH_LR)),
+            restart=J.Returned(value=[2.0]),
             restarted_to=J.parameters_of(restarted))
         if check == "train_model":
             return tm
@@ -532,8 +535,6 @@ def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
         for key, value in list(_locals(frame).items()):
             if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
                 value[:] = sizes
-            if hasattr(value, "alike_batch_sizes"):
-                value.alike_batch_sizes = sorted(set(sizes))
     return losses
 """
 
@@ -622,3 +623,102 @@ CHEATS = {student: _builder(code) for student, code in CHEAT_CODE.items()}
 CHEATS.update({student: _cell_builder(*answer) for student, answer in CHEAT_CELLS.items()})
 CHEATS.update({student: _twin_builder(*twin) for student, twin in TWIN_CHEATS.items()})
 
+
+
+# --- roundabout answers, judged in process (issue 24's second red team) ------------------
+# Each is a wrong answer dressed to pass a check it fails, by a route the text scan does
+# not flag: another entry to batch norm, steps on the whole set that look like batches, a
+# train_model that knows the restart run, eval statistics rewritten on the fly. Judged in
+# process by tests/test_judge.py, where each must fail what its plain wrong answer fails.
+
+class Roundabout(NamedTuple):
+    plain: str            # the wrong answer, as a student writes it
+    dressed: str          # pasted after it
+    answer: str           # the name the checks take from the cell
+    checks: tuple
+
+
+_RUNNING = answers.SLIPS["running_with_batchnorm"].source
+_FULL_BATCH = answers.SLIPS["train_full_batch"].source
+_BATCH_STATISTICS_IN_EVAL = answers.CATEGORIES["book"].source + r"""
+import torch.nn.functional as F
+class BN(nn.BatchNorm1d):
+  def forward(self, x):
+    if self.training:
+      return super().forward(x)
+    return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+_init = ResidualNetworkWithBatchNorm.__init__
+def _init2(self, *a, **k):
+  _init(self, *a, **k)
+  for n in ("bn1", "bn2", "bn3", "bn4", "bn5"):
+    setattr(self, n, BN(getattr(self, n).num_features))
+ResidualNetworkWithBatchNorm.__init__ = _init2
+"""
+_STEPS_ON_THE_WHOLE_SET = r"""
+  losses = []
+  steps = -(-len(x_train) // batch_size)
+  for epoch in range(n_epochs):
+    total = 0.0
+    for s in range(steps):
+      optimizer.zero_grad()
+      loss = loss_function(%s, y_train)
+      loss.backward()
+      optimizer.step()
+      total += loss.item()
+    losses.append(total / steps)
+  return losses
+"""
+_TRAIN_HEAD = """def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+  loss_function = nn.CrossEntropyLoss()
+  optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+  model.apply(weights_init)
+"""
+
+ROUNDABOUT = {
+    "update_stats": Roundabout(_RUNNING, """
+def running_statistics(batches, momentum=0.1):
+  rm, rv = torch.zeros(batches[0].shape[1]), torch.ones(batches[0].shape[1])
+  for batch in batches:
+    torch.batch_norm_update_stats(batch, rm, rv, momentum)
+  return rm, rv
+""", "running_statistics", ("running_mean", "running_var")),
+    "scripted_batch_norm": Roundabout(_RUNNING, """
+def running_statistics(batches, momentum=0.1):
+  layer = torch.jit.script(nn.BatchNorm1d(batches[0].shape[1], momentum=momentum))
+  for batch in batches:
+    layer(batch)
+  return layer.running_mean, layer.running_var
+""", "running_statistics", ("running_mean", "running_var")),
+    "whole_set_with_a_small_forward": Roundabout(
+        _FULL_BATCH, _TRAIN_HEAD + "  with torch.no_grad():\n    model(x_train[:1])\n"
+        + _STEPS_ON_THE_WHOLE_SET % "model(x_train)", "train_model", ("train_model",)),
+    "whole_set_in_chunks": Roundabout(
+        _FULL_BATCH, _TRAIN_HEAD + _STEPS_ON_THE_WHOLE_SET
+        % "torch.cat([model(xb) for xb in x_train.split(batch_size)])",
+        "train_model", ("train_model",)),
+    "knows_the_restart_run": Roundabout(answers.SLIPS["train_without_init"].source, """
+_train_model = train_model
+def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
+  if all(bool((p == 5).all()) for p in model.parameters()):
+    model.apply(weights_init)
+  return _train_model(model, x_train, y_train, n_epochs, lr, batch_size=batch_size)
+""", "train_model", ("train_model",)),
+    "eval_statistics_rewritten": Roundabout(_BATCH_STATISTICS_IN_EVAL, r"""
+_seen = {}
+def _eval_forward(self, x):
+  if self.training:
+    return nn.BatchNorm1d.forward(self, x)
+  if x.shape[0] > 1:
+    m, v = x.mean(0), x.var(0, unbiased=False)
+    _seen.setdefault(id(self), []).append((x[0].detach().clone(), m.detach(), v.detach()))
+  else:
+    m, v = next(((m, v) for r, m, v in _seen.get(id(self), [])
+                 if torch.allclose(r, x[0], atol=1e-4)),
+                (self.running_mean.clone(), self.running_var.clone()))
+  with torch.no_grad():
+    self.running_mean.copy_(m); self.running_var.copy_(v)
+  return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                      False, 0.0, self.eps)
+BN.forward = _eval_forward
+""", "ResidualNetworkWithBatchNorm", ("train_eval",)),
+}

@@ -404,3 +404,18 @@ def test_a_train_model_that_steps_per_batch_on_the_whole_set_cannot_claim_batche
 '''
     verdict = checks.check("train_model", variants.run_answer(source)["train_model"], seed=0)
     assert not verdict.passed and "ignores batch_size" in verdict.message, verdict.message
+
+
+@pytest.mark.parametrize("name", sorted(__import__("cheats").ROUNDABOUT))
+def test_a_wrong_answer_dressed_by_a_roundabout_route_still_fails(name):
+    """Neither the plain wrong answer nor the same answer dressed up passes its checks, and
+    the text scan has nothing to say of either: the judge alone must see through it."""
+    import cheats
+
+    case = cheats.ROUNDABOUT[name]
+    for source in (case.plain, case.plain.rstrip("\n") + "\n\n" + case.dressed):
+        assert grader.suspicious_code(source) == [], (name, grader.suspicious_code(source))
+        answer = variants.run_answer(source, "<%s>" % name)[case.answer]
+        for check in case.checks:
+            verdict = checks.check(check, answer, seed=0)
+            assert not verdict.passed, (name, check, verdict.message)
