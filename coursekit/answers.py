@@ -1,7 +1,7 @@
 """Student answers to the batch-norm TODO, one per category the course must grade.
 
-Each is the source of a solution cell, written the way students write it (the survey in
-shared/notes/student-solutions.md), in a ``Category`` that says what grading must make of
+Each is the source of a solution cell, written the way students write it (a survey of
+real students' answers to this TODO), in a ``Category`` that says what grading must make of
 it: the network checks it fails (none means full marks) and the phrase their messages must
 contain. ``SLIPS`` does the same for typical wrong answers to the later TODOs. The sample
 submissions (samples.py) paste them into the release so that the tests grade every one with

@@ -62,10 +62,6 @@ def serialise_sqlite_writers():
         event.listen(Engine, "begin", _on_begin)
 
 
-def is_serialised():
-    return event.contains(Engine, "connect", _on_connect)
-
-
 def serialise_if_autograde_command():
     """serialise_sqlite_writers() when this process is `nbgrader autograde`, else nothing.
 

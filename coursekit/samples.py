@@ -19,8 +19,9 @@ from coursekit import answers, predictions
 from coursekit.course import (ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK,
                               grade_id, is_solution)
 
-# The answer in the seed document (shared/seeds), verbatim: it creates each BatchNorm1d
-# inside forward AND normalizes the residual stream, so its printout is flat.
+# The answer in a student's copy of the original notebook, the course's starting point,
+# verbatim: it creates each BatchNorm1d inside forward AND normalizes the residual stream,
+# so its printout is flat.
 SEED_ANSWER = '''class ResidualNetworkWithBatchNorm(torch.nn.Module):
   def __init__(self, input_size, output_size, hidden_size=100):
     super(ResidualNetworkWithBatchNorm, self).__init__()

@@ -39,7 +39,6 @@ from coursekit.quiet import CoursePreprocessor
 
 _FENCE_OPEN = re.compile(r"(`{3,}|~{3,})([^\n]*)\n?")
 _BACKTICKS = re.compile(r"`+")
-_MATH = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")]
 # A link's or image's destination (inline, or a reference definition at a line's start).
 _DESTINATION = re.compile(r"(\]\([ \t]*\n?[ \t]*|^ {0,3}\[[^\]\n]+\]:[ \t]*\n?[ \t]*)"
                           r"(&lt;)?([^\s)]*)", re.MULTILINE)
