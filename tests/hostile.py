@@ -143,8 +143,8 @@ def endless_loop(port):
 
 
 def stubborn_loop(port):
-    """Swallows every interrupt, after the four network checks and before the other TODOs
-    (train_eval's check, at the end of the notebook, never runs)."""
+    """Swallows every interrupt, right after the placement check: the checks before it are
+    graded, the ones after it (train_eval's among them) never run."""
     return _insert_after(reference(), "test_placement", STUBBORN_LOOP)
 
 
@@ -616,6 +616,16 @@ def _test_ids():
 
 
 ALL_TESTS = _test_ids()
+
+
+def in_release_order(tests):
+    """Grading names the cells it put back in the notebook's order, whatever order the
+    case listed them in."""
+    return tuple(test for test in ALL_TESTS if test in tests)
+
+
+def checks_up_to(test):
+    return ALL_TESTS[:ALL_TESTS.index(test) + 1]
 # Several in a row, twice, and the last check of the notebook: nbgrader's own repair
 # (OverwriteCells.add_missing_cells) raised KeyError on these and dropped the student.
 CONSECUTIVE_TESTS = ("test_used", "test_no_compounding", "test_placement",
@@ -666,10 +676,10 @@ GRADED_ONCE |= {"deleted_consecutive_tests", "edited_imports"}
 FIXED_CELLS = {
     "edited_tests": (ALL_TESTS, ()),
     "stripped_and_tampered": (ALL_TESTS, ()),
-    "deleted_tests": ((), DELETED_TESTS),
+    "deleted_tests": ((), in_release_order(DELETED_TESTS)),
     "long_varied_cells": (("self_check_helpers",), ()),
     "deleted_all_tests": ((), ALL_TESTS),
-    "deleted_consecutive_tests": ((), CONSECUTIVE_TESTS),
+    "deleted_consecutive_tests": ((), in_release_order(CONSECUTIVE_TESTS)),
     "edited_imports": (("imports", "test_used"), ()),
 }
 

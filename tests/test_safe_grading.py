@@ -191,12 +191,13 @@ def test_an_endless_loop_is_interrupted_and_the_rest_runs(graded):
 
 def test_a_loop_that_swallows_interrupts_is_stopped_and_graded_on_what_ran(graded):
     scores = graded["grades"]["stubborn_loop"]
-    ran_before = set(NETWORK_TESTS) - {"test_train_eval"}
+    ran_before = set(hostile.checks_up_to("test_placement"))
+    assert {"test_train_eval", "test_placement"} <= set(scores)
     assert {t for t, s in scores.items() if s == points()[t]} == ran_before
     assert sum(scores[t] for t in set(scores) - ran_before) == 0
     assert "KernelStopped" in output_of_cell_containing(graded, "stubborn_loop",
                                                         "except KeyboardInterrupt")
-    not_run = dict(outputs(graded, "stubborn_loop"))["test_plot_log"]
+    not_run = dict(outputs(graded, "stubborn_loop"))["test_train_eval"]
     assert "CellNotRun" in not_run
     feedback = graded["root"] / "feedback" / "stubborn_loop" / ASSIGNMENT
     assert (feedback / NOTEBOOK.replace(".ipynb", ".html")).exists()
