@@ -580,13 +580,6 @@ BROKEN.update({
     "no_cell_type": "cell 20 of %d has no cell type" % RELEASE_CELLS,
 })
 
-# Graded once only: grading them again proves nothing the others do not, and costs the
-# most (timeouts, bombs, megabytes of output). Everyone else is graded twice.
-GRADED_ONCE = {"cheat", "network", "memory_bomb", "process_bomb", "endless_loop",
-               "stubborn_loop", "leave_links", "sparse_file", "tmp_bomb", "children_memory",
-               "html_payloads", "huge_line", "flood", "long_varied_cells", "user_namespace"}
-
-
 # The kernel's input history: with the judge, a test cell's hidden part is never sent to the
 # kernel, so it cannot be printed into the feedback page (issue 13).
 INPUT_HISTORY = ("print('\\n'.join(cell for cell in In if cell.startswith('# Check')))\n"
@@ -601,7 +594,6 @@ def input_history(port):
 
 
 CASES["input_history"] = input_history
-GRADED_ONCE.add("input_history")
 
 # Named by the judge for what their code does (issue 12): making a user namespace takes
 # ctypes, which honest answers never import; running the instructor's solution takes exec.
@@ -669,7 +661,6 @@ CASES.update({
     "deleted_consecutive_tests": deleted_consecutive_tests,
     "edited_imports": edited_imports,
 })
-GRADED_ONCE |= {"deleted_consecutive_tests", "edited_imports"}
 
 # Every student whose fixed cells grading put back: (edited cells, whose edits are not
 # graded; deleted cells, put back and graded). Nobody else may be named.
@@ -726,3 +717,12 @@ CASES[ODD_ID] = lambda port: reference()
 # What no printed line, log line or CSV may hold raw.
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f"
                                 "\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+# Graded a second time in the same folder, which must give the same grades: the cases
+# whose repair (checks put back, restored, de-duplicated) or whose link meets what the
+# first grading left behind, the honest control, and the broken files (they never reach a
+# kernel). A second pass over any other case runs the same code on the same input.
+GRADED_TWICE = {"zz_reference", "deleted_tests", "stripped_and_tampered", "duplicated_check",
+                "locked_without_id", "link_to_gradebook", *BROKEN}
+GRADED_ONCE = set(CASES) - GRADED_TWICE

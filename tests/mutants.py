@@ -83,7 +83,7 @@ MUTANTS = (
            "if owner is None:",
            ("tests/test_folders.py::"
             "test_collect_refuses_a_submission_another_user_made_in_a_students_name",
-            "tests/test_exchange.py::"
+            "tests/test_instructor_walk.py::"
             "test_collect_sets_aside_what_a_student_could_not_have_handed_in"),
            "collect takes a submission another user made in a student's name"),
     Mutant("export", "coursekit/export.py",

@@ -1,22 +1,18 @@
-"""nbgrader's exchange, end to end, with real Unix users.
+"""nbgrader's exchange with real Unix users: the accounts, and the collect race.
 
-One round trip, run once for the module: an exchange folder and three student accounts on
-this machine. The instructor releases; each student fetches, edits and submits (one on
-time, one twice, one after the due date), as themselves, with nbgrader's own commands and
-the config a real course gives them; the instructor collects, runs `make grade` and
-releases the feedback; each student fetches theirs. The tests then read what happened:
-who got which grade and which page, what was late, what students could see of each other,
-and that nothing a student handed in was changed or lost. Apart from it (and cheap to run
-alone, `-k swapping`), one more student keeps swapping links to an instructor-only file
-into their submission for the whole of several collects. Needs root (as in CI) or
-passwordless sudo, to create and delete the users.
+`Machine` makes student accounts on this machine and runs nbgrader's own commands as each
+of them, with the config a real course gives them; `students_python` gives them an
+nbgrader they can run, wherever the course is cloned. The term that uses them (release,
+fetch, submit, collect, grade, feedback, with what students can see of each other) is
+test_instructor_walk.py. Here, cheap to run alone (`-k swapping`): one student keeps
+swapping links to an instructor-only file into their submission for the whole of several
+collects. Needs root (as in CI) or passwordless sudo, to create and delete the users.
 """
 import csv
 import hashlib
 import json
 import os
 import pwd
-import re
 import secrets
 import shutil
 import stat
@@ -33,16 +29,12 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from conftest import ROOT, checksums, make, nbgrader
+from conftest import ROOT, make
 from coursekit import exchange
-from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
+from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK
 from coursekit.samples import SAMPLES, course_copy, make_submission
 
 COURSE = COURSE_ID
-PAGE = NOTEBOOK.replace(".ipynb", ".html")
-# Who hands in what, in order (samples of coursekit.samples; "blank" is the untouched
-# release). The three last submissions have different points, so a page's score names it.
-HANDS_IN = {"ontime": ("reference",), "twice": ("blank", "partial"), "late": ("seed",)}
 
 
 @dataclass
@@ -330,254 +322,11 @@ def now_utc():
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-@pytest.fixture(scope="module")
-def trip(tmp_path_factory):
-    with ExitStack() as cleanup:
-        yield round_trip(tmp_path_factory, Machine(privileges(), cleanup), cleanup)
-
-
-def round_trip(tmp_path_factory, machine, cleanup):
-    trip = SimpleNamespace(students={role: Student(role, "") for role in HANDS_IN})
-    # Outside pytest's folder, which other users cannot enter.
-    top = tempfile.mkdtemp(prefix="udl-exchange-test-", dir="/tmp")
-    cleanup.callback(run, ["rm", "-rf", "--one-file-system", top], machine.privileges,
-                     "rm " + top)
-    os.chmod(top, 0o755)
-    machine.bin = students_python(os.path.join(top, "python"))
-    trip.exchange = exchange.create_root(os.path.join(top, "exchange"))
-    trip.course = os.path.join(trip.exchange, COURSE)
-    trip.inbound = os.path.join(trip.course, "inbound")
-    at_exchange = "EXCHANGE=" + trip.exchange
-    root = trip.root = course_copy(tmp_path_factory.mktemp("exchange-course"))
-
-    for student in trip.students.values():
-        machine.add_user(student)
-        machine.write(student, os.path.join(student.home, ".jupyter", "nbgrader_config.py"),
-                      exchange.student_config(trip.exchange).encode())
-    reach = machine.as_student(trip.students["ontime"], str(machine.bin / "python"), "-c",
-                               "import importlib.util as u; assert u.find_spec('nbgrader')",
-                               check=False)
-    if reach.returncode:
-        pytest.fail("A student cannot find nbgrader with %s: %s" % (
-            machine.bin / "python", reach.stderr.decode(errors="replace")[-1000:]))
-
-    # The instructor releases.
-    make(root, "release-assignment", at_exchange)
-    trip.release = (root / "release" / ASSIGNMENT / NOTEBOOK).read_bytes()
-
-    # Each student fetches, and hands in; the due date falls before the late one's submit.
-    trip.fetched = {}
-    for student in trip.students.values():
-        machine.nbgrader(student, "fetch_assignment", ASSIGNMENT)
-        trip.fetched[student.role] = machine.read(student, os.path.join(student.folder,
-                                                                         NOTEBOOK))
-    for role in ("ontime", "twice", "late"):
-        student = trip.students[role]
-        if role == "late":
-            trip.due = now_utc()
-            nbgrader(root, "db", "assignment", "add", ASSIGNMENT, "--duedate=" + trip.due)
-        for submission in HANDS_IN[role]:
-            submit(machine, student, trip, answers(student, submission, trip.fetched[role]))
-    # Two forgeries: ontime hands in under twice's name; late hands in a link to the
-    # solutions.
-    trip.forged = {}
-    for forger, named, target in (("ontime", "twice", ""),
-                                  ("late", "late", str(root / "source" / ASSIGNMENT / NOTEBOOK))):
-        trip.forged[forger] = machine.python(
-            trip.students[forger], FORGE, trip.inbound, trip.students[named].name,
-            os.path.join(trip.students[forger].folder, NOTEBOOK), target)
-    trip.inbound_submitted = checksums(trip.inbound)
-    trip.homes_submitted = {
-        role: machine.python(student, TREE, student.home) for role, student in
-        trip.students.items()}
-
-    # The instructor collects, grades and releases the feedback.
-    trip.collect = make(root, "collect", at_exchange)
-    trip.collected = checksums(root / "submitted")
-    trip.grade = make(root, "grade", check=False)
-    trip.graded = checksums(root / "submitted")
-    make(root, "release-feedback", at_exchange)
-
-    # Each student fetches their feedback; one also asks for another's.
-    for student in trip.students.values():
-        machine.nbgrader(student, "fetch_feedback", ASSIGNMENT)
-    machine.nbgrader(trip.students["late"], "fetch_feedback", ASSIGNMENT,
-                     "--student=" + trip.students["ontime"].name)
-    trip.feedback = {}
-    for role, student in trip.students.items():
-        pages = machine.python(student, TREE, os.path.join(student.folder, "feedback"))
-        trip.feedback[role] = {path: machine.read(student, os.path.join(
-            student.folder, "feedback", path)) for path in pages}
-
-    # What each student can reach of the others' work.
-    cache = os.path.join(".local", "share", "jupyter", "nbgrader_cache", COURSE)
-    trip.probes = {}
-    for role, student in trip.students.items():
-        others = [{"name": other.name, "home": other.home,
-                   "notebook": os.path.join(other.folder, NOTEBOOK),
-                   "secret": os.path.join(other.home, cache,
-                                          other.last["entry"].rsplit("+", 1)[0],
-                                          "submission_secret.txt")}
-                  for other in trip.students.values() if other is not student]
-        trip.probes[role] = machine.python(student, PROBE, json.dumps({
-            "course": trip.course, "inbound": trip.inbound,
-            "outbound": os.path.join(trip.course, "outbound", ASSIGNMENT),
-            "feedback": os.path.join(trip.course, "feedback"), "others": others}))
-
-    # Everything as it is at the end.
-    trip.inbound_after = checksums(trip.inbound)
-    trip.submitted_after = checksums(root / "submitted")
-    trip.homes_after = {role: machine.python(student, TREE, student.home)
-                        for role, student in trip.students.items()}
-    return trip
-
-
 def committed_points():
     """{sample: (points, possible)}, as the committed example class's grade table has them."""
     with open(ROOT / "grades.csv", newline="") as handle:
         return {row["student"]: (float(row["score"]), float(row["max_score"]))
                 for row in csv.DictReader(handle)}
-
-
-def grade_table(trip):
-    with open(trip.root / "grades.csv", newline="") as handle:
-        return {row["student"]: row for row in csv.DictReader(handle)}
-
-
-def gradebook_submissions(trip):
-    from nbgrader.api import Gradebook
-
-    found = {}
-    with Gradebook(gradebook_url(trip.root)) as gradebook:
-        for student in trip.students.values():
-            submission = gradebook.find_submission(ASSIGNMENT, student.name)
-            found[student.role] = (submission.score, submission.total_seconds_late)
-    return found
-
-
-def test_every_student_fetches_the_release(trip):
-    for role, fetched in trip.fetched.items():
-        assert fetched == trip.release, role
-
-
-def test_every_submission_reaches_the_inbound_under_its_students_name(trip):
-    entries = sorted([submission["entry"] for student in trip.students.values()
-                      for submission in student.submissions]
-                     + list(trip.forged.values()))
-    assert sorted({path.split("/")[0] for path in trip.inbound_after}) == entries
-    for student in trip.students.values():
-        assert len(student.submissions) == len(HANDS_IN[student.role])
-        for submission in student.submissions:
-            assert submission["owner"] == student.uid, submission
-            assert submission["notebook"] == submission["handed in"], submission
-    twice = trip.students["twice"]
-    first, second = twice.submissions
-    assert first["notebook"] == sha256(trip.release)  # the untouched release first
-    assert second["notebook"] != first["notebook"]
-    assert first["timestamp"] < second["timestamp"]
-
-
-def test_collect_takes_each_students_last_submission(trip):
-    submitted = trip.root / "submitted"
-    assert sorted(os.listdir(submitted)) == sorted(s.name for s in trip.students.values())
-    for student in trip.students.values():
-        folder = submitted / student.name / ASSIGNMENT
-        assert sha256((folder / NOTEBOOK).read_bytes()) == student.last["notebook"]
-        assert (folder / "timestamp.txt").read_text() == student.last["timestamp"]
-
-
-def test_collect_sets_aside_what_a_student_could_not_have_handed_in(trip):
-    log = trip.collect.stdout + trip.collect.stderr
-    ontime, twice, late = (trip.students[role].name for role in ("ontime", "twice", "late"))
-    assert "%s: %s in the exchange was set aside, not collected: it belongs to %s, not %s" % (
-        twice, trip.forged["ontime"], ontime, twice) in log, log[-3000:]
-    assert "%s: %s in the exchange was set aside, not collected: it holds a link" % (
-        late, trip.forged["late"]) in log, log[-3000:]
-    # Nothing of the instructor's reached a student's folder.
-    source = sha256((trip.root / "source" / ASSIGNMENT / NOTEBOOK).read_bytes())
-    assert source not in trip.collected.values()
-
-
-def test_make_grade_grades_the_class_without_a_complaint(trip):
-    said = "\n".join(line for line in (trip.grade.stdout + trip.grade.stderr).splitlines()
-                     if "Warning" not in line and not line.startswith(" "))
-    assert "NEEDS ATTENTION" not in said, said[-3000:]
-    assert trip.grade.returncode == 0, said[-3000:]
-
-
-def test_each_student_gets_the_points_of_what_they_handed_in_last(trip):
-    expected = committed_points()
-    scores = {hands_in[-1]: expected[hands_in[-1]][0] for hands_in in HANDS_IN.values()}
-    assert len(set(scores.values())) == len(scores)  # a score names the submission
-    table = grade_table(trip)
-    gradebook = gradebook_submissions(trip)
-    for role, hands_in in HANDS_IN.items():
-        name = trip.students[role].name
-        assert gradebook[role][0] == expected[hands_in[-1]][0], role
-        assert float(table[name]["score"]) == expected[hands_in[-1]][0], role
-
-
-def test_only_the_submission_after_the_due_date_is_late(trip):
-    gradebook = gradebook_submissions(trip)
-    table = grade_table(trip)
-    for role, student in trip.students.items():
-        late = role == "late"
-        for submission in student.submissions:
-            assert (submission["timestamp"] > trip.due) == late, (role, submission)
-        assert (gradebook[role][1] > 0) == late, (role, gradebook[role])
-        assert bool(table[student.name]["late"]) == late, table[student.name]
-
-
-def score_of(page):
-    """The notebook's total score on a feedback page, as the results atop it carry it."""
-    from bs4 import BeautifulSoup
-
-    results = BeautifulSoup(page, features="html.parser").select_one("#results")
-    return float(results["data-score"]), float(results["data-max-score"])
-
-
-def test_each_student_fetches_exactly_their_own_feedback(trip):
-    # The late student also asked for the on-time one's: still one page, their own.
-    expected = committed_points()
-    for role, student in trip.students.items():
-        pages = trip.feedback[role]
-        # One page, filed under the time of the submission that was graded.
-        assert list(pages) == [os.path.join(student.last["timestamp"], PAGE)], pages
-        page = next(iter(pages.values()))
-        course_page = trip.root / "feedback" / student.name / ASSIGNMENT / PAGE
-        assert page == course_page.read_bytes(), role
-        text = page.decode()
-        assert student.marker in text, role
-        assert score_of(text) == expected[HANDS_IN[role][-1]], role
-        for other in trip.students.values():
-            if other is not student:
-                assert other.name not in text, (role, other.role)
-
-
-def test_students_cannot_reach_each_others_work_or_the_course(trip):
-    for role, seen in trip.probes.items():
-        for what, outcome in seen.items():
-            if what.endswith("submissions found"):
-                assert outcome == [], (role, what)
-            else:
-                assert outcome == "denied", (role, what, outcome)
-        assert len(seen) == 4 + 4 * (len(trip.students) - 1)
-
-
-def test_nothing_a_student_handed_in_is_modified_or_lost(trip):
-    # Every submission stays in the inbound as it arrived, the twice-submitted first one too.
-    assert trip.inbound_after == trip.inbound_submitted
-    for student in trip.students.values():
-        for submission in student.submissions:
-            key = os.path.join(submission["entry"], NOTEBOOK)
-            assert trip.inbound_after[key] == submission["notebook"]
-    # What collect copied into the course is what grading and releasing left.
-    assert trip.collected == trip.graded == trip.submitted_after
-    # The students' own files: only the fetched feedback is new.
-    for role, after in trip.homes_after.items():
-        new = os.path.join(ASSIGNMENT, "feedback") + os.sep
-        assert {path: digest for path, digest in after.items()
-                if not path.startswith(new)} == trip.homes_submitted[role], role
 
 
 # Run as a student while the instructor collects: an early plain submission, then a later

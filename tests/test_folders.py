@@ -216,7 +216,7 @@ def test_collect_refuses_and_deletes_the_copy_of_a_submission_swapped_during_it(
 def test_collect_refuses_a_submission_another_user_made_in_a_students_name(tmp_path,
                                                                            submission):
     """The inbound lets anyone drop a folder named for any student: collect takes only the
-    student's own (test_exchange.py does it with real Unix users)."""
+    student's own (test_instructor_walk.py does it with real Unix users)."""
     maker = pwd.getpwuid(os.getuid()).pw_name
     student = next(user.pw_name for user in pwd.getpwall() if user.pw_uid != os.getuid())
     copy = tmp_path / "copy"

@@ -1,15 +1,23 @@
 """The instructor's term on a shared server, in the order docs/shared-server.md gives it,
-with real Unix students and no sudo (issue 27).
+with real Unix students and no sudo (issue 27), and nbgrader's exchange end to end.
 
-The instructor (the user running the tests) makes an empty class (`make new-class`),
-keeps the exchange in a per-user config (the JupyterLab's home's ~/.jupyter, as the guide
-says), and releases; three students fetch and hand in as themselves (one twice, one after
-the due date); the instructor collects, grades, grades the written answer by hand in the
-formgrader in Chromium, regrades that student alone, writes the feedback and releases it
-with the formgrader's button; each student fetches their page; the grades go out with
-`make export`. Reuses test_exchange's users and test_formgrader's browser helpers.
+One term, run once for the module: the instructor (the user running the tests) makes an
+empty class (`make new-class`), keeps the exchange in a per-user config (the JupyterLab's
+home's ~/.jupyter, as the guide says), and releases; three students fetch and hand in as
+themselves, with nbgrader's own commands (one on time, one twice, one after the due date),
+and two hand in what they could not have (under another's name, a link to the solutions);
+the instructor collects, grades, grades the written answer by hand in the formgrader in
+Chromium, regrades that student alone, writes the feedback and releases it with the
+formgrader's button and with `make release-feedback`; each student fetches their page (one
+also asks for another's); the grades go out with `make export`. The tests then read what
+happened: who got which grade and which page, what was late, what students could see of
+each other, and that nothing a student handed in was changed or lost. The Unix users and
+the collect race are in test_exchange.py, the browser helpers in test_formgrader.py. Needs
+root (as in CI) or passwordless sudo, to create and delete the users.
 """
+import contextlib
 import csv
+import json
 import os
 import re
 import shutil
@@ -19,16 +27,19 @@ from types import SimpleNamespace
 
 import pytest
 from nbgrader.api import Gradebook
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import ROOT, TOKEN, jupyterlab_server, make, nbgrader
+from conftest import ROOT, TOKEN, checksums, jupyterlab_server, make, nbgrader
 from coursekit import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env
-from test_exchange import (TREE, Machine, Student, answers, committed_points, now_utc,
-                           privileges, run, students_python, submit)
+from test_exchange import (FORGE, PROBE, TREE, Machine, Student, answers, committed_points,
+                           now_utc, privileges, run, sha256, students_python, submit)
 from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assignment_row,
                              close_modal, finished, open_in_manual_grading)
 
+# Who hands in what, in order (samples of coursekit.samples; "blank" is the untouched
+# release). The three last submissions have different points, so a page's score names it.
 HANDS_IN = {"ontime": ("reference",), "twice": ("blank", "partial"), "late": ("seed",)}
 HAND_SCORE = 2
 COMMENT = "Close: say *why* the ReLU halves the variance (walk-1127)."
@@ -55,12 +66,15 @@ def walk(tmp_path_factory, browser):
 
 def term(tmp_path_factory, browser, machine, cleanup):
     walk = SimpleNamespace(students={role: Student(role, "") for role in HANDS_IN})
+    # Outside pytest's folder, which other users cannot enter.
     top = tempfile.mkdtemp(prefix="udl-walk-test-", dir="/tmp")
     cleanup.callback(run, ["rm", "-rf", "--one-file-system", top], machine.privileges,
                      "rm " + top)
     os.chmod(top, 0o755)
     machine.bin = students_python(os.path.join(top, "python"))
-    shared = exchange.create_root(os.path.join(top, "exchange"))
+    shared = walk.exchange = exchange.create_root(os.path.join(top, "exchange"))
+    walk.course = os.path.join(shared, COURSE_ID)
+    walk.inbound = os.path.join(walk.course, "inbound")
     root = walk.root = course_copy(tmp_path_factory.mktemp("walk-course"))
     # The instructor's own ~/.jupyter/nbgrader_config.py: the formgrader's JupyterLab runs
     # with this home. The make targets are given the exchange on their command line.
@@ -74,22 +88,47 @@ def term(tmp_path_factory, browser, machine, cleanup):
         shutil.copytree(ROOT / folder, root / folder, dirs_exist_ok=True)
     walk.new_class = make(root, "new-class")
     make(root, "release-assignment", at_exchange)
-    release = (root / "release" / ASSIGNMENT / NOTEBOOK).read_bytes()
+    walk.release = (root / "release" / ASSIGNMENT / NOTEBOOK).read_bytes()
+
+    # Each student fetches, and hands in; the due date falls before the late one's submit.
+    walk.fetched = {}
     for student in walk.students.values():
         machine.add_user(student)
         machine.write(student, os.path.join(student.home, ".jupyter", "nbgrader_config.py"),
                       exchange.student_config(shared).encode())
+        reach = machine.as_student(student, str(machine.bin / "python"), "-c",
+                                   "import importlib.util as u; assert u.find_spec('nbgrader')",
+                                   check=False)
+        if reach.returncode:
+            pytest.fail("A student cannot find nbgrader with %s: %s" % (
+                machine.bin / "python", reach.stderr.decode(errors="replace")[-1000:]))
         machine.nbgrader(student, "fetch_assignment", ASSIGNMENT)
+        walk.fetched[student.role] = machine.read(student, os.path.join(student.folder,
+                                                                         NOTEBOOK))
     for role, hands_in in HANDS_IN.items():
         student = walk.students[role]
         if role == "late":
-            nbgrader(root, "db", "assignment", "add", ASSIGNMENT, "--duedate=" + now_utc())
+            walk.due = now_utc()
+            nbgrader(root, "db", "assignment", "add", ASSIGNMENT, "--duedate=" + walk.due)
         for submission in hands_in:
-            submit(machine, student, SimpleNamespace(inbound=os.path.join(
-                shared, COURSE_ID, "inbound")), answers(student, submission, release))
+            submit(machine, student, walk, answers(student, submission, walk.fetched[role]))
+    # Two forgeries: ontime hands in under twice's name; late hands in a link to the
+    # solutions.
+    walk.forged = {}
+    for forger, named, target in (("ontime", "twice", ""),
+                                  ("late", "late", str(root / "source" / ASSIGNMENT / NOTEBOOK))):
+        walk.forged[forger] = machine.python(
+            walk.students[forger], FORGE, walk.inbound, walk.students[named].name,
+            os.path.join(walk.students[forger].folder, NOTEBOOK), target)
+    walk.inbound_submitted = checksums(walk.inbound)
+    walk.homes_submitted = {role: machine.python(student, TREE, student.home)
+                            for role, student in walk.students.items()}
 
-    make(root, "collect", at_exchange)
+    walk.collect = make(root, "collect", at_exchange)
+    walk.collected = checksums(root / "submitted")
     walk.grade = make(root, "grade", check=False)
+    walk.graded = checksums(root / "submitted")
+    walk.scores_graded = scores(walk)  # before the hand grade adds to one of them
     twice = walk.students["twice"].name
     env = dict(nbgrader_env())
     with jupyterlab_server(root, home, env) as url:
@@ -100,7 +139,10 @@ def term(tmp_path_factory, browser, machine, cleanup):
         login.close()
         tab, frame = formgrader(context, url)
         row, _ = assignment_row(frame)
-        row.locator("td.status span").wait_for()  # drawn with the buttons, once loaded
+        row.locator("td.status span").wait_for()
+        # The buttons come once the exchange has been read, a moment after the status.
+        with contextlib.suppress(PlaywrightTimeout):
+            row.locator("td.release-feedback a").wait_for()
         walk.row = {name: row.locator("td.%s a" % name).count()
                     for name in ("release", "collect", "release-feedback")}
         walk.status = row.locator("td.status").inner_text()
@@ -129,15 +171,53 @@ def term(tmp_path_factory, browser, machine, cleanup):
         tab.page.screenshot(path=str(ARTIFACTS / "walk-release-feedback.png"))
         close_modal(modal)
         context.close()
+    # The README's command releases the same pages again, for instructors without the
+    # formgrader: each student still finds one page, their own.
+    make(root, "release-feedback", at_exchange)
 
+    # Each student fetches their feedback; one also asks for another's.
+    for student in walk.students.values():
+        machine.nbgrader(student, "fetch_feedback", ASSIGNMENT)
+    machine.nbgrader(walk.students["late"], "fetch_feedback", ASSIGNMENT,
+                     "--student=" + walk.students["ontime"].name)
     walk.pages = {}
     for role, student in walk.students.items():
-        machine.nbgrader(student, "fetch_feedback", ASSIGNMENT)
         found = machine.python(student, TREE, os.path.join(student.folder, "feedback"))
         walk.pages[role] = {path: machine.read(student, os.path.join(
-            student.folder, "feedback", path)).decode() for path in found}
+            student.folder, "feedback", path)) for path in found}
     walk.export = make(root, "export")
+
+    # What each student can reach of the others' work.
+    cache = os.path.join(".local", "share", "jupyter", "nbgrader_cache", COURSE_ID)
+    walk.probes = {}
+    for role, student in walk.students.items():
+        others = [{"name": other.name, "home": other.home,
+                   "notebook": os.path.join(other.folder, NOTEBOOK),
+                   "secret": os.path.join(other.home, cache,
+                                          other.last["entry"].rsplit("+", 1)[0],
+                                          "submission_secret.txt")}
+                  for other in walk.students.values() if other is not student]
+        walk.probes[role] = machine.python(student, PROBE, json.dumps({
+            "course": walk.course, "inbound": walk.inbound,
+            "outbound": os.path.join(walk.course, "outbound", ASSIGNMENT),
+            "feedback": os.path.join(walk.course, "feedback"), "others": others}))
+
+    # Everything as it is at the end.
+    walk.inbound_after = checksums(walk.inbound)
+    walk.submitted_after = checksums(root / "submitted")
+    walk.homes_after = {role: machine.python(student, TREE, student.home)
+                        for role, student in walk.students.items()}
     return walk
+
+
+def scores(walk):
+    """{role: (score in the gradebook, seconds late, score in grades.csv, its late column)}."""
+    grades = table(walk.root / "grades.csv")
+    with Gradebook(gradebook_url(walk.root)) as gradebook:
+        return {role: (gradebook.find_submission(ASSIGNMENT, student.name).score,
+                       gradebook.find_submission(ASSIGNMENT, student.name).total_seconds_late,
+                       float(grades[student.name]["score"]), grades[student.name]["late"])
+                for role, student in walk.students.items()}
 
 
 def table(path):
@@ -145,13 +225,72 @@ def table(path):
         return {row[next(iter(row))]: row for row in csv.DictReader(handle)}
 
 
-def test_the_new_class_starts_empty_and_the_term_grades_without_a_complaint(walk):
+def test_every_student_fetches_the_release(walk):
+    for role, fetched in walk.fetched.items():
+        assert fetched == walk.release, role
+
+
+def test_every_submission_reaches_the_inbound_under_its_students_name(walk):
+    entries = sorted([submission["entry"] for student in walk.students.values()
+                      for submission in student.submissions]
+                     + list(walk.forged.values()))
+    assert sorted({path.split("/")[0] for path in walk.inbound_after}) == entries
+    for student in walk.students.values():
+        assert len(student.submissions) == len(HANDS_IN[student.role])
+        for submission in student.submissions:
+            assert submission["owner"] == student.uid, submission
+            assert submission["notebook"] == submission["handed in"], submission
+    twice = walk.students["twice"]
+    first, second = twice.submissions
+    assert first["notebook"] == sha256(walk.release)  # the untouched release first
+    assert second["notebook"] != first["notebook"]
+    assert first["timestamp"] < second["timestamp"]
+
+
+def test_the_new_class_collects_each_students_last_submission_and_no_one_else(walk):
     assert "Removed the example students" in walk.new_class.stdout
-    assert walk.grade.returncode == 0, (walk.grade.stdout + walk.grade.stderr)[-3000:]
-    assert "Warning" not in walk.grade.stderr and "WARNING" not in walk.grade.stderr, \
-        walk.grade.stderr[-3000:]
-    names = sorted(s.name for s in walk.students.values())
-    assert sorted(os.listdir(walk.root / "submitted")) == names
+    submitted = walk.root / "submitted"
+    assert sorted(os.listdir(submitted)) == sorted(s.name for s in walk.students.values())
+    for student in walk.students.values():
+        folder = submitted / student.name / ASSIGNMENT
+        assert sha256((folder / NOTEBOOK).read_bytes()) == student.last["notebook"]
+        assert (folder / "timestamp.txt").read_text() == student.last["timestamp"]
+
+
+def test_collect_sets_aside_what_a_student_could_not_have_handed_in(walk):
+    log = walk.collect.stdout + walk.collect.stderr
+    ontime, twice, late = (walk.students[role].name for role in ("ontime", "twice", "late"))
+    assert "%s: %s in the exchange was set aside, not collected: it belongs to %s, not %s" % (
+        twice, walk.forged["ontime"], ontime, twice) in log, log[-3000:]
+    assert "%s: %s in the exchange was set aside, not collected: it holds a link" % (
+        late, walk.forged["late"]) in log, log[-3000:]
+    # Nothing of the instructor's reached a student's folder.
+    source = sha256((walk.root / "source" / ASSIGNMENT / NOTEBOOK).read_bytes())
+    assert source not in walk.collected.values()
+
+
+def test_make_grade_grades_the_term_without_a_warning_or_a_complaint(walk):
+    said = (walk.grade.stdout + walk.grade.stderr)[-3000:]
+    assert walk.grade.returncode == 0, said
+    assert "Warning" not in walk.grade.stderr and "WARNING" not in walk.grade.stderr, said
+    assert "NEEDS ATTENTION" not in walk.grade.stdout + walk.grade.stderr, said
+
+
+def test_each_student_gets_the_points_of_what_they_handed_in_last(walk):
+    expected = committed_points()
+    last = {role: expected[hands_in[-1]][0] for role, hands_in in HANDS_IN.items()}
+    assert len(set(last.values())) == len(last)  # a score names the submission
+    for role, (gradebook, _, table_score, _) in walk.scores_graded.items():
+        assert (gradebook, table_score) == (last[role], last[role]), role
+
+
+def test_only_the_submission_after_the_due_date_is_late(walk):
+    for role, student in walk.students.items():
+        late = role == "late"
+        for submission in student.submissions:
+            assert (submission["timestamp"] > walk.due) == late, (role, submission)
+        _, seconds_late, _, said = walk.scores_graded[role]
+        assert (seconds_late > 0, bool(said)) == (late, late), (role, seconds_late, said)
 
 
 def test_the_formgrader_sees_the_exchange_through_the_instructors_own_config(walk):
@@ -178,13 +317,60 @@ def test_the_hand_grade_survives_regrading_the_student(walk):
         "%g" % HAND_SCORE, COMMENT)
 
 
-def test_each_student_fetches_their_own_page_with_the_hand_grade(walk):
-    for role, pages in walk.pages.items():
-        assert [path.endswith(PAGE) for path in pages] == [True], (role, pages)
+def score_of(page):
+    """The notebook's total score on a feedback page, as the results atop it carry it."""
+    from bs4 import BeautifulSoup
+
+    results = BeautifulSoup(page, features="html.parser").select_one("#results")
+    return float(results["data-score"]), float(results["data-max-score"])
+
+
+def test_each_student_fetches_exactly_their_own_page_with_the_hand_grade(walk):
+    # The late student also asked for the on-time one's: still one page, their own.
+    expected = committed_points()
+    for role, student in walk.students.items():
+        pages = walk.pages[role]
+        # One page, filed under the time of the submission that was graded.
+        assert list(pages) == [os.path.join(student.last["timestamp"], PAGE)], pages
+        page = next(iter(pages.values()))
+        course_page = walk.root / "feedback" / student.name / ASSIGNMENT / PAGE
+        assert page == course_page.read_bytes(), role
+        text = page.decode()
+        assert student.marker in text, role
+        points, possible = expected[HANDS_IN[role][-1]]
+        hand = HAND_SCORE if role == "twice" else 0
+        assert score_of(text) == (points + hand, possible), role
+        for other in walk.students.values():
+            if other is not student:
+                assert other.name not in text, (role, other.role)
     [page] = walk.pages["twice"].values()
-    assert COMMENT.replace("*why*", "why") in re.sub(r"<[^>]+>", "", page)
-    total = committed_points()["partial"][0] + HAND_SCORE
-    assert re.search(r'data-score="%s"' % re.escape("%.1f" % total), page)
+    assert COMMENT.replace("*why*", "why") in re.sub(r"<[^>]+>", "", page.decode())
+
+
+def test_students_cannot_reach_each_others_work_or_the_course(walk):
+    for role, seen in walk.probes.items():
+        for what, outcome in seen.items():
+            if what.endswith("submissions found"):
+                assert outcome == [], (role, what)
+            else:
+                assert outcome == "denied", (role, what, outcome)
+        assert len(seen) == 4 + 4 * (len(walk.students) - 1)
+
+
+def test_nothing_a_student_handed_in_is_modified_or_lost(walk):
+    # Every submission stays in the inbound as it arrived, the twice-submitted first one too.
+    assert walk.inbound_after == walk.inbound_submitted
+    for student in walk.students.values():
+        for submission in student.submissions:
+            key = os.path.join(submission["entry"], NOTEBOOK)
+            assert walk.inbound_after[key] == submission["notebook"]
+    # What collect copied into the course is what grading, regrading and releasing left.
+    assert walk.collected == walk.graded == walk.submitted_after
+    # The students' own files: only the fetched feedback is new.
+    for role, after in walk.homes_after.items():
+        new = os.path.join(ASSIGNMENT, "feedback") + os.sep
+        assert {path: digest for path, digest in after.items()
+                if not path.startswith(new)} == walk.homes_submitted[role], role
 
 
 def test_the_export_and_the_table_agree_on_who_was_late(walk):
