@@ -618,6 +618,8 @@ def in_release_order(tests):
 
 def checks_up_to(test):
     return ALL_TESTS[:ALL_TESTS.index(test) + 1]
+
+
 # Several in a row, twice, and the last check of the notebook: nbgrader's own repair
 # (OverwriteCells.add_missing_cells) raised KeyError on these and dropped the student.
 CONSECUTIVE_TESTS = ("test_used", "test_no_compounding", "test_placement",

@@ -246,10 +246,12 @@ def scores(walk):
     """{role: (score in the gradebook, seconds late, score in grades.csv, its late column)}."""
     grades = table(walk.root / "grades.csv")
     with Gradebook(gradebook_url(walk.root)) as gradebook:
-        return {role: (gradebook.find_submission(ASSIGNMENT, student.name).score,
-                       gradebook.find_submission(ASSIGNMENT, student.name).total_seconds_late,
-                       float(grades[student.name]["score"]), grades[student.name]["late"])
-                for role, student in walk.students.items()}
+        submissions = {role: gradebook.find_submission(ASSIGNMENT, student.name)
+                       for role, student in walk.students.items()}
+        return {role: (submission.score, submission.total_seconds_late,
+                       float(grades[walk.students[role].name]["score"]),
+                       grades[walk.students[role].name]["late"])
+                for role, submission in submissions.items()}
 
 
 def table(path):
