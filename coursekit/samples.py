@@ -97,40 +97,43 @@ def make_submission(answers, release=None):
 
 
 CLASS_CELL = "residual_network_with_batchnorm"
-BROKEN_PLOT = ("def plot_variance_growth(ax, plain_variances, batchnorm_variances, "
-               "log_scale=False):\n  ax.plot(plain_variances)\n")
 
 
 def _with(**cells):
     return lambda: dict(solution_cells(), **cells)
 
 
+def _slipped(slips):
+    """The reference with each of `slips` (one per later exercise) in its answer cell."""
+    cells = [answers.SLIPS[name].cell for name in slips]
+    assert len(set(cells)) == len(cells), "one slip per exercise: %s" % (slips,)
+    return _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source for name in slips})
+
+
 SAMPLES = {
     "reference": solution_cells,
     "blank": dict,
     "seed": lambda: {CLASS_CELL: SEED_ANSWER},
-    # Each exercise's points stand alone: a good network with a bad plot, and the reverse.
-    "book_class_broken_plot": _with(plot_variance_growth=BROKEN_PLOT),
+    # The network's points stand alone: the plain network, everything else right.
     "plain_class_rest_right": lambda: {k: v for k, v in solution_cells().items()
                                        if k != CLASS_CELL},
 }
 # One student per answer category, everything else answered as in the reference.
 SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: category.source})
                 for name, category in answers.CATEGORIES.items()})
-# One typical slip in each later exercise, everything else as in the reference (the fast
-# tests run every slip of answers.SLIPS; these show nbgrader grades them the same way).
-SAMPLE_SLIPS = ("increment_without_he", "slope_end_points", "rescaled_branch_only",
-                "running_biased", "train_without_momentum",
-                # Shortcuts and slips that once earned full marks (issue 14).
-                "plot_pyplot", "plot_from_one", "running_with_batchnorm", "train_full_batch")
-SAMPLES.update({"slip_" + name: _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source})
-                for name in SAMPLE_SLIPS})
-# A partial answer: the network and block_variances right, one typical slip in each other
-# exercise, which costs that exercise's points and nothing else.
-PARTIAL_SLIPS = ("plot_pyplot", "increment_without_he", "slope_end_points",
-                 "rescaled_branch_only", "train_without_momentum", "running_biased")
-SAMPLES["partial"] = _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source
-                              for name in PARTIAL_SLIPS})
+# Typical slips in the later exercises, the network right (the fast tests run every slip of
+# answers.SLIPS; these show nbgrader grades them the same way). A slip costs its own
+# exercise's points and nothing else, so one student carries one slip in each exercise:
+# "partial", a typical slip everywhere after block_variances; "other_slips", the
+# shortcuts that once earned full marks (issue 14).
+SLIPPED = {
+    "partial": ("plot_pyplot", "increment_without_he", "slope_end_points",
+                "rescaled_branch_only", "train_without_momentum", "running_biased"),
+    "other_slips": ("plot_from_one", "running_with_batchnorm", "train_full_batch"),
+}
+SAMPLES.update({student: _slipped(slips) for student, slips in SLIPPED.items()})
+# {slip: the sample student who carries it}
+SAMPLE_SLIPS = {slip: student for student, slips in SLIPPED.items() for slip in slips}
 # The example class: full marks, nothing, the seed's partial network, and "partial".
 COMMITTED = ("reference", "blank", "seed", "partial")
 

@@ -538,12 +538,18 @@ def train_model(model, x_train, y_train, n_epochs, lr, batch_size=100):
     return losses
 """
 
-# {student: (the sample whose answer it keeps, what it pastes after that answer)}
+class Twin(NamedTuple):
+    """A cheat pasted after an honest wrong answer, which it must not earn more than."""
+    sample: str   # the sample student whose answers it keeps
+    cell: str     # the answer cell the attack is pasted after
+    code: str
+
+
 TWIN_CHEATS = {
-    "forward_norms_profile_hook": ("variant_created_in_forward", PROFILE_HOOK),
-    "eval_record_copied": ("variant_train_mode_only", EVAL_RECORD_COPIED),
-    "batch_norm_unwatched": ("slip_running_with_batchnorm", BATCH_NORM_UNWATCHED),
-    "batch_sizes_forged": ("slip_train_full_batch", BATCH_SIZES_FORGED),
+    "forward_norms_profile_hook": Twin("variant_created_in_forward", CLASS_CELL, PROFILE_HOOK),
+    "eval_record_copied": Twin("variant_train_mode_only", CLASS_CELL, EVAL_RECORD_COPIED),
+    "batch_norm_unwatched": Twin("other_slips", "running_statistics", BATCH_NORM_UNWATCHED),
+    "batch_sizes_forged": Twin("other_slips", "train_model", BATCH_SIZES_FORGED),
 }
 
 
@@ -604,24 +610,19 @@ def _cell_builder(cell, code):
     return build
 
 
-def _twin_builder(twin, code):
+def _twin_builder(twin):
     def build(release=None):
-        notebook = make_submission(dict(SAMPLES[twin](), **guesses(twin)), release)
-        cell = next(cell for cell in notebook.cells if grade_id(cell) == _answered_cell(twin))
-        cell.source = cell.source.rstrip("\n") + "\n\n" + code.strip("\n") + "\n"
+        notebook = make_submission(dict(SAMPLES[twin.sample](), **guesses(twin.sample)),
+                                   release)
+        cell = next(cell for cell in notebook.cells if grade_id(cell) == twin.cell)
+        cell.source = cell.source.rstrip("\n") + "\n\n" + twin.code.strip("\n") + "\n"
         return notebook
     return build
 
 
-def _answered_cell(sample):
-    if sample.startswith("slip_"):
-        return answers.SLIPS[sample[len("slip_"):]].cell
-    return CLASS_CELL
-
-
 CHEATS = {student: _builder(code) for student, code in CHEAT_CODE.items()}
 CHEATS.update({student: _cell_builder(*answer) for student, answer in CHEAT_CELLS.items()})
-CHEATS.update({student: _twin_builder(*twin) for student, twin in TWIN_CHEATS.items()})
+CHEATS.update({student: _twin_builder(twin) for student, twin in TWIN_CHEATS.items()})
 
 
 

@@ -1,8 +1,9 @@
 """Real `nbgrader autograde` on the sample class: every verdict the course promises.
 
 The samples (coursekit/samples.py) are the reference, the blank release, the seed
-document's answer, one student per answer category of coursekit/answers.py, and two that
-show the exercises' points are independent. They are graded once per run, with the cheats,
+document's answer, one student per answer category of coursekit/answers.py, one whose
+network alone is wrong, and two who carry a typical slip in each later exercise (slips in
+different exercises are independent, as these show). They are graded once per run, with the cheats,
 as `make autograde` grades a class (tests/graded_classes.py). Among them, the cases of
 issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
 forward (registered and train_eval only), a print_variance of the student's own (named as
@@ -24,7 +25,7 @@ from coursekit import answers as variants
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.feedback import hidden_lines, printed_verdicts
 from coursekit.report import collect, points_by_student
-from coursekit.samples import (COMMITTED, PARTIAL_SLIPS, SAMPLE_SLIPS, SAMPLES,
+from coursekit.samples import (COMMITTED, SAMPLE_SLIPS, SAMPLES, SLIPPED,
                                sample_submission, submission_path)
 
 NETWORK_TESTS = ["test_" + name for name in
@@ -125,29 +126,28 @@ def test_the_rescaled_networks_message_agrees_with_its_numbers(graded):
     assert "stays" not in text or 0.9 <= ratio <= 1.1
 
 
-def test_points_of_the_exercises_are_independent(graded):
-    scores, _, _ = graded["book_class_broken_plot"]
-    assert failing(scores) == set(PLOT_TESTS)
+def test_the_networks_points_stand_alone(graded):
     scores, _, _ = graded["plain_class_rest_right"]
     assert failing(scores) == set(NETWORK_TESTS)
 
 
-@pytest.mark.parametrize("slip", SAMPLE_SLIPS)
-def test_a_slip_in_a_later_exercise_costs_only_its_own_points(graded, slip):
-    scores, outputs, _ = graded["slip_" + slip]
+@pytest.mark.parametrize("slip", sorted(SAMPLE_SLIPS))
+def test_a_slip_in_a_later_exercise_costs_its_own_points_and_names_the_mistake(graded, slip):
+    scores, outputs, _ = graded[SAMPLE_SLIPS[slip]]
     _, _, fails, phrase = variants.SLIPS[slip]
-    assert failing(scores) == {"test_" + name for name in fails}
     assert all(scores["test_" + name] == 0 for name in fails)
     assert any(phrase in outputs["test_" + name] for name in fails)
 
 
-def test_a_slip_in_every_later_exercise_costs_each_its_own_points(graded):
-    scores, outputs, _ = graded["partial"]
-    assert failing(scores) == {"test_" + name for slip in PARTIAL_SLIPS
+@pytest.mark.parametrize("student", sorted(SLIPPED))
+def test_a_slip_in_every_later_exercise_costs_each_its_own_points_and_nothing_else(graded,
+                                                                                   student):
+    """The network right and a slip in each later exercise: exactly the slips' checks fail
+    (so the network's and the plot's points stand apart, both ways)."""
+    scores, _, _ = graded[student]
+    assert failing(scores) == {"test_" + name for slip in SLIPPED[student]
                                for name in variants.SLIPS[slip].fails}
-    for slip in PARTIAL_SLIPS:
-        _, _, fails, phrase = variants.SLIPS[slip]
-        assert any(phrase in outputs["test_" + name] for name in fails), slip
+    assert set(PLOT_TESTS) <= failing(scores) and not failing(scores) & set(NETWORK_TESTS)
 
 
 def test_the_assignment_has_enough_exercises_and_autograded_tests():

@@ -351,32 +351,34 @@ def test_honest_strings_are_not_read_as_names(source):
 
 # --- cheats on an honest wrong answer, judged in this process (issue 24) -------------------
 
-TWIN_CHECKS = {"variant_train_mode_only": ("ResidualNetworkWithBatchNorm", ("train_eval",)),
-               "slip_running_with_batchnorm": ("running_statistics",
-                                               ("running_mean", "running_var")),
-               "slip_train_full_batch": ("train_model", ("train_model",))}
+# {(sample, answer cell): (the name the checks take from the cell, the checks to judge)}
+TWIN_CHECKS = {("variant_train_mode_only", "residual_network_with_batchnorm"):
+               ("ResidualNetworkWithBatchNorm", ("train_eval",)),
+               ("other_slips", "running_statistics"):
+               ("running_statistics", ("running_mean", "running_var")),
+               ("other_slips", "train_model"): ("train_model", ("train_model",))}
 
 
 def twin_verdicts(source, twin):
-    name, checked = TWIN_CHECKS[twin]
-    answer = variants.run_answer(source, "<%s>" % twin)[name]
+    name, checked = TWIN_CHECKS[twin.sample, twin.cell]
+    answer = variants.run_answer(source, "<%s>" % twin.sample)[name]
     return {check: checks.check(check, answer, seed=0) for check in checked}
 
 
 @pytest.mark.parametrize("student", sorted(
-    s for s, (twin, _) in __import__("cheats").TWIN_CHEATS.items() if twin in TWIN_CHECKS))
+    student for student, twin in __import__("cheats").TWIN_CHEATS.items()
+    if (twin.sample, twin.cell) in TWIN_CHECKS))
 def test_what_a_cheat_forges_from_inside_its_own_code_does_not_pass(student):
     """The observers keep nothing a frame walk from the student's code can rewrite: pasted
     after a wrong answer, the cheat fails each check that the answer alone fails."""
     import cheats
     from coursekit.samples import SAMPLES
 
-    twin, code = cheats.TWIN_CHEATS[student]
-    cell = cheats._answered_cell(twin)
-    honest = SAMPLES[twin]()[cell]
+    twin = cheats.TWIN_CHEATS[student]
+    honest = SAMPLES[twin.sample]()[twin.cell]
     alone = twin_verdicts(honest, twin)
     assert not any(verdict.passed for verdict in alone.values()), alone
-    forged = twin_verdicts(honest.rstrip("\n") + "\n\n" + code, twin)
+    forged = twin_verdicts(honest.rstrip("\n") + "\n\n" + twin.code, twin)
     assert not any(verdict.passed for verdict in forged.values()), forged
 
 

@@ -8,6 +8,7 @@ the hostile class by plain sequential `nbgrader autograde` (the reference, the t
 the broken submissions), the sample class by `coursekit.parallel` with one worker (the
 blank, the seed and two variants).
 """
+import contextlib
 import glob
 import multiprocessing
 import os
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -98,7 +100,9 @@ def sequential(graded_classes):
     return found
 
 
-@pytest.fixture(scope="module")
+# The gradings are session-scoped: the tests that only read a run take it early, beside the
+# graded classes, and the comparisons with the classes at the end find it done.
+@pytest.fixture(scope="session")
 def two_workers(tmp_path_factory):
     root = build_class(course_copy(tmp_path_factory.mktemp("two_workers")))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
@@ -229,7 +233,7 @@ def run(command):
     assert result.returncode == 0, "%s failed:\n%s" % (" ".join(command), result.stderr)
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
 def postgres():
     """A throwaway PostgreSQL server on loopback (as the `postgres` user when run as root)."""
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
@@ -255,10 +259,9 @@ def postgres():
         shutil.rmtree(data, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
+@contextlib.contextmanager
+def dask_cluster(root):
     """A scheduler and two workers, each its own process, as on separate machines."""
-    root = build_class(course_copy(tmp_path_factory.mktemp("dask_course")))
     port = free_port()
     env = nbgrader_env()
     env["PYTHONPATH"] = str(root)
@@ -267,43 +270,56 @@ def dask_cluster(tmp_path_factory):
                                           str(port), "--no-dashboard"], cwd=root, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     address = "tcp://127.0.0.1:%d" % port
-    for _ in range(2):
-        processes.append(subprocess.Popen(
-            dask + ["worker", address, "--nworkers", "1", "--nthreads", "1",
-                    "--no-dashboard", "--host", "127.0.0.1"],
-            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    from distributed import Client
+    try:
+        for _ in range(2):
+            processes.append(subprocess.Popen(
+                dask + ["worker", address, "--nworkers", "1", "--nthreads", "1",
+                        "--no-dashboard", "--host", "127.0.0.1"],
+                cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
 
-    with Client(address, timeout=60) as client:
-        wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two Dask workers")
-    yield root, address
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(30)
+        with Client(address, timeout=60) as client:
+            wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two Dask workers")
+        yield address
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
 
 
-@pytest.fixture(scope="module")
-def on_dask_and_postgres(dask_cluster, postgres):
-    root, address = dask_cluster
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force",
-             "--CourseDirectory.db_url=%s" % postgres)
-    return root, parallel(root, "--db", postgres, "--scheduler", address)
+@dataclass
+class DaskRun:
+    root: Path
+    run: subprocess.CompletedProcess
+    grades: dict      # read from the PostgreSQL gradebook right after the run
+
+
+@pytest.fixture(scope="session")
+def on_dask_and_postgres(tmp_path_factory):
+    """The class graded on the Dask cluster into PostgreSQL; both are stopped once the
+    grades are read, so that nothing idles beside the rest of the suite."""
+    root = build_class(course_copy(tmp_path_factory.mktemp("dask_course")))
+    with postgres() as url, dask_cluster(root) as address:
+        nbgrader(root, "generate_assignment", ASSIGNMENT, "--force",
+                 "--CourseDirectory.db_url=%s" % url)
+        graded = parallel(root, "--db", url, "--scheduler", address)
+        return DaskRun(root, graded, grades(url))
 
 
 def test_dask_workers_on_postgres_give_the_grades_of_sequential_sqlite(
-        sequential, on_dask_and_postgres, postgres):
-    root, run = on_dask_and_postgres
-    assert run.returncode == 1, run.stderr[-3000:]  # the broken submission
-    assert grades(postgres) == sequential.grades
-    assert notebooks(root) == sequential.notebooks
-    assert not (root / "gradebook.db").exists()
+        sequential, on_dask_and_postgres):
+    dask = on_dask_and_postgres
+    assert dask.run.returncode == 1, dask.run.stderr[-3000:]  # the broken submission
+    assert dask.grades == sequential.grades
+    assert notebooks(dask.root) == sequential.notebooks
+    assert not (dask.root / "gradebook.db").exists()
 
 
 def test_the_dask_run_used_both_workers(on_dask_and_postgres):
-    _, run = on_dask_and_postgres
-    pids = {line.split()[-1] for line in run.stdout.splitlines() if "worker pid" in line}
-    assert len(pids) == 2, run.stdout
+    pids = {line.split()[-1] for line in on_dask_and_postgres.run.stdout.splitlines()
+            if "worker pid" in line}
+    assert len(pids) == 2, on_dask_and_postgres.run.stdout
 
 
 def test_a_student_id_full_of_control_characters_is_printed_escaped():
