@@ -13,48 +13,30 @@ formgrader's autograde button, use `CourseAutograde`, which adds to stock nbgrad
   tamper) is written down once (coursekit.attention), and the command exits non-zero
   whenever anyone does;
 - every line it logs, nbgrader's own included, shows student ids (folder names the
-  students chose) with their control characters escaped (coursekit.export.printable).
+  students chose) with their control characters escaped (coursekit.escape.printable).
 
 Sandboxing each kernel, surviving runaway code and restoring stripped metadata happen in
 the preprocessors (coursekit.preprocessors) that nbgrader_config.py puts in the pipeline.
 """
-import functools
 import glob
 import logging
 import os
 import shutil
 import warnings
 
-import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, NbGraderException
 
 from coursekit import attention
 from coursekit.course import notebook_metadata
-from coursekit.export import printable
+from coursekit.escape import printable
 from coursekit.folders import describe, foreign_entries
-from coursekit.grader import recorded_tampering
-from coursekit.intake import (SubmissionProblem, read_submission, recorded_repair,
-                              restore_metadata, unreadable_timestamp)
+from coursekit.intake import (SubmissionProblem, read_submission, restore_metadata,
+                              unreadable_timestamp)
 from coursekit.preprocessors import SandboxedExecute
+from coursekit.record import recorded_repair, recorded_tampering
+from coursekit.releases import release_notebooks
 from coursekit.sandbox import Sandbox, SandboxUnavailable
-
-
-def release_notebooks(coursedir, assignment):
-    """{notebook name: release notebook} of an assignment (read again only when changed).
-
-    Callers only read these notebooks: every student of a class shares one copy.
-    """
-    folder = coursedir.format_path(coursedir.release_directory, ".", assignment)
-    names = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
-    return _read_release(folder, tuple(
-        (name, os.stat(os.path.join(folder, name)).st_mtime_ns) for name in names))
-
-
-@functools.lru_cache(maxsize=8)
-def _read_release(folder, stamped_names):
-    return {name[:-len(".ipynb")]: nbformat.read(os.path.join(folder, name), as_version=4)
-            for name, _ in stamped_names}
 
 
 def problem_of(student_folder, releases):

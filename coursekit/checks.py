@@ -5,7 +5,7 @@ as the module ``udl_bn_checks``, beside the judging half (judge.py, as ``udl_bn_
 the visible self-checks call ``check_*`` from there, and a Colab student needs nothing
 else. The course's tests import both. The grader sends a fresh copy of both into the
 student's kernel with every graded test cell, asks only for observations
-(``observe_for_grader``), and decides the grade in its own process with judge.py.
+(``observations``), and decides the grade in its own process with judge.py.
 
 The observers never read source text, attribute names or anything the student prints.
 They build the student's model themselves, initialize it the way the notebook does (He,

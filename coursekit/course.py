@@ -14,6 +14,8 @@ ASSIGNMENT = "bn"
 NOTEBOOK = "11_3_Batch_Normalization.ipynb"
 SOURCE_NOTEBOOK = ROOT / "source" / ASSIGNMENT / NOTEBOOK
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
+# The generated cell that registers the checks in the student's kernel (coursekit.sync).
+HELPERS_ID = "self_check_helpers"
 # The GitHub repository the release is opened from in Colab (owner/name, branch).
 REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
 

@@ -44,7 +44,7 @@ from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 from nbgrader.utils import parse_utc
 
 from coursekit.course import COURSE_ID
-from coursekit.export import printable
+from coursekit.escape import printable
 from coursekit.feedback import RELEASE_FILES
 from coursekit.folders import (Foreign, Unfit, copy_unfollowed, describe, foreign_entries,
                                read_plain_file)

@@ -16,7 +16,7 @@ from traitlets.config import Config
 
 from coursekit.course import is_graded, is_solution, settings
 from coursekit.folders import read_plain_file
-from coursekit.intake import recorded_fixed_cells
+from coursekit.record import recorded_fixed_cells, recorded_tampering
 from coursekit.quiet import CoursePreprocessor
 # Where a check's printed verdict is read (validate stands alone: a student's config
 # carries it); the feedback pages read it the same way.
@@ -148,13 +148,11 @@ def put_back_note(edited, put_back):
 class SummariseTests(CoursePreprocessor):
     """Show each autograded test as name, points, pass/fail and message; never its code.
 
-    When grading put fixed cells back (coursekit.intake.record_fixed_cells), a short note
+    When grading put fixed cells back (coursekit.record.record_fixed_cells), a short note
     at the top of the page says which.
     """
 
     def preprocess(self, nb, resources):
-        from coursekit.grader import recorded_tampering
-
         self._checks = []  # (ResultLine, score, points) of each check, in notebook order
         nb, resources = super().preprocess(nb, resources)
         written = self._written(nb, resources)

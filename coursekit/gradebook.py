@@ -122,7 +122,7 @@ class SaveGrades(SaveAutoGrades):
         from nbgrader.api import MissingEntry
         from nbgrader.coursedir import CourseDirectory
 
-        from coursekit.export import printable
+        from coursekit.escape import printable
 
         info = resources["nbgrader"]
         notebook, assignment, student = info["notebook"], info["assignment"], info["student"]

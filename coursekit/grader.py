@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit.course import grade_id, is_locked
-from coursekit.feedback import printed_verdicts
+from coursekit.record import OWN_RUN
+from coursekit.validate import printed_verdicts
 from coursekit.testcells import TEST_CELLS
 
 # Which check grades each autograded test cell, and the student's objects it observes
@@ -44,13 +45,10 @@ TESTS = {cell.grade_id: (cell.check, cell.arguments) for cell in TEST_CELLS}
 # would send its train- and eval-mode passes too: three times the data, for nothing.)
 ASKED = {"used": "registered", "no_compounding": "registered", "placement": "registered"}
 
-# The end of every tampering sentence: what the instructor and the student need to know.
-OWN_RUN = "the points come from the grader's own run"
 MIME = "text/x-udl-observation"
 # Room for one request's observations (a traced forward pass is about 4 MB as text).
 MAX_OBSERVATION_BYTES = 64_000_000
 SECRET_FILE = ".judge_secret"
-RECORD = "tampering"   # under coursekit.intake.RECORD_KEY in the graded notebook
 
 
 def course_secret(root):
@@ -646,22 +644,6 @@ def tampering_sentence(findings):
     shown = findings[:4] + (["and %d more" % (len(findings) - 4)] if len(findings) > 4 else [])
     return "Tampering seen: %s; %s, not from what the notebook's kernel reported." % (
         "; ".join(shown), OWN_RUN)
-
-
-def recorded_tampering(metadata):
-    """The sentence the grader wrote into a graded notebook's metadata, or None."""
-    from coursekit.intake import RECORD_KEY
-
-    record = metadata.get(RECORD_KEY) if isinstance(metadata, dict) else None
-    sentence = record.get(RECORD) if isinstance(record, dict) else None
-    return sentence if isinstance(sentence, str) and OWN_RUN in sentence else None
-
-
-def record_tampering(nb, sentence):
-    from coursekit.intake import RECORD_KEY
-
-    record = nb.metadata.setdefault(RECORD_KEY, {})
-    record[RECORD] = sentence
 
 
 def submission_digest(sources):

@@ -19,7 +19,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 
 import nbformat
 from nbgrader.nbgraderformat import MetadataValidator
@@ -370,16 +369,6 @@ def _most_similar(source, candidates, notebook):
     return best
 
 
-# Where the grader records, in the graded notebook's metadata, what it put back in the
-# fixed cells (coursekit.preprocessors.RestoreMetadata writes it; feedback and the grade
-# table read it). The kernel never sees notebook metadata, and the graded notebook is
-# written by the grader, so student code cannot forge this record.
-RECORD_KEY = "udl"
-EDITED, PUT_BACK = "fixed_cells_edited", "fixed_cells_put_back"
-REPAIRED = "grade_cells_repaired"  # repair_grade_cells's sentence
-_GRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-
-
 def _normalised(source):
     """A cell's text blind to trailing spaces and blank lines."""
     return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
@@ -444,37 +433,6 @@ def put_back_missing_cells(notebook, release):
         ids.add(cell.get("id"))
         notebook.cells.insert(position, cell)
     return [grade_id(release.cells[index]) for index in missing]
-
-
-def record_fixed_cells(notebook, edited, put_back, repaired=None):
-    """Write what grading put back or repaired into the notebook's metadata, replacing
-    whatever the submission held under that key (left out when there is nothing)."""
-    notebook.metadata.pop(RECORD_KEY, None)
-    record = {key: list(ids) for key, ids in ((EDITED, edited), (PUT_BACK, put_back)) if ids}
-    if repaired:
-        record[REPAIRED] = repaired
-    if record:
-        notebook.metadata[RECORD_KEY] = record
-
-
-def recorded_repair(metadata):
-    """The sentence `record_fixed_cells` wrote into a graded notebook's metadata about its
-    malformed grade cells (`repair_grade_cells`), or None."""
-    record = metadata.get(RECORD_KEY)
-    said = record.get(REPAIRED) if isinstance(record, dict) else None
-    return said if isinstance(said, str) and said else None
-
-
-def recorded_fixed_cells(notebook):
-    """(edited, put back): the grade ids `record_fixed_cells` wrote into a graded notebook."""
-    record = notebook.metadata.get(RECORD_KEY)
-    record = record if isinstance(record, dict) else {}
-
-    def ids(key):
-        value = record.get(key)
-        return [v for v in value if isinstance(v, str) and _GRADE_ID.match(v)] \
-            if isinstance(value, list) else []
-    return ids(EDITED), ids(PUT_BACK)
 
 
 def unreadable_timestamp(folder):

@@ -16,7 +16,8 @@ sure the record adds up:
   traced steps (each input is the batch or an earlier output, a multiple of one, or one
   through a ReLU);
 - returned values are compared with what the judge computes itself from its own inputs.
-What cannot be checked that way is listed in the README (docs: "What the judge believes").
+What cannot be checked that way is listed in docs/grading-safety.md ("What the judge
+believes, and what it cannot check").
 
 Messages are the course's teaching voice: what is wrong, why it matters, what to change.
 """

@@ -130,7 +130,7 @@ def main(argv=None, root=ROOT):
                         help="remove the examples even when other students are present, "
                         "and leave those students as they are")
     args = parser.parse_args(argv)
-    from coursekit.export import printable
+    from coursekit.escape import printable
 
     release = Path(root) / "release" / ASSIGNMENT / NOTEBOOK
     if not release.is_file():

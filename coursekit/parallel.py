@@ -182,7 +182,7 @@ class Progress:
 def describe(outcome):
     """One student's line, as printed: the id (a folder name the student chose) and the
     problem (which may quote it) with their control characters escaped."""
-    from coursekit.export import printable
+    from coursekit.escape import printable
 
     points = "%g/%g" % outcome.score if outcome.score else "-"
     status = "graded" if outcome.ok else "NEEDS ATTENTION: " + printable(outcome.problem)

@@ -8,12 +8,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-from coursekit import grader
-from coursekit.course import grade_id, is_graded, is_locked, is_solution
+from coursekit import grader, record
+from coursekit.course import HELPERS_ID, grade_id, is_graded, is_locked, is_solution
+from coursekit.escape import printable
 from coursekit.quiet import CoursePreprocessor
-
-RELEASE_SOURCE_KEY = "release_source"
-
 
 class ReleaseStub(CoursePreprocessor):
     """Give a solution cell a runnable starting point instead of nbgrader's stub.
@@ -26,11 +24,9 @@ class ReleaseStub(CoursePreprocessor):
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
-        course_metadata = cell.metadata.get("udl", {})
-        if RELEASE_SOURCE_KEY in course_metadata:
-            cell.source = course_metadata.pop(RELEASE_SOURCE_KEY)
-            if not course_metadata:
-                del cell.metadata["udl"]
+        text = record.pop_release_source(cell)
+        if text is not None:
+            cell.source = text
         return cell, resources
 
 
@@ -58,7 +54,6 @@ class HelpersOneLine(CoursePreprocessor):
     says nothing about the student's work. Only the rendering changes, never a file."""
 
     def preprocess_cell(self, cell, resources, cell_index):
-        from coursekit.sync import HELPERS_ID
 
         if cell.cell_type == "code" and grade_id(cell) == HELPERS_ID:
             lines = [line for line in cell.source.splitlines() if line.strip()]
@@ -117,7 +112,7 @@ class RestoreMetadata(CoursePreprocessor):
       missing. Cells are matched to the release (coursekit.intake).
     - Fixed (locked) cells the student edited: OverwriteCells puts the release's text back,
       so those edits are not graded. They are named in the log and recorded in the
-      notebook's metadata (coursekit.intake.record_fixed_cells), which the feedback page
+      notebook's metadata (coursekit.record.record_fixed_cells), which the feedback page
       and the grade table show.
     - Graded or fixed cells the student deleted, any number in any order: put back where
       the release has them, then graded (nbgrader's own repair crashes on several).
@@ -133,11 +128,9 @@ class RestoreMetadata(CoursePreprocessor):
     def preprocess(self, nb, resources):
         from nbgrader.coursedir import CourseDirectory
 
-        from coursekit.autograde import release_notebooks
-        from coursekit.export import printable
         from coursekit.intake import (edited_fixed_cells, put_back_missing_cells,
-                                      record_fixed_cells, repair_grade_cells,
-                                      restore_metadata)
+                                      repair_grade_cells, restore_metadata)
+        from coursekit.releases import published_digests, release_notebooks
 
         info = resources["nbgrader"]
         student = printable(info["student"])
@@ -151,8 +144,6 @@ class RestoreMetadata(CoursePreprocessor):
         if restored:
             self.log.warning("%s: restored nbgrader metadata of %d cells by matching them "
                              "to the release", student, len(restored))
-        from coursekit.releases import published_digests
-
         edited = edited_fixed_cells(nb, release,
                                     published_digests(CourseDirectory(parent=self).root))
         if edited:
@@ -162,7 +153,7 @@ class RestoreMetadata(CoursePreprocessor):
         if put_back:
             self.log.warning("%s: deleted cells, put back as released and graded: %s",
                              student, ", ".join(put_back))
-        record_fixed_cells(nb, edited, put_back, repaired)
+        record.record_fixed_cells(nb, edited, put_back, repaired)
         return nb, resources
 
 
@@ -229,13 +220,12 @@ class SandboxedExecute(Execute):
         nb, resources = super().preprocess(nb, resources, km)
         if self._findings:
             sentence = grader.tampering_sentence(list(dict.fromkeys(self._findings)))
-            grader.record_tampering(nb, sentence)
+            record.record_tampering(nb, sentence)
             self.log.error("%s%s", self._named(), sentence)
         return nb, resources
 
     def _named(self):
         """The student's name to start a log line with (the grading log mixes students)."""
-        from coursekit.export import printable
 
         return "%s: " % printable(self._student) if self._student else ""
 

@@ -15,6 +15,7 @@
     python -m coursekit.releases record         # after nbgrader generate_assignment
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -29,6 +30,23 @@ from coursekit.course import (ASSIGNMENT, NOTEBOOK, ROOT, grade_id, is_graded, i
                               settings)
 
 RECORD_NAME = "published-releases.json"
+
+
+def release_notebooks(coursedir, assignment):
+    """{notebook name: release notebook} of an assignment (read again only when changed).
+
+    Callers only read these notebooks: every student of a class shares one copy.
+    """
+    folder = coursedir.format_path(coursedir.release_directory, ".", assignment)
+    names = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
+    return _read_release(folder, tuple(
+        (name, os.stat(os.path.join(folder, name)).st_mtime_ns) for name in names))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_release(folder, stamped_names):
+    return {name[:-len(".ipynb")]: nbformat.read(os.path.join(folder, name), as_version=4)
+            for name, _ in stamped_names}
 
 
 def record_path(root=ROOT):

@@ -121,7 +121,7 @@ def put_back(root=ROOT, assignment=ASSIGNMENT):
     student kept the release they fetched before a change mid-term."""
     import types
 
-    from coursekit.intake import recorded_fixed_cells
+    from coursekit.record import recorded_fixed_cells
     from coursekit.releases import published_digests
 
     published = published_digests(root)
@@ -216,7 +216,7 @@ EARLIER_RELEASE = ("graded against an earlier release (points or fixed cells cha
 def grade_changes(before, rows):
     """[(student, (score, max) before, (score, max) now)] that differ, in student order;
     `before` as read_totals reads the last grades.csv."""
-    from coursekit.export import neutralize
+    from coursekit.escape import neutralize
 
     return [(row.student, before[neutralize(row.student, keep="")], (row.score, row.max_score))
             for row in rows if neutralize(row.student, keep="") in before
@@ -244,7 +244,7 @@ def write_csv(rows, tests, path, problem_of=None):
     grade. Every cell is text a spreadsheet shows, never runs (student ids come from
     folder names, which students choose through the exchange); the id and the problem,
     which quotes the student's folder, keep no control character."""
-    from coursekit.export import neutralize
+    from coursekit.escape import neutralize
 
     problem_of = problem_of or {}
     by_hand = sorted({name for row in rows for name in row.by_hand})
@@ -356,7 +356,7 @@ def table(rows, problem_of=None, notes=None):
     """The grade table as printed: ids and problems (which quote the student's folder) with
     their control characters escaped. `problem_of`: what needs attention (as the autograder
     counts it); `notes`: what the instructor may want to look at, graded all the same."""
-    from coursekit.export import printable
+    from coursekit.escape import printable
 
     problem_of, notes = problem_of or {}, notes or {}
     ungraded = sorted(set(problem_of) - {row.student for row in rows})
@@ -407,7 +407,7 @@ def main(root=ROOT):
               "release until `make autograde` grades them again." % len(earlier))
     changes = grade_changes(before, rows)
     if changes:
-        from coursekit.export import printable
+        from coursekit.escape import printable
 
         print("Grades changed since the last report: " + ", ".join(
             "%s %g/%g -> %g/%g" % ((printable(student),) + old + new)

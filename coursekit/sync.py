@@ -20,13 +20,12 @@ from typing import Optional
 
 import nbformat
 
-from coursekit.course import (ASSIGNMENT, BRANCH, NOTEBOOK, REPOSITORY, ROOT, SOURCE_NOTEBOOK,
-                              grade_id, is_graded, is_solution, settings)
+from coursekit import record
+from coursekit.course import (ASSIGNMENT, BRANCH, HELPERS_ID, NOTEBOOK, REPOSITORY, ROOT,
+                              SOURCE_NOTEBOOK, grade_id, is_graded, is_solution, settings)
 from coursekit.predictions import PREDICTIONS
-from coursekit.preprocessors import RELEASE_SOURCE_KEY
 from coursekit.testcells import TEST_CELLS
 
-HELPERS_ID = "self_check_helpers"
 PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
 BADGE_ID = "colab_badge"
 SUMMARY_ID = "checks_so_far"
@@ -171,7 +170,7 @@ def generated_cells(notebook):
 
 
 def _generated(cell):
-    return Generated(cell.source, cell.metadata.get("udl", {}).get(RELEASE_SOURCE_KEY),
+    return Generated(cell.source, record.release_source(cell),
                      settings(cell).get("points") if is_graded(cell) else None)
 
 
@@ -204,8 +203,7 @@ def sync(path=SOURCE_NOTEBOOK, check_only=False):
                 generated = wanted[grade_id(cell)]
                 cell.source = generated.source
                 if generated.release_source is not None:
-                    cell.metadata.setdefault("udl", {})[RELEASE_SOURCE_KEY] = \
-                        generated.release_source
+                    record.set_release_source(cell, generated.release_source)
                 if generated.points is not None:
                     cell.metadata.nbgrader["points"] = generated.points
         nbformat.write(notebook, path)

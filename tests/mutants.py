@@ -86,7 +86,7 @@ MUTANTS = (
             "tests/test_instructor_walk.py::"
             "test_collect_sets_aside_what_a_student_could_not_have_handed_in"),
            "collect takes a submission another user made in a student's name"),
-    Mutant("export", "coursekit/export.py",
+    Mutant("export", "coursekit/escape.py",
            """return "'" + text if text.startswith(FORMULA_START) else text""",
            "return text",
            ("tests/test_export.py::test_no_spreadsheet_formula_reaches_the_file",),

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import hostile
-from coursekit import attention, grader, parallel
+from coursekit import attention, parallel, record
 from coursekit.course import ASSIGNMENT, NOTEBOOK
 from coursekit.samples import course_copy, nbgrader_env, submit
 
@@ -102,11 +102,11 @@ def test_grading_that_is_killed_midway_is_recorded_as_unfinished(course, monkeyp
 
 
 def test_tampering_the_judge_wrote_into_the_graded_notebook_is_recorded(course, monkeypatch):
-    sentence = "Test cells changed what they report; %s." % grader.OWN_RUN
+    sentence = "Test cells changed what they report; %s." % record.OWN_RUN
 
     def flags(self, notebook):
         graded = nbformat.v4.new_notebook()
-        grader.record_tampering(graded, sentence)
+        record.record_tampering(graded, sentence)
         write_graded(self, graded)
 
     outcome = grade_with(course, monkeypatch, flags)

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, make, nbgrader_env
 from nbgrader.api import Gradebook
 
-from coursekit import attention, export
+from coursekit import attention, escape, export
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import course_copy
 
@@ -122,13 +122,13 @@ def test_canvas_csv_has_canvas_header_points_possible_and_one_assignment_column(
 
 def test_canvas_totals_are_the_gradebooks_scores(gradebook_file, tmp_path):
     rows = by_canvas_login(run_plugin(export.CanvasExport, gradebook_file, tmp_path / "c.csv"))
-    expected = {export.neutralize(student): total for student, total in TOTALS.items()}
+    expected = {escape.neutralize(student): total for student, total in TOTALS.items()}
     assert {login: row[5] for login, row in rows.items()} == expected
     # ...and what nbgrader's API says, for every student who handed in.
     api = gradebook_totals(gradebook_file)
-    assert {export.neutralize(s) for s in api} == {k for k, v in expected.items() if v}
+    assert {escape.neutralize(s) for s in api} == {k for k, v in expected.items() if v}
     for student, total in api.items():
-        assert float(rows[export.neutralize(student)][5]) == pytest.approx(total)
+        assert float(rows[escape.neutralize(student)][5]) == pytest.approx(total)
     # The nbgrader id goes to SIS Login ID; the names as Canvas writes them, Last, First.
     assert rows["ada"][:5] == ["Lovelace, Ada", "", "", "ada", ""]
     assert rows["obrien"][0] == "O'Brien, Jr., Pat \"PJ\""
@@ -139,15 +139,15 @@ def test_no_spreadsheet_formula_reaches_the_file(gradebook_file, tmp_path):
     plain = run_plugin(export.PlainExport, gradebook_file, tmp_path / "plain.csv")
     for rows in canvas, plain:
         cells = [cell for row in rows for cell in row]
-        assert not [cell for cell in cells if cell.startswith(export.FORMULA_START)
+        assert not [cell for cell in cells if cell.startswith(escape.FORMULA_START)
                     and cell.strip() != "Points Possible"]
     assert "'" + FORMULA_ID in by_canvas_login(canvas)
     assert by_canvas_login(canvas)["'" + FORMULA_ID][0] == "'@SUM(A1), -2+3"
     hostile = next(row for row in plain if row[0] == "'" + FORMULA_ID)
     assert hostile[1:4] == ["'@SUM(A1)", "'-2+3", "'=1+1@example.org"]
     for text in ["=1", "+1", "-1", "@x", "\tx", "\rx", "\nx"]:
-        assert export.neutralize(text) == "'" + text
-    assert export.neutralize("ada") == "ada" and export.neutralize(None) == ""
+        assert escape.neutralize(text) == "'" + text
+    assert escape.neutralize("ada") == "ada" and escape.neutralize(None) == ""
 
 
 def test_csv_round_trips_commas_quotes_and_newlines(gradebook_file, tmp_path):
@@ -183,9 +183,9 @@ def test_plain_csv(gradebook_file, tmp_path):
     rows = run_plugin(export.PlainExport, gradebook_file, tmp_path / "plain.csv")
     assert rows[0] == export.PLAIN_COLUMNS
     table = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
-    assert sorted(table) == sorted(export.neutralize(s) for s in CLASS)
+    assert sorted(table) == sorted(escape.neutralize(s) for s in CLASS)
     assert {s: row["score"] for s, row in table.items()} == {
-        export.neutralize(s): t for s, t in TOTALS.items()}
+        escape.neutralize(s): t for s, t in TOTALS.items()}
     assert {row["max_score"] for row in table.values()} == {MAX}
     assert [table["late"][k] for k in export.PLAIN_COLUMNS[4:]] == [
         "23", MAX, "28", "5", "3600", "no"]
@@ -297,14 +297,14 @@ def test_make_export_writes_both_files(tmp_path, gradebook_file):
 
 
 def test_control_characters_are_escaped_visibly_and_line_breaks_of_free_text_kept():
-    """Issue 24: one helper (export.printable) for every name the instructor reads."""
-    assert export.printable("a\x1b[31mb\x07\x7f\x9b\u202ec\u2066d\u2028e") == \
+    """Issue 24: one helper (escape.printable) for every name the instructor reads."""
+    assert escape.printable("a\x1b[31mb\x07\x7f\x9b\u202ec\u2066d\u2028e") == \
         "a\\x1b[31mb\\x07\\x7f\\x9b\\u202ec\\u2066d\\u2028e"
-    assert export.printable("line\none\ttab") == "line\\x0aone\\x09tab"
-    assert export.printable("line\none", keep="\n") == "line\none"
-    assert export.printable("Zoë Ørsted, 李, \u200f") == "Zoë Ørsted, 李, \\u200f"
-    assert export.printable(None) == ""
+    assert escape.printable("line\none\ttab") == "line\\x0aone\\x09tab"
+    assert escape.printable("line\none", keep="\n") == "line\none"
+    assert escape.printable("Zoë Ørsted, 李, \u200f") == "Zoë Ørsted, 李, \\u200f"
+    assert escape.printable(None) == ""
     # A cell of free text keeps its lines; an id keeps nothing, and is still no formula.
-    assert export.neutralize("Sec\n\x1b2") == "Sec\n\\x1b2"
-    assert export.neutralize("=1\n+2", keep="") == "'=1\\x0a+2"
-    assert export.neutralize("\x1b[2Jbob", keep="") == "\\x1b[2Jbob"
+    assert escape.neutralize("Sec\n\x1b2") == "Sec\n\\x1b2"
+    assert escape.neutralize("=1\n+2", keep="") == "'=1\\x0a+2"
+    assert escape.neutralize("\x1b[2Jbob", keep="") == "\\x1b[2Jbob"

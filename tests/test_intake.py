@@ -184,8 +184,8 @@ def test_deleted_cells_any_number_are_put_back_in_release_order(release, deleted
 
 
 def test_edited_fixed_cells_are_named_and_the_record_is_the_graders(release):
-    from coursekit.intake import (edited_fixed_cells, record_fixed_cells,
-                                  recorded_fixed_cells)
+    from coursekit.intake import edited_fixed_cells
+    from coursekit.record import record_fixed_cells, recorded_fixed_cells
 
     notebook = hostile.edited_imports(0)
     # Trailing spaces and blank lines are not edits.
@@ -269,7 +269,7 @@ def test_a_release_cell_that_only_lost_its_id_is_matched_back_without_a_word(rel
 
 
 def test_the_repair_sentence_is_the_graders_record(release):
-    from coursekit.intake import record_fixed_cells, recorded_repair
+    from coursekit.record import record_fixed_cells, recorded_repair
 
     notebook = hostile.reference()
     notebook.metadata["udl"] = {"grade_cells_repaired": "the student's own claim"}

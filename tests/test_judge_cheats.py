@@ -17,7 +17,7 @@ import pytest
 
 import cheats
 from coursekit.course import ASSIGNMENT, SOURCE_NOTEBOOK, grade_id
-from coursekit.grader import OWN_RUN
+from coursekit.record import OWN_RUN
 from graded_classes import CONTROLS
 
 CHEATS = sorted(cheats.CHEATS)

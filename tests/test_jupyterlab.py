@@ -428,7 +428,7 @@ def _index_of(release, cell_id):
 def test_the_helpers_cell_is_one_line_and_expanded_shows_readable_code(student_page):
     """Collapsed, as its metadata asks, it takes one line; expanded, as a student may, it
     shows a few lines of code, no compressed text (that is in the file beside it)."""
-    from coursekit.sync import HELPERS_ID
+    from coursekit.course import HELPERS_ID
     from test_formgrader import compressed_text
 
     where, page = student_page

@@ -495,7 +495,7 @@ def test_an_answer_using_f_relu_gets_full_marks_despite_an_edited_imports_cell(g
 
 @pytest.mark.parametrize("student", sorted(hostile.FIXED_CELLS))
 def test_fixed_cells_put_back_are_named_in_log_notebook_table_and_feedback(graded, student):
-    from coursekit.intake import recorded_fixed_cells
+    from coursekit.record import recorded_fixed_cells
     from coursekit.report import put_back
 
     edited, deleted = hostile.FIXED_CELLS[student]
