@@ -96,7 +96,7 @@ def check_gradebook(url):
         connection.close()
 
 
-class Row:
+class StudentTotal:
     """One student's line: who, and their total (None without a submission)."""
 
     def __init__(self, student, submission, max_score):
@@ -113,7 +113,7 @@ class Row:
 
 
 def class_rows(gradebook, assignment, students=()):
-    """(the Assignment, [Row] for every student in the gradebook, or those in `students`,
+    """(the Assignment, [StudentTotal] for every student in the gradebook, or those in `students`,
     sorted by id). Raises ExportError when the gradebook has no such assignment."""
     try:
         found = gradebook.find_assignment(assignment)
@@ -122,7 +122,7 @@ def class_rows(gradebook, assignment, students=()):
                           "(make grade)." % assignment) from None
     max_score = found.max_score
     submissions = {s.student_id: s for s in gradebook.assignment_submissions(assignment)}
-    rows = [Row(student, submissions.get(student.id), max_score)
+    rows = [StudentTotal(student, submissions.get(student.id), max_score)
             for student in gradebook.students if not students or student.id in students]
     return found, sorted(rows, key=lambda row: row.student.id)
 
@@ -185,7 +185,7 @@ class _LMSExport(ExportPlugin):
             assignment, rows = class_rows(gradebook, name, [str(s) for s in self.student])
             table = self.table(assignment, rows)
         path = self.destination()
-        write_csv(table, path)
+        write_table(table, path)
         graded = [row for row in rows if row.total is not None]
         self.log.info("Wrote %s: %d students, %d with a submission.", path, len(rows),
                       len(graded))
@@ -297,7 +297,7 @@ class PlainExport(_LMSExport):
         return table
 
 
-def write_csv(table, path):
+def write_table(table, path):
     """Write `table` as UTF-8 CSV at `path`, whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,11 @@ from traitlets.config import Config
 
 from coursekit.course import is_graded, is_solution, settings
 from coursekit.folders import read_plain_file
-from coursekit.record import recorded_fixed_cells, recorded_tampering
 from coursekit.quiet import CoursePreprocessor
+from coursekit.record import recorded_fixed_cells, recorded_tampering
 # Where a check's printed verdict is read (validate stands alone: a student's config
 # carries it); the feedback pages read it the same way.
-from coursekit.validate import VERDICT_LINE, printed_verdicts, test_name, wrapped  # noqa: F401
+from coursekit.validate import points_text, printed_verdicts, test_name, wrapped
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -64,16 +64,12 @@ def verdict(outputs, passed):
     return " ".join(failed) or "This test did not pass."
 
 
-def summary(grade_id, score, points, message):
+def result_text(grade_id, score, points, message):
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
-    return "%s %s: %s, %g of %g point%s\n%s\n" % (
+    return "%s %s: %s, %s\n%s\n" % (
         "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
-        score, points, "" if points == 1 else "s", wrapped(message, indent="", width=90))
-
-
-def points_text(earned, points):
-    return "%g of %g point%s" % (earned, points, "" if points == 1 else "s")
+        points_text(score, points), wrapped(message, indent="", width=90))
 
 
 WAITING = "Waiting for your instructor, who grades it by hand."
@@ -205,7 +201,7 @@ class SummariseTests(CoursePreprocessor):
             score, points))
         cell.source = visible_source(cell.source)
         cell.outputs = [nbformat.v4.new_output(
-            "stream", name="stdout", text=summary(info.get("grade_id", ""), score, points,
+            "stream", name="stdout", text=result_text(info.get("grade_id", ""), score, points,
                                                  message))]
         cell.execution_count = None
         return cell, resources

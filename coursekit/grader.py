@@ -236,7 +236,7 @@ def changed_modules(fingerprints):
 
 
 # Observations are believed only from a kernel where these are what the libraries ship.
-RELIED_ON = ("torch", "numpy", "builtins", "math")
+INTEGRITY_CHECKED = ("torch", "numpy", "builtins", "math")
 
 
 def verdicts(check, arguments, reply, seeds, distrust=None):
@@ -250,7 +250,7 @@ def verdicts(check, arguments, reply, seeds, distrust=None):
         return [judge.Verdict(check, False, "The grader could not observe your code: %s. Run "
                               "the notebook from the top: each check needs the cells above "
                               "it." % reply)], ["in %s, %s" % (check, reply)]
-    replaced = [name for name in reply.integrity if name.split(".")[0] in RELIED_ON]
+    replaced = [name for name in reply.integrity if name.split(".")[0] in INTEGRITY_CHECKED]
     distrust = distrust or ("code in your notebook replaced %s, which the checks rely on"
                             % ", ".join(replaced[:3]) if replaced else None)
     hooked = reply.hooked_while_observing
@@ -306,7 +306,7 @@ _RUN_TIME = {"exec", "eval", "compile", "__import__"}
 # code has no business with them beyond the checks' API.
 KERNEL_MODULES = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
-_RELIED_ON = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
+_WATCHED_NAMES = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
               "types", *KERNEL_MODULES}
 _CHECKS_API = {"score", "require", "recall", "show", "steps", "finished",
                "checks_so_far"} | {"check_" + name for name in (
@@ -539,7 +539,7 @@ def _suspicious_tree(tree):
         elif named in _INTROSPECTION or named in _IPYTHON:
             read.append(ast.Expr(ast.Attribute(value=owner, attr=named, ctx=ast.Load())))
     tree.body.extend(read)
-    relied, checks = set(_RELIED_ON), set(KERNEL_MODULES)
+    relied, checks = set(_WATCHED_NAMES), set(KERNEL_MODULES)
     found = built
     for node in ast.walk(tree):  # names the cell gives those modules (import ... as _C)
         if isinstance(node, ast.Import):

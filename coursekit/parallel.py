@@ -171,7 +171,7 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write("[%*d/%d] %s\n" % (len(str(self.total)), self.done, self.total,
-                                           describe(outcome)))
+                                           progress_line(outcome)))
         if self.tty and self.done < self.total:
             filled = 30 * self.done // self.total
             self.stream.write("[%s%s] %d/%d graded" % ("#" * filled, "." * (30 - filled),
@@ -179,7 +179,7 @@ class Progress:
         self.stream.flush()
 
 
-def describe(outcome):
+def progress_line(outcome):
     """One student's line, as printed: the id (a folder name the student chose) and the
     problem (which may quote it) with their control characters escaped."""
     from coursekit.escape import printable
@@ -190,9 +190,9 @@ def describe(outcome):
                                        status)
 
 
-def summary(outcomes, seconds, workers):
+def class_summary(outcomes, seconds, workers):
     lines = ["", "%-26s %7s  %7s  %s" % ("student", "points", "time", "status")]
-    lines += [describe(o) for o in sorted(outcomes, key=lambda o: o.student)]
+    lines += [progress_line(o) for o in sorted(outcomes, key=lambda o: o.student)]
     lines.append("")
     for pid in sorted({o.pid for o in outcomes if o.pid}):
         own = [o for o in outcomes if o.pid == pid]
@@ -340,7 +340,7 @@ def main(argv=None):
                            settings, args.student)
     workers = ("the Dask cluster at %s" % args.scheduler if args.scheduler
                else "%d worker%s" % (args.jobs, "" if args.jobs == 1 else "s"))
-    print(summary(outcomes, time.monotonic() - started, workers))
+    print(class_summary(outcomes, time.monotonic() - started, workers))
     return 0 if outcomes and all(o.ok for o in outcomes) else 1
 
 

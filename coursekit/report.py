@@ -28,7 +28,7 @@ from coursekit.course import ASSIGNMENT, NOTEBOOK, ROOT, gradebook_url, notebook
 
 
 @dataclass(frozen=True)
-class Row:
+class GradeRow:
     """One student's line of the grade table, as the gradebook holds it."""
     student: str
     score: float                  # autograded and hand-graded points (before a late penalty)
@@ -45,7 +45,7 @@ class Row:
 
 
 def collect(url, assignment=ASSIGNMENT):
-    """[Row] sorted by student, the autograded test names in notebook order, and
+    """[GradeRow] sorted by student, the autograded test names in notebook order, and
     {test name: points possible}."""
     from nbgrader.api import Gradebook
 
@@ -73,7 +73,7 @@ def collect(url, assignment=ASSIGNMENT):
                     comments.update((comment.name, comment.manual_comment)
                                     for comment in notebook.comments
                                     if comment.name in by_hand and comment.manual_comment)
-                rows.append(Row(submission.student_id, submission.score, submission.max_score,
+                rows.append(GradeRow(submission.student_id, submission.score, submission.max_score,
                                 per_test, by_hand, comments,
                                 submission.total_seconds_late or 0,
                                 submission.late_submission_penalty or 0,
@@ -239,7 +239,7 @@ def read_totals(path):
     return totals
 
 
-def write_csv(rows, tests, path, problem_of=None):
+def write_grades_csv(rows, tests, path, problem_of=None):
     """grades.csv: a row per graded student, then one per student with a problem and no
     grade. Every cell is text a spreadsheet shows, never runs (student ids come from
     folder names, which students choose through the exchange); the id and the problem,
@@ -392,7 +392,7 @@ def main(root=ROOT):
                for student in graded_against_an_earlier_release(gradebook_url(root), root)}
     notes = merged(put_back(root), changed_since_hand_graded(rows), earlier)
     before = read_totals(root / "grades.csv")
-    write_csv(rows, tests, root / "grades.csv", merged(attention, notes))
+    write_grades_csv(rows, tests, root / "grades.csv", merged(attention, notes))
     write_pass_chart(rows, tests, max_points, root / "grades.png")
     write_prediction_chart(submitted_notebooks(root), root / "predictions.png")
     print(table(rows, attention, notes))

@@ -99,7 +99,7 @@ def make_submission(answers, release=None):
 CLASS_CELL = "residual_network_with_batchnorm"
 
 
-def _with(**cells):
+def _reference_with(**cells):
     return lambda: dict(solution_cells(), **cells)
 
 
@@ -107,7 +107,7 @@ def _slipped(slips):
     """The reference with each of `slips` (one per later exercise) in its answer cell."""
     cells = [answers.SLIPS[name].cell for name in slips]
     assert len(set(cells)) == len(cells), "one slip per exercise: %s" % (slips,)
-    return _with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source for name in slips})
+    return _reference_with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source for name in slips})
 
 
 SAMPLES = {
@@ -119,7 +119,7 @@ SAMPLES = {
                                        if k != CLASS_CELL},
 }
 # One student per answer category, everything else answered as in the reference.
-SAMPLES.update({"variant_" + name: _with(**{CLASS_CELL: category.source})
+SAMPLES.update({"variant_" + name: _reference_with(**{CLASS_CELL: category.source})
                 for name, category in answers.CATEGORIES.items()})
 # Typical slips in the later exercises, the network right (the fast tests run every slip of
 # answers.SLIPS; these show nbgrader grades them the same way). A slip costs its own

@@ -496,7 +496,7 @@ pre { white-space: pre-wrap; word-break: break-word; margin: 0; font-size: 0.85e
 """
 
 
-def _e(text):
+def _html(text):
     return html.escape(str(text), quote=True)
 
 
@@ -519,9 +519,9 @@ def report_html(result):
     unread = [s for s in students if s.problem]
     nothing = [s for s in readable if not any(a.own for a in s.answers.values())]
     out = ['<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">',
-           "<title>Similar answers: %s</title>" % _e(ASSIGNMENT),
+           "<title>Similar answers: %s</title>" % _html(ASSIGNMENT),
            "<style>%s</style>\n</head>\n<body>" % STYLE,
-           "<h1>Similar answers: assignment %s</h1>" % _e(ASSIGNMENT),
+           "<h1>Similar answers: assignment %s</h1>" % _html(ASSIGNMENT),
            '<p class="verdict"><strong>This report is evidence to read, not a verdict.</strong> '
            "It never changes a grade. Similar answers to a short TODO are common: a few lines "
            "have few sensible ways to be written, and many students arrive at the model "
@@ -533,13 +533,13 @@ def report_html(result):
            % (len(readable), len(pairs), "" if len(pairs) == 1 else "s")]
     if nothing:
         out.append("<li>Wrote nothing beyond the release: %s.</li>"
-                   % ", ".join(_e(s.name) for s in nothing))
+                   % ", ".join(_html(s.name) for s in nothing))
     out.append("</ul>")
     if unread:
         out.append("<h2>Could not be read</h2>\n<p>These are not compared (<code>make "
                    "grade</code> names the same problems).</p>\n<ul>")
         out.extend('<li><strong>%s</strong>: <span class="problem">%s</span></li>'
-                   % (_e(s.name), _e(s.problem)) for s in unread)
+                   % (_html(s.name), _html(s.problem)) for s in unread)
         out.append("</ul>")
     out.append("<h2>Pairs at %.2f or more</h2>" % threshold)
     if not pairs:
@@ -548,12 +548,12 @@ def report_html(result):
         a, b = pair.first, pair.second
         out.append('<section class="pair" id="pair-%d">' % number)
         out.append('<h3><span class="student">%s</span> and <span class="student">%s</span>: '
-                   "%.2f</h3>" % (_e(a.name), _e(b.name), pair.score))
+                   "%.2f</h3>" % (_html(a.name), _html(b.name), pair.score))
         out.append("<p>%d tokens match, of the %d that %s and the %d that %s wrote beyond "
                    "the release and the common code.</p>"
-                   % (pair.shared, a.written, _e(a.name), b.written, _e(b.name)))
+                   % (pair.shared, a.written, _html(a.name), b.written, _html(b.name)))
         out.append('<table>\n<tr><th class="cell">answer cell</th><th>%s</th><th>%s</th></tr>'
-                   % (_e(a.name), _e(b.name)))
+                   % (_html(a.name), _html(b.name)))
         shown = [c for c in pair.cells if c.score >= CELL_SHOWN]
         for cell in shown:
             notes = ["%.2f alike, %d tokens" % (cell.score, cell.shared)]
@@ -561,9 +561,9 @@ def report_html(result):
                 notes.append("<em>model solution</em>")
             out.append('<tr><td class="cell"><code>%s</code><br>%s</td>'
                        "<td><pre>%s</pre></td><td><pre>%s</pre></td></tr>"
-                       % (_e(cell.cell_id), "<br>".join(notes),
-                          _e(a.answers[cell.cell_id].source),
-                          _e(b.answers[cell.cell_id].source)))
+                       % (_html(cell.cell_id), "<br>".join(notes),
+                          _html(a.answers[cell.cell_id].source),
+                          _html(b.answers[cell.cell_id].source)))
         out.append("</table>")
         others = len(pair.cells) - len(shown)
         if others:

@@ -79,7 +79,7 @@ def wrapped(text, indent="  ", width=90):
 
 
 @dataclass
-class Verdict:
+class CheckResult:
     """What one graded check cell earned, and why."""
     name: str
     mark: str
@@ -124,7 +124,7 @@ def check_verdict(cell, log=None):
     if errors:
         error = errors[0]
         last = _last_line("\n".join(error.get("traceback") or []))
-        return Verdict(name, FAILED, last or "%s: %s" % (error.ename, error.evalue), 0.0,
+        return CheckResult(name, FAILED, last or "%s: %s" % (error.ename, error.evalue), 0.0,
                        points)
     failing = [message for mark, message in said if mark == FAILED]
     if failing or earned < points:
@@ -132,9 +132,9 @@ def check_verdict(cell, log=None):
                    ("This check wrote to stderr, which grading counts as failing: %s"
                     % _last_line("".join(stderr)) if stderr else
                     "This check did not pass."))
-        return Verdict(name, FAILED, message, earned, points)
+        return CheckResult(name, FAILED, message, earned, points)
     message = " ".join(message for mark, message in said) or "This check passed."
-    return Verdict(name, PASSED, message, earned, points)
+    return CheckResult(name, PASSED, message, earned, points)
 
 
 def is_check(cell):

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 from conftest import ROOT
 from coursekit import sync
 from coursekit.course import ASSIGNMENT, BRANCH, NOTEBOOK, RELEASE_NOTEBOOK, REPOSITORY, grade_id
-from coursekit.feedback import printed_verdicts
+from coursekit.validate import printed_verdicts
 from coursekit.samples import SAMPLES, make_submission
 
 STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "mnist1d", "ipykernel")

@@ -23,10 +23,11 @@ import pytest
 from conftest import ROOT, nbgrader_env
 from coursekit import answers as variants
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
-from coursekit.feedback import hidden_lines, printed_verdicts
+from coursekit.feedback import hidden_lines
 from coursekit.report import collect, points_by_student
 from coursekit.samples import (COMMITTED, SAMPLE_SLIPS, SAMPLES, SLIPPED,
                                sample_submission, submission_path)
+from coursekit.validate import printed_verdicts
 
 NETWORK_TESTS = ["test_" + name for name in
                  ("registered", "used", "no_compounding", "placement", "train_eval")]

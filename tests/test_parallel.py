@@ -324,12 +324,12 @@ def test_the_dask_run_used_both_workers(on_dask_and_postgres):
 
 def test_a_student_id_full_of_control_characters_is_printed_escaped():
     """Issue 24: the progress line and the summary show a folder name as visible escapes."""
-    from coursekit.parallel import Outcome, describe, summary
+    from coursekit.parallel import Outcome, class_summary, progress_line
 
     outcomes = [Outcome(hostile.ODD_ID, True, (25, 28), seconds=1.0),
                 Outcome("ada\x1b[2J", False, problem="submitted/ada\x1b[2J/bn\u202e is odd")]
-    printed = "\n".join([describe(o) for o in outcomes] + [summary(outcomes, 2.0, "1 worker")])
+    printed = "\n".join([progress_line(o) for o in outcomes] + [class_summary(outcomes, 2.0, "1 worker")])
     assert not hostile.CONTROL_CHARACTERS.search(printed), printed
-    assert describe(outcomes[0]).startswith(hostile.ODD_ID_SHOWN + " ")
-    assert describe(outcomes[1]).endswith(
+    assert progress_line(outcomes[0]).startswith(hostile.ODD_ID_SHOWN + " ")
+    assert progress_line(outcomes[1]).endswith(
         "NEEDS ATTENTION: submitted/ada\\x1b[2J/bn\\u202e is odd")

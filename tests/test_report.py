@@ -51,7 +51,7 @@ def test_the_course_flags_late_work_and_takes_nothing_off():
 
 def test_grades_csv_holds_hand_grades_comments_and_lateness(graded):
     rows, tests, _ = report.collect(gradebook_url(graded))
-    report.write_csv(rows, tests, graded / "grades.csv", {"cy": "something to read"})
+    report.write_grades_csv(rows, tests, graded / "grades.csv", {"cy": "something to read"})
     with open(graded / "grades.csv", newline="") as handle:
         table = {row["student"]: row for row in csv.DictReader(handle)}
     assert {s: (r["score"], r[CHECK], r[WRITTEN], r[WRITTEN + " comment"], r["late"],
@@ -72,7 +72,7 @@ def test_the_table_says_who_was_late_and_who_waits_for_hand_grading(graded):
 def test_a_student_with_a_problem_and_no_grade_still_has_a_row_and_no_formula(graded):
     rows, tests, _ = report.collect(gradebook_url(graded))
     problems = {"=HYPERLINK(1)": "submitted after the last autograde", "ada": "look"}
-    report.write_csv(rows, tests, graded / "grades.csv", problems)
+    report.write_grades_csv(rows, tests, graded / "grades.csv", problems)
     with open(graded / "grades.csv", newline="") as handle:
         table = {row["student"]: row for row in csv.DictReader(handle)}
     assert table["'=HYPERLINK(1)"]["problem"] == "submitted after the last autograde"
@@ -85,7 +85,7 @@ def test_a_student_with_a_problem_and_no_grade_still_has_a_row_and_no_formula(gr
 
 def test_lateness_is_to_the_second_rounded_up_and_names_a_penalty():
     """The table and grades.csv say the seconds grades-lms.csv's seconds_late holds."""
-    row = report.Row("ada", 0, 28, {}, {}, {}, 61, 25, False)
+    row = report.GradeRow("ada", 0, 28, {}, {}, {}, 61, 25, False)
     assert report.lateness(row) == "1 min 01 s late, 25 points off"
     said = {seconds: report.lateness(dataclasses.replace(row, seconds_late=seconds,
                                                          late_penalty=0))
@@ -102,8 +102,8 @@ def test_control_characters_in_an_id_or_a_problem_are_printed_escaped(tmp_path):
     table's columns still line up."""
     import hostile
 
-    odd = report.Row(hostile.ODD_ID, 25, 28, {CHECK: 2}, {}, {}, 0, 0, False)
-    plain = report.Row("ada", 28, 28, {CHECK: 2}, {}, {}, 0, 0, False)
+    odd = report.GradeRow(hostile.ODD_ID, 25, 28, {CHECK: 2}, {}, {}, 0, 0, False)
+    plain = report.GradeRow("ada", 28, 28, {CHECK: 2}, {}, {}, 0, 0, False)
     problems = {hostile.ODD_ID: "submitted/%s/bn is odd" % hostile.ODD_ID,
                 "=\x1b]0;title\x07": "never graded"}
     lines = report.table([odd, plain], problems).splitlines()
@@ -112,7 +112,7 @@ def test_control_characters_in_an_id_or_a_problem_are_printed_escaped(tmp_path):
     assert lines[1].endswith("NEEDS ATTENTION: submitted/%s/bn is odd" % hostile.ODD_ID_SHOWN)
     assert lines[2].index("28/28") == lines[1].index("25/28")
     assert lines[3].startswith("=\\x1b]0;title\\x07  ")
-    report.write_csv([odd, plain], [CHECK], tmp_path / "grades.csv", problems)
+    report.write_grades_csv([odd, plain], [CHECK], tmp_path / "grades.csv", problems)
     raw = (tmp_path / "grades.csv").read_text(encoding="utf-8").replace("\r\n", "\n")
     assert not hostile.CONTROL_CHARACTERS.search(raw), raw
     with open(tmp_path / "grades.csv", newline="") as handle:
@@ -155,7 +155,7 @@ def test_the_report_names_who_was_graded_against_an_earlier_release(tmp_path, mo
 
 def test_the_report_names_whose_total_changed_since_the_last_grades_csv(graded):
     rows, tests, _ = report.collect(gradebook_url(graded))
-    report.write_csv(rows, tests, graded / "grades.csv")
+    report.write_grades_csv(rows, tests, graded / "grades.csv")
     before = report.read_totals(graded / "grades.csv")
     assert before == {"ada": (4.5, 5.0), "bob": (3.0, 5.0), "cy": (2.0, 5.0)}
     now = [dataclasses.replace(row, score=row.score + 2, max_score=7) if row.student == "bob"

@@ -19,7 +19,7 @@ from nbgrader import utils
 from conftest import ROOT, nbgrader_env
 from coursekit import answers, sync
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.feedback import VERDICT_LINE, test_name as check_name
+from coursekit.validate import VERDICT_LINE, test_name as check_name
 from coursekit.samples import make_submission, solution_cells
 from coursekit.validate import CourseValidator
 
