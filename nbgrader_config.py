@@ -1,4 +1,10 @@
-"""nbgrader configuration for the UDL Notebook 11.3 course (batch normalization)."""
+"""nbgrader configuration for the UDL Notebook 11.3 course (batch normalization).
+
+It puts the course's steps into nbgrader's pipelines (the sandboxed executor, metadata
+repair, feedback, inert student markup) and replaces the classes nbgrader builds by name
+(autograde, generate_feedback, validate): coursekit/compat.py lists every such
+replacement and every private name of nbgrader the course relies on.
+"""
 import os
 import sys
 
