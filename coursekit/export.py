@@ -113,8 +113,8 @@ class StudentTotal:
 
 
 def class_rows(gradebook, assignment, students=()):
-    """(the Assignment, [StudentTotal] for every student in the gradebook, or those in `students`,
-    sorted by id). Raises ExportError when the gradebook has no such assignment."""
+    """(the Assignment, [StudentTotal] for every student in the gradebook, or those in
+    `students`, sorted by id). Raises ExportError when the gradebook has no such assignment."""
     try:
         found = gradebook.find_assignment(assignment)
     except MissingEntry:

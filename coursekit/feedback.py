@@ -201,8 +201,8 @@ class SummariseTests(CoursePreprocessor):
             score, points))
         cell.source = visible_source(cell.source)
         cell.outputs = [nbformat.v4.new_output(
-            "stream", name="stdout", text=result_text(info.get("grade_id", ""), score, points,
-                                                 message))]
+            "stream", name="stdout",
+            text=result_text(info.get("grade_id", ""), score, points, message))]
         cell.execution_count = None
         return cell, resources
 

@@ -307,7 +307,7 @@ _RUN_TIME = {"exec", "eval", "compile", "__import__"}
 KERNEL_MODULES = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
 _WATCHED_NAMES = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
-              "types", *KERNEL_MODULES}
+                  "types", *KERNEL_MODULES}
 _CHECKS_API = {"score", "require", "recall", "show", "steps", "finished",
                "checks_so_far"} | {"check_" + name for name in (
     "registered", "used", "no_compounding", "placement", "train_eval", "block_variances",

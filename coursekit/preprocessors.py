@@ -13,6 +13,7 @@ from coursekit.course import HELPERS_ID, grade_id, is_graded, is_locked, is_solu
 from coursekit.escape import printable
 from coursekit.quiet import CoursePreprocessor
 
+
 class ReleaseStub(CoursePreprocessor):
     """Give a solution cell a runnable starting point instead of nbgrader's stub.
 
@@ -54,7 +55,6 @@ class HelpersOneLine(CoursePreprocessor):
     says nothing about the student's work. Only the rendering changes, never a file."""
 
     def preprocess_cell(self, cell, resources, cell_index):
-
         if cell.cell_type == "code" and grade_id(cell) == HELPERS_ID:
             lines = [line for line in cell.source.splitlines() if line.strip()]
             first = next((line for line in lines if line.startswith("#")),
@@ -226,7 +226,6 @@ class SandboxedExecute(Execute):
 
     def _named(self):
         """The student's name to start a log line with (the grading log mixes students)."""
-
         return "%s: " % printable(self._student) if self._student else ""
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None,

@@ -73,11 +73,11 @@ def collect(url, assignment=ASSIGNMENT):
                     comments.update((comment.name, comment.manual_comment)
                                     for comment in notebook.comments
                                     if comment.name in by_hand and comment.manual_comment)
-                rows.append(GradeRow(submission.student_id, submission.score, submission.max_score,
-                                per_test, by_hand, comments,
-                                submission.total_seconds_late or 0,
-                                submission.late_submission_penalty or 0,
-                                bool(submission.needs_manual_grade), changed))
+                rows.append(GradeRow(submission.student_id, submission.score,
+                                     submission.max_score, per_test, by_hand, comments,
+                                     submission.total_seconds_late or 0,
+                                     submission.late_submission_penalty or 0,
+                                     bool(submission.needs_manual_grade), changed))
     return sorted(rows, key=lambda row: row.student), tests, max_points
 
 

@@ -105,9 +105,9 @@ def _reference_with(**cells):
 
 def _slipped(slips):
     """The reference with each of `slips` (one per later exercise) in its answer cell."""
-    cells = [answers.SLIPS[name].cell for name in slips]
-    assert len(set(cells)) == len(cells), "one slip per exercise: %s" % (slips,)
-    return _reference_with(**{answers.SLIPS[name].cell: answers.SLIPS[name].source for name in slips})
+    cells = {answers.SLIPS[name].cell: answers.SLIPS[name].source for name in slips}
+    assert len(cells) == len(slips), "one slip per exercise: %s" % (slips,)
+    return _reference_with(**cells)
 
 
 SAMPLES = {

@@ -124,8 +124,8 @@ def check_verdict(cell, log=None):
     if errors:
         error = errors[0]
         last = _last_line("\n".join(error.get("traceback") or []))
-        return CheckResult(name, FAILED, last or "%s: %s" % (error.ename, error.evalue), 0.0,
-                       points)
+        return CheckResult(name, FAILED, last or "%s: %s" % (error.ename, error.evalue),
+                           0.0, points)
     failing = [message for mark, message in said if mark == FAILED]
     if failing or earned < points:
         message = (" ".join(failing) or

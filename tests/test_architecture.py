@@ -82,7 +82,9 @@ def course_classes():
     for path in sorted((ROOT / PACKAGE).glob("*.py")):
         module = importlib.import_module("%s.%s" % (PACKAGE, path.stem))
         for node in ast.walk(ast.parse(path.read_text())):
-            found = getattr(module, node.name, None) if isinstance(node, ast.ClassDef) else None
+            if not isinstance(node, ast.ClassDef):
+                continue
+            found = getattr(module, node.name, None)
             if inspect.isclass(found) and found.__module__ == module.__name__:
                 yield "%s.%s" % (module.__name__, node.name), found, node
 
@@ -98,8 +100,8 @@ def private_names_relied_on():
     for name, cls, node in course_classes():
         libraries = [base for base in cls.__mro__[1:]
                      if not base.__module__.startswith((PACKAGE, "builtins"))]
-        used = {sub.name for sub in ast.walk(node)
-                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and _private(sub.name)}
+        used = {sub.name for sub in ast.walk(node) if _private(getattr(sub, "name", "") or "")
+                and isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef))}
         used |= {sub.attr for sub in ast.walk(node)
                  if isinstance(sub, ast.Attribute) and _private(sub.attr) and (
                      isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls")
@@ -126,8 +128,8 @@ def library_patches():
         imported = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARIES):
-                imported.update({alias.asname or alias.name: "%s.%s" % (node.module, alias.name)
-                                 for alias in node.names})
+                imported.update({alias.asname or alias.name:
+                                 "%s.%s" % (node.module, alias.name) for alias in node.names})
             elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                   and ast.unparse(node.value.func) == "sys.modules.get"
                   and str(node.value.args[0].value).startswith(LIBRARIES)):

@@ -3,9 +3,9 @@
 The samples (coursekit/samples.py) are the reference, the blank release, the seed
 document's answer, one student per answer category of coursekit/answers.py, one whose
 network alone is wrong, and two who carry a typical slip in each later exercise (slips in
-different exercises are independent, as these show). They are graded once per run, with the cheats,
-as `make autograde` grades a class (tests/graded_classes.py). Among them, the cases of
-issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
+different exercises are independent, as these show). They are graded once per run, with
+the cheats, as `make autograde` grades a class (tests/graded_classes.py). Among them, the
+cases of issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
 forward (registered and train_eval only), a print_variance of the student's own (named as
 the cause), plt.plot instead of ax.plot, block numbers 1 to 6, running statistics from
 nn.BatchNorm1d itself and full-batch training (each failing its own checks).

@@ -328,7 +328,8 @@ def test_a_student_id_full_of_control_characters_is_printed_escaped():
 
     outcomes = [Outcome(hostile.ODD_ID, True, (25, 28), seconds=1.0),
                 Outcome("ada\x1b[2J", False, problem="submitted/ada\x1b[2J/bn\u202e is odd")]
-    printed = "\n".join([progress_line(o) for o in outcomes] + [class_summary(outcomes, 2.0, "1 worker")])
+    printed = "\n".join([progress_line(o) for o in outcomes]
+                        + [class_summary(outcomes, 2.0, "1 worker")])
     assert not hostile.CONTROL_CHARACTERS.search(printed), printed
     assert progress_line(outcomes[0]).startswith(hostile.ODD_ID_SHOWN + " ")
     assert progress_line(outcomes[1]).endswith(
