@@ -131,12 +131,12 @@ samples: $(GUARD)
 	$(BIN)/python -m coursekit.samples
 
 test: $(GUARD) $(DATA) sandbox postgresql chromium
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(JOBS)
 
 # For every edit: no kernel, browser, server or Unix user, 10 seeds instead of 100
 # (tests/conftest.py says what is left out); a few minutes.
 test-fast: $(GUARD) $(DATA)
-	UDL_SEEDS=10 $(BIN)/python -m pytest tests -m "not slow" -q
+	UDL_SEEDS=10 $(BIN)/python -m pytest tests -n $(JOBS) -m "not slow" -q
 
 # Deliberate one-line bugs (tests/mutants.py), each applied in a scratch copy of this
 # checkout: fails if the tests named for a bug still pass with it. MUTANTS='judge intake'

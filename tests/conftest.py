@@ -1,3 +1,4 @@
+import collections
 import contextlib
 import hashlib
 import os
@@ -45,6 +46,10 @@ SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts a kernel, a browser, a server or Unix "
                             "users (make test-fast leaves it out)")
+    # `pytest -n N` (make test): lanes as `lanes` draws them, in the order this file sets.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
@@ -53,21 +58,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     # The graded classes take the longest and grade in the background from the first test
     # on (the fixture `graded_classes`): every other test runs first, beside them.
+    lane = lanes(items)
     after = after_the_classes(items)
-    items[:] = [item for item in items if item not in after] + [
-        item for item in items if item in after]
+    waits = {lane[item] for item in after if item in lane}
+    items[:] = sorted(items, key=lambda item: (
+        item in after, lane.get(item) in waits, item not in lane))
+    for item in items:
+        if item in lane:
+            item.add_marker(pytest.mark.xdist_group(lane[item]), append=False)
 
 
 def reads_the_classes(item):
     return "graded_classes" in getattr(item, "fixturenames", ())
 
 
+def fixture_defs(item):
+    info = getattr(item, "_fixtureinfo", None)
+    return {name: defs[-1] for name, defs in (info.name2fixturedefs.items() if info else ())
+            if defs}
+
+
 def module_fixtures(item):
     """(module, name) of each module-scoped fixture the test uses."""
-    info = getattr(item, "_fixtureinfo", None)
-    return {(item.module.__name__, name)
-            for name, defs in (info.name2fixturedefs.items() if info else ())
-            if defs and defs[-1].scope == "module"}
+    return {(item.module.__name__, name) for name, fixture in fixture_defs(item).items()
+            if fixture.scope == "module"}
 
 
 def after_the_classes(items):
@@ -80,6 +94,58 @@ def after_the_classes(items):
         if not more:
             return after
         after |= more
+
+
+# Session fixtures every lane may make for itself: a release (seconds), and the graded
+# classes, which one lane grades and every lane reads from disk (graded_classes.py).
+EVERY_LANE = {"course_root", "classes_grading", "graded_classes"}
+
+
+def shared_setup(item):
+    """What the test shares with others that must be set up once, in one lane: its
+    module's fixtures, the course's costly session fixtures (one Chromium, test_parallel's
+    gradings), and what an `xdist_group` mark names (Unix users added and removed)."""
+    fixtures = fixture_defs(item)
+
+    def ours(name):
+        return name in fixtures and Path(fixtures[name].baseid or ".").parts[:1] == ("tests",)
+
+    def every_lane(name):
+        """Made in each lane: the classes, or only what is read from them."""
+        args = [arg for arg in fixtures[name].argnames if ours(arg)]
+        return name in EVERY_LANE or bool(args) and all(map(every_lane, args))
+
+    keys = module_fixtures(item)
+    keys |= {("session", name) for name, fixture in fixtures.items()
+             if fixture.scope == "session" and ours(name) and not every_lane(name)}
+    keys |= {("mark", mark.args[0]) for mark in item.iter_markers("xdist_group")}
+    return keys
+
+
+def lanes(items):
+    """{test: its group} for each test that shares setup with others (`shared_setup`):
+    `pytest -n 2` runs a group in one lane, and spreads every other test one by one."""
+    parent = {}
+
+    def root(key):
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    keys = {item: sorted(shared_setup(item)) for item in items}
+    for first, *rest in (k for k in keys.values() if k):
+        for key in rest:
+            parent[root(key)] = root(first)
+    modules = {}
+    for item, held in keys.items():
+        if held:
+            modules.setdefault(root(held[0]), set()).add(item.module.__name__)
+    names, taken = {}, collections.Counter()
+    for group, held_by in modules.items():
+        name = "+".join(sorted(held_by))
+        taken[name] += 1
+        names[group] = name if taken[name] == 1 else "%s#%d" % (name, taken[name])
+    return {item: names[root(held[0])] for item, held in keys.items() if held}
 
 
 def checksums(folder):
@@ -167,15 +233,27 @@ def course_root(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def classes_grading(request, tmp_path_factory):
     """Starts grading the classes before the first test when any test of the run reads
-    them, so that they grade while the tests that do not run; stops them at the end."""
+    them, so that they grade while the tests that do not run; stops them at the end.
+    With `pytest -n N` the first lane grades them and every lane reads what it wrote."""
     if not any(reads_the_classes(item) for item in request.session.items):
         yield None
         return
-    from graded_classes import Background
+    from graded_classes import Background, Published
 
-    grading = Background(tmp_path_factory)
+    lane = getattr(request.config, "workerinput", {}).get("workerid")
+    if lane is None:
+        grading = Background(tmp_path_factory)
+    else:
+        # Each lane's temporary folder is a folder of the run's own (pytest-xdist).
+        shared = tmp_path_factory.getbasetemp().parent
+        if lane != "gw0":
+            yield Published(shared)
+            return
+        grading = Background(tmp_path_factory, publish_to=shared)
     try:
         yield grading
+        if lane is not None and not request.session.shouldfail:
+            grading.published()  # the other lanes may still be waiting for them
     finally:
         grading.stop()
 

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import csv
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -75,6 +76,11 @@ class Listener:
                 return
             self.contacts.append(address)
             connection.close()
+
+    def __getstate__(self):
+        """What another lane reads (the classes are published once graded): the port and
+        who called, not the server."""
+        return {"server": None, "port": self.port, "contacts": list(self.contacts)}
 
 
 class Graded(dict):
@@ -244,12 +250,19 @@ def grade_hostile_class(folder, commands):
                   seconds=seconds)
 
 
+# Where the lane grading the classes leaves them for the others (`pytest -n N`).
+PUBLISHED = "graded-classes.pickle"
+FAILED = "graded-classes.failed"
+
+
 class Background:
     """Both classes, each graded by one process, the two side by side, in a thread of
-    their own: `result()` waits for them, `stop()` ends what is still running."""
+    their own: `result()` waits for them, `stop()` ends what is still running. With
+    `publish_to`, the graded classes are also written there for the other lanes."""
 
-    def __init__(self, tmp_path_factory):
+    def __init__(self, tmp_path_factory, publish_to=None):
         self.started = time.monotonic()
+        self.publish_to = publish_to
         self.commands = Commands()
         self.pool = concurrent.futures.ThreadPoolExecutor(2)
         self.samples = self.pool.submit(grade_sample_class,
@@ -260,17 +273,60 @@ class Background:
 
     def result(self):
         if self.graded is None:
-            self.graded = GradedClasses(self.samples.result(), self.hostile.result(),
-                                        {"total": time.monotonic() - self.started})
+            try:
+                graded = GradedClasses(self.samples.result(), self.hostile.result(),
+                                       {"total": time.monotonic() - self.started})
+            except BaseException as error:
+                self._publish(FAILED, ("%s: %s" % (type(error).__name__, error)).encode())
+                raise
+            self._publish(PUBLISHED, pickle.dumps(graded))
+            self.graded = graded
             # Beside the screenshots, for whoever times the suite (docs/scale.md).
             from conftest import ARTIFACTS
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "graded-classes.txt").write_text(summary(self.graded).strip() + "\n")
         return self.graded
 
+    def published(self):
+        """Wait until the classes are graded and written for the other lanes."""
+        with contextlib.suppress(Exception):
+            self.result()
+
+    def _publish(self, name, content):
+        if self.publish_to is not None:
+            partial = self.publish_to / (name + ".partial")
+            partial.write_bytes(content)
+            partial.rename(self.publish_to / name)
+
     def stop(self):
         self.commands.stop()
         self.pool.shutdown(wait=True)
+
+
+class Published:
+    """The classes as another lane graded them (`pytest -n N`): `result()` waits for them."""
+
+    # Far above the classes' grading on a busy machine of this kind (about 15 minutes).
+    PATIENCE = 3600
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.graded = None
+
+    def result(self):
+        deadline = time.monotonic() + self.PATIENCE
+        while self.graded is None:
+            if (self.folder / PUBLISHED).exists():
+                self.graded = pickle.loads((self.folder / PUBLISHED).read_bytes())
+            elif (self.folder / FAILED).exists():
+                raise AssertionError("the lane grading the classes failed: "
+                                     + (self.folder / FAILED).read_text())
+            elif time.monotonic() > deadline:
+                raise AssertionError("the classes were not graded in %d s (%s)"
+                                     % (self.PATIENCE, self.folder))
+            else:
+                time.sleep(2)
+        return self.graded
 
 
 def summary(graded):

@@ -35,6 +35,8 @@ from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK
 from coursekit.samples import SAMPLES, course_copy, make_submission
 
 COURSE = COURSE_ID
+# They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("unix-users")
 
 
 @dataclass

@@ -39,6 +39,9 @@ from test_exchange import (FORGE, PROBE, TREE, Machine, Student, answers, commit
 from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assignment_row,
                              close_modal, open_in_manual_grading)
 
+# They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("unix-users")
+
 # Who hands in what, in order (samples of coursekit.samples; "blank" is the untouched
 # release). The three last submissions have different points, so a page's score names it.
 HANDS_IN = {"ontime": ("reference",), "twice": ("blank", "partial"), "late": ("seed",)}
