@@ -46,12 +46,29 @@ SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts a kernel, a browser, a server or Unix "
                             "users (make test-fast leaves it out)")
+    config.addinivalue_line("markers", "one_lane(name): every test holding `name` (Unix "
+                            "users, say) runs in the same lane of `pytest -n N`")
     # `pytest -n N` (make test): lanes as `lanes` draws them, in the order this file sets.
     if getattr(config.option, "dist", "no") == "load":
+        from xdist._version import version_tuple as xdist_version
+
+        if pytest.version_tuple[:2] >= (9, 2) and xdist_version[:2] <= (3, 8):
+            raise pytest.UsageError(LANES_BROKEN)
         config.option.dist = "loadgroup"
         config.option.loadscopereorder = False
+    if getattr(config, "workerinput", {}).get("lanes"):
+        config.option.loadgroup = True  # a lane reads its options from the command line
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Tells each lane (pytest-xdist) that the run groups its tests, as pytest_configure
+    decided."""
+    node.workerinput["lanes"] = node.config.getvalue("dist") == "loadgroup"
+
+
+# First: pytest-xdist reads the lanes' marks when its own hook runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
@@ -66,6 +83,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item in lane:
             item.add_marker(pytest.mark.xdist_group(lane[item]), append=False)
+
+
+LANES_BROKEN = ("pytest-xdist would not keep this run's lanes (its issue 1386, pytest 9.2 "
+                "with pytest-xdist 3.8), so every lane would set up every shared fixture "
+                "again: install the versions requirements.txt asks for (make test does).")
+
+
+def pytest_collection_finish(session):
+    grouped = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    if session.config.getoption("loadgroup", False) and grouped and "@" not in grouped[0].nodeid:
+        raise pytest.UsageError(LANES_BROKEN)
 
 
 def reads_the_classes(item):
@@ -104,7 +132,7 @@ EVERY_LANE = {"course_root", "classes_grading", "graded_classes"}
 def shared_setup(item):
     """What the test shares with others that must be set up once, in one lane: its
     module's fixtures, the course's costly session fixtures (one Chromium, test_parallel's
-    gradings), and what an `xdist_group` mark names (Unix users added and removed)."""
+    gradings), and what a `one_lane` mark names (Unix users added and removed)."""
     fixtures = fixture_defs(item)
 
     def ours(name):
@@ -118,7 +146,7 @@ def shared_setup(item):
     keys = module_fixtures(item)
     keys |= {("session", name) for name, fixture in fixtures.items()
              if fixture.scope == "session" and ours(name) and not every_lane(name)}
-    keys |= {("mark", mark.args[0]) for mark in item.iter_markers("xdist_group")}
+    keys |= {("mark", mark.args[0]) for mark in item.iter_markers("one_lane")}
     return keys
 
 

@@ -36,7 +36,7 @@ from coursekit.samples import SAMPLES, course_copy, make_submission
 
 COURSE = COURSE_ID
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("unix-users")
+pytestmark = pytest.mark.one_lane("unix-users")
 
 
 @dataclass

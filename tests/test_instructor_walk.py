@@ -40,7 +40,7 @@ from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assi
                              close_modal, open_in_manual_grading)
 
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("unix-users")
+pytestmark = pytest.mark.one_lane("unix-users")
 
 # Who hands in what, in order (samples of coursekit.samples; "blank" is the untouched
 # release). The three last submissions have different points, so a page's score names it.
