@@ -262,7 +262,8 @@ def course_root(tmp_path_factory):
 def classes_grading(request, tmp_path_factory):
     """Starts grading the classes before the first test when any test of the run reads
     them, so that they grade while the tests that do not run; stops them at the end.
-    With `pytest -n N` the first lane grades them and every lane reads what it wrote."""
+    With `pytest -n N` the first lane grades them, and the others start once they are
+    graded and read what it wrote."""
     if not any(reads_the_classes(item) for item in request.session.items):
         yield None
         return
@@ -275,7 +276,12 @@ def classes_grading(request, tmp_path_factory):
         # Each lane's temporary folder is a folder of the run's own (pytest-xdist).
         shared = tmp_path_factory.getbasetemp().parent
         if lane != "gw0":
-            yield Published(shared)
+            # The classes keep both cores busy while they grade, and every test reading them
+            # waits for the longest of them: a second lane would only slow them down. So
+            # the other lanes start when the classes are graded, and share what is left.
+            published = Published(shared)
+            published.wait()
+            yield published
             return
         grading = Background(tmp_path_factory, publish_to=shared)
     try:

@@ -313,19 +313,24 @@ class Published:
         self.folder = folder
         self.graded = None
 
-    def result(self):
+    def wait(self):
+        """Until the classes are graded (or their grading failed): True if it ended."""
         deadline = time.monotonic() + self.PATIENCE
-        while self.graded is None:
-            if (self.folder / PUBLISHED).exists():
-                self.graded = pickle.loads((self.folder / PUBLISHED).read_bytes())
-            elif (self.folder / FAILED).exists():
-                raise AssertionError("the lane grading the classes failed: "
-                                     + (self.folder / FAILED).read_text())
-            elif time.monotonic() > deadline:
+        while not any((self.folder / name).exists() for name in (PUBLISHED, FAILED)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(2)
+        return True
+
+    def result(self):
+        if self.graded is None:
+            if not self.wait():
                 raise AssertionError("the classes were not graded in %d s (%s)"
                                      % (self.PATIENCE, self.folder))
-            else:
-                time.sleep(2)
+            if (self.folder / FAILED).exists():
+                raise AssertionError("the lane grading the classes failed: "
+                                     + (self.folder / FAILED).read_text())
+            self.graded = pickle.loads((self.folder / PUBLISHED).read_bytes())
         return self.graded
 
 
