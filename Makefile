@@ -131,10 +131,10 @@ samples: $(GUARD)
 	$(BIN)/python -m coursekit.samples
 
 test: $(GUARD) $(DATA) sandbox postgresql chromium
-	$(BIN)/python -m pytest tests -n $(JOBS)
+	$(BIN)/python -m pytest tests
 
 # For every edit: no kernel, browser, server or Unix user, 10 seeds instead of 100
-# (tests/conftest.py says what is left out); a few minutes.
+# (tests/conftest.py says what is left out), one lane per core; a minute or two.
 test-fast: $(GUARD) $(DATA)
 	UDL_SEEDS=10 $(BIN)/python -m pytest tests -n $(JOBS) -m "not slow" -q
 

@@ -13,7 +13,7 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde, feedback, gradebook, quiet, validate  # noqa: E402
+from coursekit import autograde, feedback, gradebook, quiet, schemacheck, validate  # noqa: E402
 from coursekit.course import COURSE_ID  # noqa: E402
 from coursekit.feedback import SummariseTests  # noqa: E402
 from coursekit.preprocessors import (HelpersOneLine, KernelLanguageInfo, ReleaseStub,  # noqa: E402
@@ -33,6 +33,9 @@ c.CourseDirectory.root = COURSE_ROOT
 # nbgrader's new submissions, nbgrader's for each folder --force replaces as asked.
 quiet.gradebook_autoflush()
 quiet.replacing_is_info()
+# nbgrader's metadata schema is checked once per process, not once per cell (about 0.4 s
+# of every notebook graded; coursekit/schemacheck.py).
+schemacheck.install()
 
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
 _stock = GenerateAssignment.class_traits()["preprocessors"].default()

@@ -37,12 +37,14 @@ PRIVATE_NAMES = {
 # {library module or class: [its attributes the course replaces]}. nbgrader builds these
 # classes by module-level name, with no option to choose another (the install() functions
 # of autograde, feedback, validate and failclosed); init_destination is wrapped to say
-# "replacing" as information rather than a warning (quiet.py).
+# "replacing" as information rather than a warning (quiet.py); the metadata validators'
+# jsonschema checks the schema once per process (schemacheck.py).
 PATCHED = {
     "nbgrader.apps.api": ["Autograde", "GenerateFeedback"],
     "nbgrader.apps.autogradeapp": ["Autograde"],
     "nbgrader.apps.generatefeedbackapp": ["GenerateFeedback"],
     "nbgrader.apps.validateapp": ["Validator"],
     "nbgrader.converters.base.BaseConverter": ["init_destination"],
+    "nbgrader.nbgraderformat.common": ["jsonschema"],
     "nbgrader.server_extensions.validate_assignment.handlers": ["Validator"],
 }

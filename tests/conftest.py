@@ -48,7 +48,7 @@ def pytest_configure(config):
                             "users (make test-fast leaves it out)")
     config.addinivalue_line("markers", "one_lane(name): every test holding `name` (Unix "
                             "users, say) runs in the same lane of `pytest -n N`")
-    # `pytest -n N` (make test): lanes as `lanes` draws them, in the order this file sets.
+    # `pytest -n N` (make test-fast): lanes as `lanes` draws them.
     if getattr(config.option, "dist", "no") == "load":
         from xdist._version import version_tuple as xdist_version
 
@@ -75,11 +75,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     # The graded classes take the longest and grade in the background from the first test
     # on (the fixture `graded_classes`): every other test runs first, beside them.
-    lane = lanes(items)
     after = after_the_classes(items)
-    waits = {lane[item] for item in after if item in lane}
-    items[:] = sorted(items, key=lambda item: (
-        item in after, lane.get(item) in waits, item not in lane))
+    items[:] = [item for item in items if item not in after] + [
+        item for item in items if item in after]
+    lane = lanes(items)
     for item in items:
         if item in lane:
             item.add_marker(pytest.mark.xdist_group(lane[item]), append=False)
@@ -125,7 +124,7 @@ def after_the_classes(items):
 
 
 # Session fixtures every lane may make for itself: a release (seconds), and the graded
-# classes, which one lane grades and every lane reads from disk (graded_classes.py).
+# classes (which only a run in one lane grades).
 EVERY_LANE = {"course_root", "classes_grading", "graded_classes"}
 
 
@@ -261,35 +260,28 @@ def course_root(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def classes_grading(request, tmp_path_factory):
     """Starts grading the classes before the first test when any test of the run reads
-    them, so that they grade while the tests that do not run; stops them at the end.
-    With `pytest -n N` the first lane grades them, and the others start once they are
-    graded and read what it wrote."""
+    them, so that they grade while the tests that do not run; stops them at the end."""
     if not any(reads_the_classes(item) for item in request.session.items):
         yield None
         return
-    from graded_classes import Background, Published
+    if hasattr(request.config, "workerinput"):
+        # Measured: a second lane slowed the classes, which every reader waits for, more
+        # than it gained (28 minutes against 23, docs/scale.md).
+        yield OneLaneOnly()
+        return
+    from graded_classes import Background
 
-    lane = getattr(request.config, "workerinput", {}).get("workerid")
-    if lane is None:
-        grading = Background(tmp_path_factory)
-    else:
-        # Each lane's temporary folder is a folder of the run's own (pytest-xdist).
-        shared = tmp_path_factory.getbasetemp().parent
-        if lane != "gw0":
-            # The classes keep both cores busy while they grade, and every test reading them
-            # waits for the longest of them: a second lane would only slow them down. So
-            # the other lanes start when the classes are graded, and share what is left.
-            published = Published(shared)
-            published.wait()
-            yield published
-            return
-        grading = Background(tmp_path_factory, publish_to=shared)
+    grading = Background(tmp_path_factory)
     try:
         yield grading
-        if lane is not None and not request.session.shouldfail:
-            grading.published()  # the other lanes may still be waiting for them
     finally:
         grading.stop()
+
+
+class OneLaneOnly:
+    def result(self):
+        pytest.fail("The graded classes are graded in one lane: run these tests without -n "
+                    "(make test does). pytest -n is for make test-fast.", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ import concurrent.futures
 import contextlib
 import csv
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -76,11 +75,6 @@ class Listener:
                 return
             self.contacts.append(address)
             connection.close()
-
-    def __getstate__(self):
-        """What another lane reads (the classes are published once graded): the port and
-        who called, not the server."""
-        return {"server": None, "port": self.port, "contacts": list(self.contacts)}
 
 
 class Graded(dict):
@@ -189,7 +183,17 @@ def grade_sample_class(folder, commands):
     for student, build in cheats.CHEATS.items():
         submit(root, student, build(release))
     seconds, step = {}, time.monotonic()
-    autograde = commands.parallel(root, "--jobs", "1", *SAMPLE_SETTINGS)
+    # Two graders side by side, each one student at a time (test_parallel compares its own
+    # workers with these): the samples, and the cheats. One chain of all 59 was the run's
+    # longest wait.
+    with concurrent.futures.ThreadPoolExecutor(2) as chains:
+        runs = list(chains.map(lambda students: commands.parallel(
+            root, "--jobs", "1", *SAMPLE_SETTINGS,
+            *[option for student in students for option in ("--student", student)]),
+            (sorted(SAMPLES), sorted(cheats.CHEATS))))
+    autograde = subprocess.CompletedProcess(
+        runs[0].args, max(run.returncode for run in runs),
+        "".join(run.stdout for run in runs), "".join(run.stderr for run in runs))
     (root / "autograde.log").write_text(autograde.stdout + autograde.stderr)  # to read later
     seconds["autograde"], step = time.monotonic() - step, time.monotonic()
     feedback = commands.nbgrader(root, "generate_feedback", ASSIGNMENT, "--force",
@@ -250,19 +254,12 @@ def grade_hostile_class(folder, commands):
                   seconds=seconds)
 
 
-# Where the lane grading the classes leaves them for the others (`pytest -n N`).
-PUBLISHED = "graded-classes.pickle"
-FAILED = "graded-classes.failed"
-
-
 class Background:
     """Both classes, each graded by one process, the two side by side, in a thread of
-    their own: `result()` waits for them, `stop()` ends what is still running. With
-    `publish_to`, the graded classes are also written there for the other lanes."""
+    their own: `result()` waits for them, `stop()` ends what is still running."""
 
-    def __init__(self, tmp_path_factory, publish_to=None):
+    def __init__(self, tmp_path_factory):
         self.started = time.monotonic()
-        self.publish_to = publish_to
         self.commands = Commands()
         self.pool = concurrent.futures.ThreadPoolExecutor(2)
         self.samples = self.pool.submit(grade_sample_class,
@@ -273,65 +270,17 @@ class Background:
 
     def result(self):
         if self.graded is None:
-            try:
-                graded = GradedClasses(self.samples.result(), self.hostile.result(),
-                                       {"total": time.monotonic() - self.started})
-            except BaseException as error:
-                self._publish(FAILED, ("%s: %s" % (type(error).__name__, error)).encode())
-                raise
-            self._publish(PUBLISHED, pickle.dumps(graded))
-            self.graded = graded
+            self.graded = GradedClasses(self.samples.result(), self.hostile.result(),
+                                        {"total": time.monotonic() - self.started})
             # Beside the screenshots, for whoever times the suite (docs/scale.md).
             from conftest import ARTIFACTS
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "graded-classes.txt").write_text(summary(self.graded).strip() + "\n")
         return self.graded
 
-    def published(self):
-        """Wait until the classes are graded and written for the other lanes."""
-        with contextlib.suppress(Exception):
-            self.result()
-
-    def _publish(self, name, content):
-        if self.publish_to is not None:
-            partial = self.publish_to / (name + ".partial")
-            partial.write_bytes(content)
-            partial.rename(self.publish_to / name)
-
     def stop(self):
         self.commands.stop()
         self.pool.shutdown(wait=True)
-
-
-class Published:
-    """The classes as another lane graded them (`pytest -n N`): `result()` waits for them."""
-
-    # Far above the classes' grading on a busy machine of this kind (about 15 minutes).
-    PATIENCE = 3600
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.graded = None
-
-    def wait(self):
-        """Until the classes are graded (or their grading failed): True if it ended."""
-        deadline = time.monotonic() + self.PATIENCE
-        while not any((self.folder / name).exists() for name in (PUBLISHED, FAILED)):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(2)
-        return True
-
-    def result(self):
-        if self.graded is None:
-            if not self.wait():
-                raise AssertionError("the classes were not graded in %d s (%s)"
-                                     % (self.PATIENCE, self.folder))
-            if (self.folder / FAILED).exists():
-                raise AssertionError("the lane grading the classes failed: "
-                                     + (self.folder / FAILED).read_text())
-            self.graded = pickle.loads((self.folder / PUBLISHED).read_bytes())
-        return self.graded
 
 
 def summary(graded):
