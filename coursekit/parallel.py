@@ -206,14 +206,10 @@ def class_summary(outcomes, seconds, workers):
     return "\n".join(lines)
 
 
-def students_of(root, assignment, patterns=("*",)):
-    """The students with a submission of `assignment` whose id matches one of `patterns`."""
+def students_of(root, assignment, pattern="*"):
     import glob
 
-    if isinstance(patterns, str):
-        patterns = (patterns,)
-    folders = {f for pattern in patterns
-               for f in glob.glob(os.path.join(root, "submitted", pattern, assignment))}
+    folders = glob.glob(os.path.join(root, "submitted", pattern, assignment))
     return sorted(os.path.basename(os.path.dirname(f)) for f in folders if os.path.isdir(f))
 
 
@@ -306,7 +302,7 @@ def _lost(task, why):
 
 
 def grade_class(root, assignment, jobs=None, db_url=None, scheduler=None, settings=None,
-                students=("*",), stream=sys.stdout):
+                students="*", stream=sys.stdout):
     """Grade every submission of `assignment`; returns the outcomes, one per student."""
     root = os.path.abspath(root)
     settings = settings or {}
@@ -330,8 +326,7 @@ def main(argv=None):
     parser.add_argument("--db", help="gradebook URL (default: the course's gradebook.db)")
     parser.add_argument("--scheduler", help="address of a Dask scheduler whose workers "
                         "share this course folder (e.g. tcp://10.0.0.5:8786)")
-    parser.add_argument("--student", action="append", metavar="GLOB",
-                        help="which students (a glob; again for more; default: all)")
+    parser.add_argument("--student", default="*", help="which students (a glob)")
     parser.add_argument("--set", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
                         help="a config value for this run, e.g. Execute.timeout=60")
     parser.add_argument("--root", default=os.getcwd(), help="the course folder")
@@ -342,7 +337,7 @@ def main(argv=None):
         settings[name] = _literal(value)
     started = time.monotonic()
     outcomes = grade_class(args.root, args.assignment, args.jobs, args.db, args.scheduler,
-                           settings, args.student or ("*",))
+                           settings, args.student)
     workers = ("the Dask cluster at %s" % args.scheduler if args.scheduler
                else "%d worker%s" % (args.jobs, "" if args.jobs == 1 else "s"))
     print(class_summary(outcomes, time.monotonic() - started, workers))

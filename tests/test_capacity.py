@@ -85,14 +85,3 @@ def test_make_autograde_passes_the_gradebook_and_the_scheduler_through():
     assert line.endswith("--student 'ada' --db '%s' --scheduler '%s'" % (db, scheduler)), line
     [line] = command()
     assert line.endswith("--student '*'"), line
-
-
-def test_several_student_globs_grade_each_matching_student_once(tmp_path):
-    from coursekit.parallel import students_of
-
-    for student in ("ada", "alan", "grace", "guido", "barbara"):
-        (tmp_path / "submitted" / student / "bn").mkdir(parents=True)
-    (tmp_path / "submitted" / "notes").mkdir()  # no submission of bn
-    assert students_of(tmp_path, "bn", "a*") == ["ada", "alan"]
-    assert students_of(tmp_path, "bn", ("a*", "g*", "ada")) == ["ada", "alan", "grace", "guido"]
-    assert students_of(tmp_path, "bn") == ["ada", "alan", "barbara", "grace", "guido"]
