@@ -37,7 +37,7 @@ from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
 
 # What `make test-fast` leaves out: tests that start a kernel, a browser, a server or Unix
 # users (every test of these modules, and any test marked slow). The rest runs in about
-# three minutes, for every edit; `make test` runs everything.
+# a minute and a half in two lanes, for every edit; `make test` runs everything.
 SLOW_MODULES = {"test_attention", "test_bench", "test_colab", "test_exchange",
                 "test_formgrader", "test_grading", "test_instructor_walk", "test_judge_cheats",
                 "test_jupyterlab", "test_parallel", "test_safe_grading", "test_validate"}
