@@ -124,8 +124,8 @@ def after_the_classes(items):
 
 
 # Session fixtures every lane may make for itself: a release (seconds), and the graded
-# classes (which only a run in one lane grades).
-EVERY_LANE = {"course_root", "classes_grading", "graded_classes"}
+# classes (every test of the run has them; only a run in one lane grades them).
+EVERY_LANE = {"course_root", "classes_grading"}
 
 
 def shared_setup(item):
@@ -134,17 +134,10 @@ def shared_setup(item):
     gradings), and what a `one_lane` mark names (Unix users added and removed)."""
     fixtures = fixture_defs(item)
 
-    def ours(name):
-        return name in fixtures and Path(fixtures[name].baseid or ".").parts[:1] == ("tests",)
-
-    def every_lane(name):
-        """Made in each lane: the classes, or only what is read from them."""
-        args = [arg for arg in fixtures[name].argnames if ours(arg)]
-        return name in EVERY_LANE or bool(args) and all(map(every_lane, args))
-
     keys = module_fixtures(item)
     keys |= {("session", name) for name, fixture in fixtures.items()
-             if fixture.scope == "session" and ours(name) and not every_lane(name)}
+             if fixture.scope == "session" and name not in EVERY_LANE
+             and Path(fixture.baseid or ".").parts[:1] == ("tests",)}
     keys |= {("mark", mark.args[0]) for mark in item.iter_markers("one_lane")}
     return keys
 
