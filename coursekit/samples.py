@@ -1,9 +1,10 @@
 """Sample submissions: the release notebook with some answer cells filled in.
 
 ``make_submission(answers)`` is what the tests use to build a submission for any student
-answer. SAMPLES is the sample class the tests grade; the few in COMMITTED are the course's
-example class under ``submitted/``, which ``make grade`` grades and whose graded notebooks
-and feedback pages are committed for a reader to open. ``python -m coursekit.samples``
+answer. SAMPLES holds every sample student (the tests grade most of them, the benchmark
+20); the few in COMMITTED are the course's example class under ``submitted/``, which
+``make grade`` grades and whose graded notebooks and feedback pages are committed for a
+reader to open. ``python -m coursekit.samples``
 (``make samples``) rewrites those after the release changes. It writes only the students
 named in COMMITTED, so real submissions next to them are never touched.
 """

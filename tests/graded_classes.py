@@ -4,8 +4,8 @@ Grading is what the suite's time goes to (each notebook costs about twice the fl
 every test that reads a graded sample, cheat or hostile case reads it from here
 (conftest's `graded_classes`), and a test that must change a course copies one.
 
-- The sample class: the samples of coursekit.samples (every answer category and slip) and
-  the cheats of tests/cheats.py, graded as `make autograde` does (coursekit.parallel,
+- The sample class: the samples of coursekit.samples (every slip, and the answer
+  categories other tests compare with: `SAMPLE_CLASS`) and the cheats of tests/cheats.py, graded as `make autograde` does (coursekit.parallel,
   through the course's config), then feedback and the grade table. The samples `blank` and
   `reference` are the cheats' controls: the untouched release and the reference solution
   are graded once for both.
@@ -48,6 +48,14 @@ from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submis
 
 # The cheats' honest controls, among the samples: the untouched release and the reference.
 CONTROLS = ("blank", "reference")
+# The answer categories graded here are those a cheat's twin keeps (tests/cheats.py). Every
+# category's points and message, reached through the grader's own request and judge, are
+# proven without a kernel for three secrets (test_checks_stability.py); what a kernel adds
+# is the same for every answer, and these show it.
+GRADED_VARIANTS = tuple(sorted({twin.sample for twin in cheats.TWIN_CHEATS.values()
+                                if twin.sample.startswith("variant_")}))
+SAMPLE_CLASS = tuple(student for student in SAMPLES
+                     if not student.startswith("variant_") or student in GRADED_VARIANTS)
 # Far above the slowest honest cell (about a second); none of the cheats loops.
 SAMPLE_SETTINGS = ["--set", "Execute.timeout=30"]
 # Far above the slowest honest cell (about 1 s), and room for the memory bombs to reach
@@ -178,7 +186,7 @@ def released_course(folder, commands):
 def grade_sample_class(folder, commands):
     root = released_course(folder, commands)
     release = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    for student in SAMPLES:
+    for student in SAMPLE_CLASS:
         submit(root, student, sample_submission(student))
     for student, build in cheats.CHEATS.items():
         submit(root, student, build(release))
@@ -276,7 +284,7 @@ class Background:
 def summary(graded):
     return ("\ngraded the sample class (%d notebooks: %s) and the hostile class (%d: %s) "
             "side by side in %.0f s" % (
-                len(SAMPLES) + len(cheats.CHEATS),
+                len(SAMPLE_CLASS) + len(cheats.CHEATS),
                 ", ".join("%s %.0f s" % item for item in graded.samples["seconds"].items()),
                 len(hostile.CASES),
                 ", ".join("%s %.0f s" % item for item in graded.hostile["seconds"].items()),

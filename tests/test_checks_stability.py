@@ -7,6 +7,7 @@ is proven here is what grades.
 """
 import os
 import re
+import sys
 
 import nbformat
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from coursekit import answers as variants
 from coursekit import checks, judge
 from coursekit.samples import solution_cells
+from coursekit.testcells import NETWORK, TEST_CELLS
 
 # make test-fast sets UDL_SEEDS lower for a quick verdict; make test proves all 100.
 SEEDS = range(int(os.environ.get("UDL_SEEDS", 100)))
@@ -41,6 +43,77 @@ def test_network_verdicts_are_the_same_for_100_seeds(variant):
         failed = {name for name, verdict in network_verdicts(model_class, seed).items()
                   if not verdict.passed}
         assert failed == variants.CATEGORIES[variant].fails, "seed %d" % seed
+
+
+class _Shown:
+    """IPython's display, as the grader's request calls it in a kernel: keeps each output."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def __call__(self, data, raw=False):
+        self.outputs.append({"output_type": "display_data", "data": data})
+
+
+def graded_in_process(namespace, secret, monkeypatch):
+    """{test cell: (points earned, messages of its failed verdicts)} for the network's test
+    cells, reached as SandboxedExecute reaches them in a graded notebook: the grader's own
+    request (coursekit.grader.request) runs where the answer cell ran, with the helpers'
+    modules in place, its display is read back (read_reply), and the judge's verdicts for
+    seed 0 and a secret seed decide the cell's points; a row of cells that ask for the same
+    observation shares one request."""
+    from coursekit import grader
+
+    shown = _Shown()
+    monkeypatch.setattr("IPython.display.display", shown)
+    monkeypatch.setitem(sys.modules, "udl_bn_checks", checks)
+    monkeypatch.setitem(sys.modules, "udl_bn_judge", judge)
+    replies, graded = {}, {}
+    for cell in TEST_CELLS:
+        if cell.arguments != NETWORK:
+            continue
+        asked = grader.ASKED.get(cell.check, cell.check)
+        key = (checks.OBSERVERS[asked], cell.arguments)
+        if key not in replies:
+            seeds = [0, grader.secret_seed(secret, "student", "submission", asked,
+                                           cell.arguments)]
+            nonce, shown.outputs = "%032d" % len(replies), []
+            exec(grader.request(asked, cell.arguments, seeds, nonce), namespace)
+            reply = grader.read_reply(shown.outputs, nonce, seeds)
+            assert isinstance(reply, grader.Observed), reply
+            # Streams that are not ipykernel's are named (a notebook that swaps them in is
+            # flagged): here they are the test process's own, and nothing else may be.
+            assert set(reply.integrity) <= {"sys.stdout", "sys.stderr"}, reply.integrity
+            assert reply.hooked_while_observing == []
+            assert grader.changed_modules(reply.fingerprints) == []
+            replies[key] = seeds, reply
+        seeds, reply = replies[key]
+        verdicts, findings = grader.verdicts(cell.check, cell.arguments, reply, seeds)
+        assert findings == [], (cell.grade_id, findings)
+        graded[cell.grade_id] = (cell.points if all(v.passed for v in verdicts) else 0,
+                                 [v.message for v in verdicts if not v.passed])
+    return graded
+
+
+@pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
+def test_each_answer_category_grades_as_promised(variant, monkeypatch):
+    """Every category's points and message as the grader gives them (the sample class grades
+    only the categories other tests compare with, tests/graded_classes.py), for three
+    secrets: exactly the category's checks fail, earning nothing, and say its mistake."""
+    category = variants.CATEGORIES[variant]
+    expected = {"test_" + name for name in category.fails & variants.NETWORK_CHECKS}
+    possible = {cell.grade_id: cell.points for cell in TEST_CELLS if cell.arguments == NETWORK}
+    for secret in (b"first", b"second", b"third"):
+        namespace = variants.run_answer(category.source, "<%s>" % variant)
+        graded = graded_in_process(namespace, secret, monkeypatch)
+        assert {test for test, (earned, _) in graded.items() if earned < possible[test]} == \
+            expected, secret
+        assert all(graded[test][0] == 0 for test in expected)
+        if category.at_most_half:
+            assert sum(earned for earned, _ in graded.values()) <= sum(possible.values()) / 2
+        if expected:
+            assert any(category.message in message for test in expected
+                       for message in graded[test][1]), graded
 
 
 def test_one_observation_per_observer_judges_as_each_check_alone():

@@ -1,9 +1,10 @@
 """Real `nbgrader autograde` on the sample class: every verdict the course promises.
 
 The samples (coursekit/samples.py) are the reference, the blank release, the seed
-document's answer, one student per answer category of coursekit/answers.py, one whose
-network alone is wrong, and two who carry a typical slip in each later exercise (slips in
-different exercises are independent, as these show). They are graded once per run, with
+document's answer, the answer categories of coursekit/answers.py that other tests compare
+with (every category is graded through the grader's own request without a kernel, in
+test_checks_stability.py), one whose network alone is wrong, and two who carry a typical
+slip in each later exercise (slips in different exercises are independent, as these show). They are graded once per run, with
 the cheats, as `make autograde` grades a class (tests/graded_classes.py). Among them, the
 cases of issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
 forward (registered and train_eval only), a print_variance of the student's own (named as
@@ -25,8 +26,9 @@ from coursekit import answers as variants
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
 from coursekit.feedback import hidden_lines
 from coursekit.report import collect, points_by_student
-from coursekit.samples import (COMMITTED, SAMPLE_SLIPS, SAMPLES, SLIPPED,
-                               sample_submission, submission_path)
+from coursekit.samples import (COMMITTED, SAMPLE_SLIPS, SLIPPED, sample_submission,
+                               submission_path)
+from graded_classes import GRADED_VARIANTS, SAMPLE_CLASS
 from coursekit.validate import printed_verdicts
 
 NETWORK_TESTS = ["test_" + name for name in
@@ -58,7 +60,7 @@ def graded(graded_class):
     """{student: ({test: points}, {test: text of its outputs}, autograded notebook)}."""
     results = {}
     for student, per_test in points_by_student(gradebook_url(graded_class)).items():
-        if student not in SAMPLES:
+        if student not in SAMPLE_CLASS:
             continue
         autograded = nbformat.read(graded_class / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                                    as_version=4)
@@ -66,7 +68,7 @@ def graded(graded_class):
                                             for o in cell.get("outputs", []))
                    for cell in autograded.cells if cell.cell_type == "code"}
         results[student] = (per_test, outputs, autograded)
-    assert len(results) == len(SAMPLES)
+    assert len(results) == len(SAMPLE_CLASS)
     return results
 
 
@@ -92,10 +94,10 @@ def test_seed_solution_gets_partial_credit_naming_both_mistakes(graded):
     assert "normalize the residual stream itself" in text
 
 
-@pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
-def test_each_answer_category_grades_as_promised(graded, variant):
-    scores, outputs, _ = graded["variant_" + variant]
-    category = variants.CATEGORIES[variant]
+@pytest.mark.parametrize("student", GRADED_VARIANTS)
+def test_each_graded_answer_category_grades_as_promised(graded, student):
+    scores, outputs, _ = graded[student]
+    category = variants.CATEGORIES[student[len("variant_"):]]
     expected = {"test_" + name for name in category.fails}
     also = {"test_" + name for name in category.also_fails}
     assert failing(scores) == expected | also
@@ -196,8 +198,8 @@ def feedback_pages(graded_classes):
     feedback = graded_classes.samples["feedback"]
     assert feedback.returncode == 0, feedback.stderr[-3000:]
     pages = {page.parts[-3]: page_text(page) for page in graded_classes.samples["root"].glob(
-        "feedback/*/%s/*.html" % ASSIGNMENT) if page.parts[-3] in SAMPLES}
-    assert set(pages) == set(SAMPLES)
+        "feedback/*/%s/*.html" % ASSIGNMENT) if page.parts[-3] in SAMPLE_CLASS}
+    assert set(pages) == set(SAMPLE_CLASS)
     return pages
 
 
@@ -219,7 +221,7 @@ def test_no_feedback_page_contains_hidden_test_code(feedback_pages):
 
 
 def test_feedback_gives_every_test_its_points_verdict_and_message(graded, feedback_pages):
-    for student in SAMPLES:
+    for student in SAMPLE_CLASS:
         scores, outputs, _ = graded[student]
         for test, possible in points().items():
             earned = scores[test]
@@ -235,7 +237,7 @@ def test_feedback_gives_every_test_its_points_verdict_and_message(graded, feedba
 
 def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
     compared = 0
-    for student in SAMPLES:
+    for student in SAMPLE_CLASS:
         _, _, notebook = graded[student]
         for cell in notebook.cells:
             if grade_id(cell) not in points():
@@ -260,11 +262,11 @@ def test_report_writes_the_grade_table_and_the_class_picture(graded_class, grade
     with open(root / "grades.csv") as handle:
         table = list(csv.DictReader(handle))
     students = [row["student"] for row in table]
-    assert set(SAMPLES) <= set(students)
+    assert set(SAMPLE_CLASS) <= set(students)
     # The cheats graded with the samples need attention (the exit status says so); no
     # sample does.
     flagged = {row["student"] for row in table if row["problem"]}
-    assert not flagged & set(SAMPLES)
+    assert not flagged & set(SAMPLE_CLASS)
     assert result.returncode == (1 if flagged else 0), result.stdout + result.stderr
     rows, tests, max_points = collect(gradebook_url(root))
     scores = {row.student: row.per_test for row in rows}
@@ -272,7 +274,7 @@ def test_report_writes_the_grade_table_and_the_class_picture(graded_class, grade
     assert list(counts) == list(points())  # notebook order
     for test, count in counts.items():
         assert count == sum(1 for s in students if scores[s][test] >= points()[test])
-        assert count >= sum(1 for s in SAMPLES if graded[s][0][test] >= points()[test])
+        assert count >= sum(1 for s in SAMPLE_CLASS if graded[s][0][test] >= points()[test])
 
 
 def test_readme_pictures_are_the_graded_references_figures():

@@ -6,7 +6,7 @@ processes on a PostgreSQL gradebook. Every grade and every autograded notebook m
 with grading one student at a time, which the graded classes did (tests/graded_classes.py):
 the hostile class by plain sequential `nbgrader autograde` (the reference, the tampered and
 the broken submissions), the sample class by `coursekit.parallel` with one worker (the
-blank, the seed and two variants).
+blank and the seed).
 """
 import contextlib
 import glob
@@ -30,7 +30,7 @@ from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, sample_submission, submit
 
 # Graded one at a time in the sample class, by coursekit.parallel with one worker.
-SAMPLED = ["blank", "seed", "variant_shared", "variant_branch_end"]
+SAMPLED = ["blank", "seed"]
 # Graded in the hostile class by plain sequential nbgrader autograde.
 HONEST = ["zz_reference"]
 TAMPERED = ["deleted_tests", "stripped_metadata"]
