@@ -9,6 +9,7 @@ the course replaces, must be listed in coursekit/compat.py, and still be in the 
 library: an upgrade that drops one fails here, not in a student's grade.
 """
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -177,3 +178,12 @@ def test_every_name_listed_in_compat_is_still_in_the_installed_library():
     gone = ["%s.%s" % (where, name) for where, name in listed
             if not hasattr(resolve(where), name)]
     assert gone == [], "gone from the installed library: %s" % ", ".join(gone)
+
+
+def test_the_readmes_map_names_every_module_of_the_package():
+    """A newcomer finds each module in the README's map, and no module that is gone."""
+    readme = (ROOT / "README.md").read_text()
+    mapped = set(re.findall(r"^  (\w+)\.py ", readme, re.MULTILINE))
+    modules = {path.stem for path in (ROOT / PACKAGE).glob("*.py") if path.stem != "__init__"}
+    assert mapped == modules, ("not in the map: %s; in the map, no such module: %s"
+                               % (sorted(modules - mapped), sorted(mapped - modules)))

@@ -4,6 +4,7 @@ Colab has no nbgrader and no course files, so the release is run here the way Co
 run it: alone in an empty folder, in a fresh virtualenv holding exactly those four packages
 (at the course's pinned versions) and a kernel.
 """
+import os
 import re
 import subprocess
 import sys
@@ -33,17 +34,65 @@ def pinned(names):
     return found
 
 
+def installed_closure(names):
+    """The distributions installed here that `names` need, their requirements followed
+    through environment markers (extras left out): what pip would install for them."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    found, wanted = {}, list(names)
+    while wanted:
+        name = wanted.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in found:
+            continue
+        found[key] = distribution = metadata.distribution(name)
+        for line in distribution.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+    return list(found.values())
+
+
+def link_distributions(distributions, site_packages):
+    """Each installed file of `distributions` linked into `site_packages` at its place: the
+    venv then holds those packages and nothing else, without unpacking torch again (a
+    minute of the suite's time)."""
+    for distribution in distributions:
+        for file in distribution.files or []:
+            if file.parts[0] == "..":  # scripts and data outside site-packages
+                continue
+            source, target = Path(distribution.locate_file(file)), site_packages / file
+            if not source.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # another file system
+                target.symlink_to(source)
+
+
 @pytest.fixture(scope="session")
 def plain_kernel(tmp_path_factory):
-    """A kernel spec whose Python has only the student packages."""
+    """A kernel spec whose Python has only the student packages, at the versions the course
+    pins (this virtualenv's own, installed from requirements.txt)."""
     home = tmp_path_factory.mktemp("colab")
     venv = home / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    # pip from this interpreter installs into the new venv, which then holds no pip either.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--disable-pip-version-check", *pinned(STUDENT_PACKAGES)],
-                   check=True, capture_output=True)
+    site_packages = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip())
+    distributions = installed_closure(STUDENT_PACKAGES)
+    from packaging.requirements import Requirement
+
+    versions = {d.metadata["Name"].lower(): d.version for d in distributions}
+    for line in pinned(STUDENT_PACKAGES):
+        requirement = Requirement(line)
+        assert requirement.specifier.contains(versions[requirement.name.lower()],
+                                              prereleases=True), (line, versions)
+    link_distributions(distributions, site_packages)
     subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(home / "jp"),
                     "--name", "plain"], check=True, capture_output=True)
     return python, home / "jp" / "share" / "jupyter" / "kernels"
