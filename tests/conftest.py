@@ -264,7 +264,7 @@ def classes_grading(request, tmp_path_factory):
         return
     from graded_classes import Background
 
-    grading = Background(tmp_path_factory)
+    grading = Background(tmp_path_factory, ahead_in_order(request.session.items))
     try:
         yield grading
     finally:
@@ -275,6 +275,40 @@ class OneLaneOnly:
     def result(self):
         pytest.fail("The graded classes are graded in one lane: run these tests without -n "
                     "(make test does). pytest -n is for make test-fast.", pytrace=False)
+
+    def ahead(self, name, function, tmp_path_factory):
+        return function(tmp_path_factory)
+
+
+# {name: function} of the fixtures made with graded_ahead.
+AHEAD = {}
+
+
+def graded_ahead(function):
+    """A session fixture computed beside the tests once a graded class frees a core
+    (graded_classes.Background), or where a test first asks for it when its turn has not
+    come. `function(tmp_path_factory)` may only grade and run commands in course copies of
+    its own: it runs in a thread, while other tests run."""
+    AHEAD[function.__name__] = function
+
+    @pytest.fixture(scope="session", name=function.__name__)
+    def fixture(classes_grading, tmp_path_factory):
+        if classes_grading is None:  # a run that grades no class
+            return function(tmp_path_factory)
+        return classes_grading.ahead(function.__name__, function, tmp_path_factory)
+
+    fixture.__doc__ = function.__doc__
+    return fixture
+
+
+def ahead_in_order(items):
+    """(name, function) of each graded_ahead fixture these tests use, first used first."""
+    used = {}
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in AHEAD:
+                used.setdefault(name, AHEAD[name])
+    return list(used.items())
 
 
 @pytest.fixture(scope="session")

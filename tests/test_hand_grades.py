@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from conftest import make, nbgrader
+from conftest import graded_ahead, make, nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.gradebook import answers_record_path
 from coursekit.samples import course_copy, make_submission, solution_cells, submit
@@ -48,7 +48,7 @@ def stored(url, student):
                 bool(submission.needs_manual_grade), submission.score)
 
 
-@pytest.fixture(scope="module")
+@graded_ahead
 def regraded(tmp_path_factory):
     root = course_copy(tmp_path_factory.mktemp("hand-grades"))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")

@@ -14,7 +14,7 @@ import re
 import nbformat
 import pytest
 
-from conftest import make
+from conftest import graded_ahead, make
 from coursekit.course import ASSIGNMENT, NOTEBOOK, grade_id
 from coursekit.report import EARLIER_RELEASE
 from coursekit.samples import course_copy, sample_submission, submit
@@ -48,7 +48,7 @@ def change_midterm(root):
     nbformat.write(notebook, source)
 
 
-@pytest.fixture(scope="module")
+@graded_ahead
 def midterm(tmp_path_factory):
     root = course_copy(tmp_path_factory.mktemp("midterm"))
     make(root, "release")

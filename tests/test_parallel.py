@@ -24,7 +24,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import free_port, make, nbgrader, nbgrader_env
+from conftest import free_port, graded_ahead, make, nbgrader, nbgrader_env
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, sample_submission, submit
@@ -100,9 +100,9 @@ def sequential(graded_classes):
     return found
 
 
-# The gradings are session-scoped: the tests that only read a run take it early, beside the
-# graded classes, and the comparisons with the classes at the end find it done.
-@pytest.fixture(scope="session")
+# The gradings are computed ahead, beside the tests, once a graded class frees a core; the
+# comparisons with the classes at the end find them done.
+@graded_ahead
 def two_workers(tmp_path_factory):
     root = build_class(course_copy(tmp_path_factory.mktemp("two_workers")))
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
@@ -295,7 +295,7 @@ class DaskRun:
     grades: dict      # read from the PostgreSQL gradebook right after the run
 
 
-@pytest.fixture(scope="session")
+@graded_ahead
 def on_dask_and_postgres(tmp_path_factory):
     """The class graded on the Dask cluster into PostgreSQL; both are stopped once the
     grades are read, so that nothing idles beside the rest of the suite."""

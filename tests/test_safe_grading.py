@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import checksums, nbgrader
+from conftest import checksums, graded_ahead, nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 from coursekit.attention import of_class as needs_attention
 from coursekit.feedback import RELEASE_FILES
@@ -361,44 +361,48 @@ def test_the_unsafe_opt_out_grades_without_a_sandbox_and_says_so_loudly(one_stud
     assert sum(grades_of(one_student)["zz_reference"].values()) == FULL
 
 
-# Budgets of a whole submission, tight enough for a quick test; each case passes one.
-LIMITS = ["--Sandbox.cpu_seconds=12", "--Sandbox.notebook_seconds=30",
+# Budgets of a whole submission, tight enough for a quick test; each case passes one. The
+# class grades beside other tests (graded_ahead): the CPU budget must be reached before the
+# wall-time budget even with a third of a core.
+LIMITS = ["--Sandbox.cpu_seconds=12", "--Sandbox.notebook_seconds=60",
           "--Sandbox.disk_mib=256", "--Execute.timeout=60"]
 OVER_BUDGET = {  # student: (the hostile cell, what the grader says it passed)
     "limit_cpu_hog": (hostile.CPU_HOG, "more than 12 CPU seconds in all"),
     "limit_busy_children": (hostile.BUSY_CHILDREN, "more than 12 CPU seconds in all"),
     "limit_slow_cells": (hostile.SLOW_CELL.replace("SECONDS", "8"),
-                         "time budget of 30 s (all cells together)"),
+                         "time budget of 60 s (all cells together)"),
     "limit_disk_filler": (hostile.DISK_FILLER, "more than 256 MiB into its folder"),
     "limit_home_filler": (hostile.HOME_FILLER, "more than 256 MiB into its folder and home"),
 }
 
 
-@pytest.fixture(scope="module")
-def over_budget(one_student):
+@graded_ahead
+def over_budget(tmp_path_factory):
+    """(the course, nbgrader's run) with the OVER_BUDGET students graded under LIMITS."""
+    root = course_copy(tmp_path_factory.mktemp("over_budget"))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     for student, (source, _) in OVER_BUDGET.items():
         notebook = hostile.reference()
-        for _ in range(4 if "slow" in student else 1):
+        for _ in range(8 if "slow" in student else 1):
             hostile._insert_after(notebook, "imports", source)
-        nbformat.write(notebook, _path(one_student, student))
-    run = nbgrader(one_student, "autograde", ASSIGNMENT, "--force", "--student=limit_*",
-                   *LIMITS, check=False)
+        nbformat.write(notebook, _path(root, student))
+    run = nbgrader(root, "autograde", ASSIGNMENT, "--force", *LIMITS, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
-    return run
+    return root, run
 
 
 @pytest.mark.parametrize("student", sorted(OVER_BUDGET))
-def test_a_submission_past_a_budget_is_stopped_and_graded_on_what_ran(over_budget,
-                                                                       one_student, student):
+def test_a_submission_past_a_budget_is_stopped_and_graded_on_what_ran(over_budget, student):
+    root, run = over_budget
     source, says = OVER_BUDGET[student]
-    notebook = nbformat.read(one_student / "autograded" / student / ASSIGNMENT / NOTEBOOK,
+    notebook = nbformat.read(root / "autograded" / student / ASSIGNMENT / NOTEBOOK,
                              as_version=4)
     stopped = [o.evalue for cell in notebook.cells if cell.cell_type == "code"
                for o in cell.outputs if o.output_type == "error" and o.ename == "KernelStopped"]
     assert len(stopped) == 1 and says in stopped[0], stopped
-    assert says in over_budget.stderr
-    assert sum(grades_of(one_student)[student].values()) == 0
-    assert not [p for p in (one_student / "autograded" / student).rglob("*")
+    assert says in run.stderr
+    assert sum(grades_of(root)[student].values()) == 0
+    assert not [p for p in (root / "autograded" / student).rglob("*")
                 if p.is_file() and p.stat().st_size > 256 * 2**20]
 
 BROKEN_CONFIGS = {

@@ -1,0 +1,47 @@
+"""The suite's background work (tests/graded_classes.py): what is computed ahead of the
+tests is computed once, in order, and never waited on in vain."""
+import threading
+
+import pytest
+
+from graded_classes import Ahead
+
+
+def test_work_is_computed_in_order_once_and_asked_for_work_comes_from_the_queue():
+    computed = []
+
+    def piece(name):
+        return lambda argument: computed.append(name) or (name, argument)
+
+    queue = Ahead([("first", piece("first")), ("second", piece("second")),
+                   ("third", piece("third"))])
+    # Asked for before the queue reached it: computed here, and dropped from the queue.
+    assert queue.result("third", piece("third"), 7) == ("third", 7)
+    queue.run(7)
+    assert computed == ["third", "first", "second"]
+    assert queue.result("first", piece("first"), 7) == ("first", 7)
+    assert computed == ["third", "first", "second"]
+
+
+def test_a_piece_under_way_is_waited_for_and_its_error_reaches_the_asker():
+    begun, release = threading.Event(), threading.Event()
+
+    def slow(argument):
+        begun.set()
+        release.wait(10)
+        raise ValueError("the grading failed")
+
+    queue = Ahead([("slow", slow)])
+    worker = threading.Thread(target=queue.run, args=(None,))
+    worker.start()
+    assert begun.wait(10)
+    release.set()
+    with pytest.raises(ValueError, match="the grading failed"):
+        queue.result("slow", lambda argument: pytest.fail("computed twice"), None)
+    worker.join(10)
+
+
+def test_a_stopped_run_begins_nothing_more():
+    queue = Ahead([("never", lambda argument: pytest.fail("begun after the stop"))])
+    queue.run(None, stopped=lambda: True)
+    assert queue.begun == {}
