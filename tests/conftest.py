@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -216,9 +217,23 @@ def jupyterlab_server(root_dir, home, env, *options, cwd=None):
                 server.kill()
 
 
+# Commands run for work computed ahead go through the background's Commands (set for its
+# thread by graded_classes.Ahead), which stops them when the run ends early.
+BACKGROUND = threading.local()
+
+
+def run_command(command, cwd, env, timeout=None):
+    """subprocess.run(command) with its output as text; stoppable in the background."""
+    commands = getattr(BACKGROUND, "commands", None)
+    if commands is not None:
+        return commands.run(command, cwd, env, timeout=timeout)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def nbgrader(root, *args, check=True):
-    result = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), *args],
-                            cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+    result = run_command([str(Path(sys.executable).parent / "nbgrader"), *args], root,
+                         nbgrader_env())
     if check and result.returncode != 0:
         raise AssertionError("nbgrader %s failed:\n%s" % (" ".join(args), result.stderr[-4000:]))
     return result
@@ -233,10 +248,9 @@ def make(root, *targets, check=True):
             # -o options below do not reach; they must find the venv up to date.
             shutil.copy2(ROOT / name, root / name)
     venv = Path(sys.executable).parent.parent
-    result = subprocess.run(
+    result = run_command(
         ["make", "--no-print-directory", "VENV=%s" % venv, "-o", "%s/.installed" % venv,
-         "-o", "%s/etc/jupyter/nbgrader_config.py" % venv, *targets],
-        cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+         "-o", "%s/etc/jupyter/nbgrader_config.py" % venv, *targets], root, nbgrader_env())
     if check and result.returncode != 0:
         raise AssertionError("make %s failed:\n%s" % (" ".join(targets),
                                                       (result.stdout + result.stderr)[-4000:]))

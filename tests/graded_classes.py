@@ -263,17 +263,25 @@ class Ahead:
         self.waiting = list(waiting)  # (name, function of one argument)
         self.begun = {}               # name: Future
 
-    def run(self, argument, stopped=lambda: False):
-        while True:
-            with self.lock:
-                if stopped() or not self.waiting:
-                    return
-                name, function = self.waiting.pop(0)
-                future = self.begun[name] = concurrent.futures.Future()
-            try:
-                future.set_result(function(argument))
-            except BaseException as error:  # raised again where the result is asked for
-                future.set_exception(error)
+    def run(self, argument, commands=None):
+        """Computes the queue; with `commands` (Commands), conftest's command helpers run
+        through it in this thread, and nothing more begins once it is stopped."""
+        import conftest
+
+        conftest.BACKGROUND.commands = commands
+        try:
+            while True:
+                with self.lock:
+                    if (commands is not None and commands.stopped) or not self.waiting:
+                        return
+                    name, function = self.waiting.pop(0)
+                    future = self.begun[name] = concurrent.futures.Future()
+                try:
+                    future.set_result(function(argument))
+                except BaseException as error:  # raised again where the result is asked for
+                    future.set_exception(error)
+        finally:
+            conftest.BACKGROUND.commands = None
 
     def result(self, name, function, argument):
         with self.lock:
@@ -296,22 +304,25 @@ class Background:
         self.started = time.monotonic()
         self.commands = Commands()
         self.pool = concurrent.futures.ThreadPoolExecutor(3)
-        self.samples = self.pool.submit(grade_sample_class,
-                                        tmp_path_factory.mktemp("sample_class"), self.commands)
-        self.hostile = self.pool.submit(grade_hostile_class,
-                                        tmp_path_factory.mktemp("hostile_class"), self.commands)
-        self.graded = None
         self.done = {}  # class: seconds from the start until it was graded
-        for name, future in (("sample class", self.samples), ("hostile class", self.hostile)):
-            future.add_done_callback(lambda _, name=name: self.done.setdefault(
-                name, time.monotonic() - self.started))
+        self.samples = self.pool.submit(self._timed, "sample class", grade_sample_class,
+                                        tmp_path_factory.mktemp("sample_class"))
+        self.hostile = self.pool.submit(self._timed, "hostile class", grade_hostile_class,
+                                        tmp_path_factory.mktemp("hostile_class"))
+        self.graded = None
         self.queue = Ahead(ahead)
         self.pool.submit(self._ahead_once_a_class_is_graded, tmp_path_factory)
+
+    def _timed(self, name, grade, folder):
+        try:
+            return grade(folder, self.commands)
+        finally:
+            self.done[name] = time.monotonic() - self.started
 
     def _ahead_once_a_class_is_graded(self, tmp_path_factory):
         concurrent.futures.wait([self.samples, self.hostile],
                                 return_when=concurrent.futures.FIRST_COMPLETED)
-        self.queue.run(tmp_path_factory, stopped=lambda: self.commands.stopped)
+        self.queue.run(tmp_path_factory, self.commands)
 
     def ahead(self, name, function, tmp_path_factory):
         return self.queue.result(name, function, tmp_path_factory)

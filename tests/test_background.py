@@ -41,7 +41,28 @@ def test_a_piece_under_way_is_waited_for_and_its_error_reaches_the_asker():
     worker.join(10)
 
 
-def test_a_stopped_run_begins_nothing_more():
-    queue = Ahead([("never", lambda argument: pytest.fail("begun after the stop"))])
-    queue.run(None, stopped=lambda: True)
-    assert queue.begun == {}
+def test_a_stopped_run_begins_nothing_more_and_stops_the_command_under_way(tmp_path):
+    from conftest import BACKGROUND, run_command
+    from graded_classes import Commands, Stopped
+
+    commands = Commands()
+    started = threading.Event()
+
+    def long_command(argument):
+        started.set()
+        return run_command(["sleep", "60"], tmp_path, None)
+
+    queue = Ahead([("long", long_command),
+                   ("never", lambda argument: pytest.fail("begun after the stop"))])
+    worker = threading.Thread(target=queue.run, args=(None, commands))
+    worker.start()
+    assert started.wait(10)
+    while not commands.running:  # the command has begun
+        threading.Event().wait(0.05)
+    commands.stop()
+    worker.join(20)
+    assert not worker.is_alive()
+    with pytest.raises(Stopped):
+        queue.result("long", long_command, None)
+    assert set(queue.begun) == {"long"}
+    assert getattr(BACKGROUND, "commands", None) is None  # only the queue's thread had it

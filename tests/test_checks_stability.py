@@ -55,13 +55,13 @@ class _Shown:
         self.outputs.append({"output_type": "display_data", "data": data})
 
 
-def graded_in_process(namespace, secret, monkeypatch):
-    """{test cell: (points earned, messages of its failed verdicts)} for the network's test
-    cells, reached as SandboxedExecute reaches them in a graded notebook: the grader's own
-    request (coursekit.grader.request) runs where the answer cell ran, with the helpers'
-    modules in place, its display is read back (read_reply), and the judge's verdicts for
-    seed 0 and a secret seed decide the cell's points; a row of cells that ask for the same
-    observation shares one request."""
+def graded_in_process(namespace, cells, secret, monkeypatch, distrust=None):
+    """{test cell: (points earned, the message the cell shows or None)} for `cells`, reached
+    as SandboxedExecute reaches them in a graded notebook: the grader's own request
+    (coursekit.grader.request) runs where the answer cell ran, with the helpers' modules in
+    place, its display is read back (read_reply), and the judge's verdicts for seed 0 and a
+    secret seed decide the cell's points, its first failing verdict its message; a row of
+    cells that ask for the same observation shares one request."""
     from coursekit import grader
 
     shown = _Shown()
@@ -69,9 +69,7 @@ def graded_in_process(namespace, secret, monkeypatch):
     monkeypatch.setitem(sys.modules, "udl_bn_checks", checks)
     monkeypatch.setitem(sys.modules, "udl_bn_judge", judge)
     replies, graded = {}, {}
-    for cell in TEST_CELLS:
-        if cell.arguments != NETWORK:
-            continue
+    for cell in cells:
         asked = grader.ASKED.get(cell.check, cell.check)
         key = (checks.OBSERVERS[asked], cell.arguments)
         if key not in replies:
@@ -88,32 +86,63 @@ def graded_in_process(namespace, secret, monkeypatch):
             assert grader.changed_modules(reply.fingerprints) == []
             replies[key] = seeds, reply
         seeds, reply = replies[key]
-        verdicts, findings = grader.verdicts(cell.check, cell.arguments, reply, seeds)
+        verdicts, findings = grader.verdicts(cell.check, cell.arguments, reply, seeds,
+                                             distrust)
         assert findings == [], (cell.grade_id, findings)
-        graded[cell.grade_id] = (cell.points if all(v.passed for v in verdicts) else 0,
-                                 [v.message for v in verdicts if not v.passed])
+        first = next((v for v in verdicts if not v.passed), verdicts[0])
+        graded[cell.grade_id] = ((cell.points, None) if first.passed
+                                 else (0, first.raised[1]))
     return graded
+
+
+def answered_notebook(source):
+    """The notebook's own cells above the answer (print_variance, ResidualNetwork,
+    block_variances and what the imports cell defines), then the answer cell."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import matplotlib.pyplot as plt
+
+    namespace = notebook_namespace()
+    namespace.update(DataLoader=DataLoader, TensorDataset=TensorDataset, plt=plt)
+    exec(variants.WEIGHTS_INIT, namespace)
+    exec(compile(source, "<answer>", "exec"), namespace)
+    return namespace
+
+
+# The cells an answer to the first TODO decides: the network's, and block_variances, which
+# reads the notebook's print_variance (an answer may define its own).
+FIRST_TODO_CELLS = [cell for cell in TEST_CELLS
+                    if cell.arguments == NETWORK or cell.check == "block_variances"]
 
 
 @pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
 def test_each_answer_category_grades_as_promised(variant, monkeypatch):
-    """Every category's points and message as the grader gives them (the sample class grades
-    only the categories other tests compare with, tests/graded_classes.py), for three
-    secrets: exactly the category's checks fail, earning nothing, and say its mistake."""
+    """Every category's points and messages as the grader gives them (the sample class
+    grades only the categories a cheat's twin keeps, tests/graded_classes.py), for two
+    secrets: nothing in its text is taken for tampering, exactly the category's cells fail,
+    earning nothing and showing its mistake, and every other cell earns its points."""
+    from coursekit import grader
+    from coursekit.samples import sample_submission
+
     category = variants.CATEGORIES[variant]
-    expected = {"test_" + name for name in category.fails & variants.NETWORK_CHECKS}
-    possible = {cell.grade_id: cell.points for cell in TEST_CELLS if cell.arguments == NETWORK}
-    for secret in (b"first", b"second", b"third"):
-        namespace = variants.run_answer(category.source, "<%s>" % variant)
-        graded = graded_in_process(namespace, secret, monkeypatch)
-        assert {test for test, (earned, _) in graded.items() if earned < possible[test]} == \
-            expected, secret
-        assert all(graded[test][0] == 0 for test in expected)
+    findings = grader.suspicious_cells(sample_submission("variant_" + variant))
+    assert findings == [], findings
+    failing = {"test_" + name for name in category.fails | category.also_fails}
+    possible = {cell.grade_id: cell.points for cell in FIRST_TODO_CELLS}
+    network = [cell.grade_id for cell in FIRST_TODO_CELLS if cell.arguments == NETWORK]
+    for secret in (b"first", b"second"):
+        graded = graded_in_process(answered_notebook(category.source), FIRST_TODO_CELLS,
+                                   secret, monkeypatch, grader.distrusted(findings))
+        assert {test for test, (earned, _) in graded.items() if earned == 0} == failing, secret
+        assert all(graded[test][0] == possible[test] for test in set(possible) - failing)
         if category.at_most_half:
-            assert sum(earned for earned, _ in graded.values()) <= sum(possible.values()) / 2
-        if expected:
-            assert any(category.message in message for test in expected
-                       for message in graded[test][1]), graded
+            assert sum(graded[test][0] for test in network) <= sum(
+                possible[test] for test in network) / 2
+        if category.fails:
+            assert any(category.message in graded["test_" + name][1]
+                       for name in category.fails), graded
+        for name in category.also_fails:
+            assert category.also_message in graded["test_" + name][1], graded
 
 
 def test_one_observation_per_observer_judges_as_each_check_alone():

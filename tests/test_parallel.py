@@ -24,7 +24,7 @@ import nbformat
 import pytest
 
 import hostile
-from conftest import free_port, graded_ahead, make, nbgrader, nbgrader_env
+from conftest import free_port, graded_ahead, make, nbgrader, nbgrader_env, run_command
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import collect
 from coursekit.samples import course_copy, SAMPLES, make_submission, sample_submission, submit
@@ -55,8 +55,8 @@ def build_class(root):
 def parallel(root, *args):
     env = nbgrader_env()
     env["PYTHONPATH"] = str(root)
-    return subprocess.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    return run_command([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args], root,
+                       env, timeout=900)
 
 
 def grades(url):
