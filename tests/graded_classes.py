@@ -50,7 +50,7 @@ from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submis
 CONTROLS = ("blank", "reference")
 # The answer categories graded here are those a cheat's twin keeps (tests/cheats.py). Every
 # category's points and message, reached through the grader's own request and judge, are
-# proven without a kernel for three secrets (test_checks_stability.py); what a kernel adds
+# proven without a kernel for two secrets (test_checks_stability.py); what a kernel adds
 # is the same for every answer, and these show it.
 GRADED_VARIANTS = tuple(sorted({twin.sample for twin in cheats.TWIN_CHEATS.values()
                                 if twin.sample.startswith("variant_")}))

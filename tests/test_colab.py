@@ -76,7 +76,10 @@ def link_distributions(distributions, site_packages):
 @pytest.fixture(scope="session")
 def plain_kernel(tmp_path_factory):
     """A kernel spec whose Python has only the student packages, at the versions the course
-    pins (this virtualenv's own, installed from requirements.txt)."""
+    pins (this virtualenv's own, installed from requirements.txt). Their shared
+    requirements (traitlets, tornado, jupyter-client) are at the versions pip chose beside
+    nbgrader: what this proves is that the release runs without the course's tooling, not
+    that the student lines alone resolve the same way."""
     home = tmp_path_factory.mktemp("colab")
     venv = home / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
