@@ -274,16 +274,21 @@ def weights_init(layer_in):
 """
 
 
-def run_answer(source, name="<answer>"):
-    """Execute an answer cell as the notebook would; returns the cell's namespace."""
+def run_answer(source, name="<answer>", above=None):
+    """Execute an answer cell as the notebook would; returns the cell's namespace. `above`:
+    the namespace the notebook's own cells ran in, which the answer then runs in too (so
+    their functions see what it redefines); the defaults below stand in for what it lacks."""
     from torch.utils.data import DataLoader, TensorDataset
 
     import matplotlib.pyplot as plt
 
     # What the notebook has defined when an answer cell runs, and nothing more.
-    namespace = {"torch": torch, "nn": nn, "np": np, "DataLoader": DataLoader,
-                 "TensorDataset": TensorDataset, "plt": plt,
-                 "print_variance": printed_variances()}
+    namespace = {} if above is None else above
+    for key, value in {"torch": torch, "nn": nn, "np": np, "DataLoader": DataLoader,
+                       "TensorDataset": TensorDataset, "plt": plt}.items():
+        namespace.setdefault(key, value)
+    if "print_variance" not in namespace:
+        namespace["print_variance"] = printed_variances()
     exec(WEIGHTS_INIT, namespace)
     exec(compile(source, name, "exec"), namespace)
     return namespace

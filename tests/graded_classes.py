@@ -4,9 +4,10 @@ Grading is what the suite's time goes to (each notebook costs about twice the fl
 every test that reads a graded sample, cheat or hostile case reads it from here
 (conftest's `graded_classes`), and a test that must change a course copies one.
 
-- The sample class: the samples of coursekit.samples (every slip, and the answer
-  categories other tests compare with: `SAMPLE_CLASS`) and the cheats of tests/cheats.py, graded as `make autograde` does (coursekit.parallel,
-  through the course's config), then feedback and the grade table. The samples `blank` and
+- The sample class: the samples of coursekit.samples (`SAMPLE_CLASS`: every slip, and the
+  answer categories a cheat's twin keeps) and the cheats of tests/cheats.py, graded as
+  `make autograde` does (coursekit.parallel, through the course's config), then feedback
+  and the grade table. The samples `blank` and
   `reference` are the cheats' controls: the untouched release and the reference solution
   are graded once for both.
 - The hostile class: the cases of tests/hostile.py, graded by plain `nbgrader autograde`
@@ -40,7 +41,7 @@ import nbformat
 
 import cheats
 import hostile
-from conftest import checksums
+from conftest import BACKGROUND, checksums
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
 from coursekit.report import points_by_student
 from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submission, submit,
@@ -266,9 +267,7 @@ class Ahead:
     def run(self, argument, commands=None):
         """Computes the queue; with `commands` (Commands), conftest's command helpers run
         through it in this thread, and nothing more begins once it is stopped."""
-        import conftest
-
-        conftest.BACKGROUND.commands = commands
+        BACKGROUND.commands = commands
         try:
             while True:
                 with self.lock:
@@ -281,7 +280,7 @@ class Ahead:
                 except BaseException as error:  # raised again where the result is asked for
                     future.set_exception(error)
         finally:
-            conftest.BACKGROUND.commands = None
+            BACKGROUND.commands = None
 
     def result(self, name, function, argument):
         with self.lock:

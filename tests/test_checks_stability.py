@@ -95,20 +95,6 @@ def graded_in_process(namespace, cells, secret, monkeypatch, distrust=None):
     return graded
 
 
-def answered_notebook(source):
-    """The notebook's own cells above the answer (print_variance, ResidualNetwork,
-    block_variances and what the imports cell defines), then the answer cell."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    import matplotlib.pyplot as plt
-
-    namespace = notebook_namespace()
-    namespace.update(DataLoader=DataLoader, TensorDataset=TensorDataset, plt=plt)
-    exec(variants.WEIGHTS_INIT, namespace)
-    exec(compile(source, "<answer>", "exec"), namespace)
-    return namespace
-
-
 # The cells an answer to the first TODO decides: the network's, and block_variances, which
 # reads the notebook's print_variance (an answer may define its own).
 FIRST_TODO_CELLS = [cell for cell in TEST_CELLS
@@ -131,8 +117,11 @@ def test_each_answer_category_grades_as_promised(variant, monkeypatch):
     possible = {cell.grade_id: cell.points for cell in FIRST_TODO_CELLS}
     network = [cell.grade_id for cell in FIRST_TODO_CELLS if cell.arguments == NETWORK]
     for secret in (b"first", b"second"):
-        graded = graded_in_process(answered_notebook(category.source), FIRST_TODO_CELLS,
-                                   secret, monkeypatch, grader.distrusted(findings))
+        # Below the notebook's own print_variance, ResidualNetwork and block_variances.
+        namespace = variants.run_answer(category.source, "<%s>" % variant,
+                                        above=notebook_namespace())
+        graded = graded_in_process(namespace, FIRST_TODO_CELLS, secret, monkeypatch,
+                                   grader.distrusted(findings))
         assert {test for test, (earned, _) in graded.items() if earned == 0} == failing, secret
         assert all(graded[test][0] == possible[test] for test in set(possible) - failing)
         if category.at_most_half:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import nbformat
@@ -15,6 +16,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+from packaging.requirements import Requirement
 
 from conftest import ROOT
 from coursekit import sync
@@ -34,25 +36,25 @@ def pinned(names):
     return found
 
 
+def normalized(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def installed_closure(names):
-    """The distributions installed here that `names` need, their requirements followed
-    through environment markers (extras left out): what pip would install for them."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
+    """{normalized name: distribution} of what is installed here that `names` need, their
+    requirements followed through environment markers (extras left out): what pip would
+    install for them."""
     found, wanted = {}, list(names)
     while wanted:
         name = wanted.pop()
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key in found:
+        if normalized(name) in found:
             continue
-        found[key] = distribution = metadata.distribution(name)
+        found[normalized(name)] = distribution = metadata.distribution(name)
         for line in distribution.requires or []:
             requirement = Requirement(line)
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
                 wanted.append(requirement.name)
-    return list(found.values())
+    return found
 
 
 def link_distributions(distributions, site_packages):
@@ -87,15 +89,12 @@ def plain_kernel(tmp_path_factory):
     site_packages = Path(subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True, capture_output=True, text=True).stdout.strip())
-    distributions = installed_closure(STUDENT_PACKAGES)
-    from packaging.requirements import Requirement
-
-    versions = {d.metadata["Name"].lower(): d.version for d in distributions}
+    closure = installed_closure(STUDENT_PACKAGES)
     for line in pinned(STUDENT_PACKAGES):
         requirement = Requirement(line)
-        assert requirement.specifier.contains(versions[requirement.name.lower()],
-                                              prereleases=True), (line, versions)
-    link_distributions(distributions, site_packages)
+        installed = closure[normalized(requirement.name)].version
+        assert requirement.specifier.contains(installed, prereleases=True), (line, installed)
+    link_distributions(closure.values(), site_packages)
     subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(home / "jp"),
                     "--name", "plain"], check=True, capture_output=True)
     return python, home / "jp" / "share" / "jupyter" / "kernels"

@@ -1,11 +1,11 @@
 """Real `nbgrader autograde` on the sample class: every verdict the course promises.
 
 The samples (coursekit/samples.py) are the reference, the blank release, the seed
-document's answer, the answer categories of coursekit/answers.py that other tests compare
-with (every category is graded through the grader's own request without a kernel, in
+document's answer, the answer categories of coursekit/answers.py that a cheat's twin keeps
+(every category is graded through the grader's own request without a kernel, in
 test_checks_stability.py), one whose network alone is wrong, and two who carry a typical
-slip in each later exercise (slips in different exercises are independent, as these show). They are graded once per run, with
-the cheats, as `make autograde` grades a class (tests/graded_classes.py). Among them, the
+slip in each later exercise (slips in different exercises are independent, as these
+show). They are graded once per run, with the cheats, as `make autograde` grades a class (tests/graded_classes.py). Among them, the
 cases of issue 14: figure 11.6c with batch norm on the stem (full marks), layers created in
 forward (registered and train_eval only), a print_variance of the student's own (named as
 the cause), plt.plot instead of ax.plot, block numbers 1 to 6, running statistics from
