@@ -37,7 +37,7 @@ from coursekit.samples import course_copy, nbgrader_env
 from test_exchange import (FORGE, PROBE, TREE, Machine, Student, answers, committed_points,
                            now_utc, privileges, run, sha256, students_python, submit)
 from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assignment_row,
-                             close_modal, open_in_manual_grading)
+                             close_modal, open_in_manual_grading, press)
 
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
 pytestmark = pytest.mark.one_lane("unix-users")
@@ -164,8 +164,8 @@ def term(tmp_path_factory, browser, machine, cleanup):
 
         walk.regrade = make(root, "autograde", "STUDENT=" + twice)
         walk.feedback = make(root, "feedback", "report")
-        row, _ = assignment_row(frame)
-        row.locator("td.release-feedback a").click()
+        press(tab.page, lambda: assignment_row(frame)[0].locator("td.release-feedback a"),
+              "release_feedback")
         # What the button did, read from the exchange: one page per student. Its modal is
         # read too, but not waited on past that: in one full run it never became visible
         # though the pages were released and the list refreshed.
