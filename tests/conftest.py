@@ -75,10 +75,15 @@ def pytest_collection_modifyitems(config, items):
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
     # The graded classes take the longest and grade in the background from the first test
-    # on (the fixture `graded_classes`): every other test runs first, beside them.
+    # on (the fixture `graded_classes`): every other test runs first, beside them. Just
+    # before them come the tests of work computed ahead (graded_ahead), which the
+    # background begins once a class is graded: the later they ask, the less they wait.
     after = after_the_classes(items)
-    items[:] = [item for item in items if item not in after] + [
-        item for item in items if item in after]
+    ahead = sharing_module_fixtures(
+        {item for item in items if item not in after and uses_work_ahead(item)}, items) - after
+    items[:] = ([item for item in items if item not in after and item not in ahead]
+                + [item for item in items if item in ahead]
+                + [item for item in items if item in after])
     lane = lanes(items)
     for item in items:
         if item in lane:
@@ -112,16 +117,25 @@ def module_fixtures(item):
             if fixture.scope == "module"}
 
 
-def after_the_classes(items):
-    """The tests that read the graded classes, and every test sharing a module-scoped
-    fixture with one of them: run apart, that fixture would be set up twice."""
-    after = {item for item in items if reads_the_classes(item)}
+def uses_work_ahead(item):
+    return bool(AHEAD.keys() & set(getattr(item, "fixturenames", ())))
+
+
+def sharing_module_fixtures(chosen, items):
+    """`chosen`, and every test of `items` sharing a module-scoped fixture with one of
+    them: run apart, that fixture would be set up twice."""
+    chosen = set(chosen)
     while True:
-        shared = set().union(*(module_fixtures(item) for item in after))
-        more = {item for item in items if item not in after and module_fixtures(item) & shared}
+        shared = set().union(*(module_fixtures(item) for item in chosen))
+        more = {item for item in items if item not in chosen and module_fixtures(item) & shared}
         if not more:
-            return after
-        after |= more
+            return chosen
+        chosen |= more
+
+
+def after_the_classes(items):
+    """The tests that read the graded classes, with those sharing a module's fixture."""
+    return sharing_module_fixtures({item for item in items if reads_the_classes(item)}, items)
 
 
 # Session fixtures every lane may make for itself: a release (seconds), and the graded
@@ -332,13 +346,24 @@ def graded_classes(classes_grading):
     return classes_grading.result()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for every browser test (each opens pages of its own)."""
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium, for the thread that opens it (Playwright's objects belong to
+    the thread that made them)."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test in the run's own thread (each opens
+    pages of its own)."""
+    with chromium() as launched:
+        yield launched

@@ -254,7 +254,7 @@ def grade_hostile_class(folder, commands):
 
 
 class Ahead:
-    """Work computed one piece after another in a thread of its own, in the order given:
+    """Work computed piece by piece in the order given, by each thread that calls `run`:
     `result(name)` waits for a piece begun, or computes it in the caller (and drops it from
     the queue) when its turn has not come, so nothing is computed twice or waited on in
     vain."""
@@ -297,12 +297,13 @@ class Background:
     Once one class is graded, a core is free for the rest of the run, while the tests run
     one at a time: a third thread then computes, one after another, the fixtures made with
     conftest's `graded_ahead` that this run's tests use (gradings in course copies of their
-    own), in the order the tests will ask for them (`Ahead`)."""
+    own), in the order the tests will ask for them (`Ahead`); once both are graded, a
+    fourth thread takes the next piece of that queue too."""
 
     def __init__(self, tmp_path_factory, ahead=()):
         self.started = time.monotonic()
         self.commands = Commands()
-        self.pool = concurrent.futures.ThreadPoolExecutor(3)
+        self.pool = concurrent.futures.ThreadPoolExecutor(4)
         self.done = {}  # class: seconds from the start until it was graded
         self.samples = self.pool.submit(self._timed, "sample class", grade_sample_class,
                                         tmp_path_factory.mktemp("sample_class"))
@@ -310,7 +311,8 @@ class Background:
                                         tmp_path_factory.mktemp("hostile_class"))
         self.graded = None
         self.queue = Ahead(ahead)
-        self.pool.submit(self._ahead_once_a_class_is_graded, tmp_path_factory)
+        for graded in (concurrent.futures.FIRST_COMPLETED, concurrent.futures.ALL_COMPLETED):
+            self.pool.submit(self._ahead_once, graded, tmp_path_factory)
 
     def _timed(self, name, grade, folder):
         try:
@@ -318,9 +320,10 @@ class Background:
         finally:
             self.done[name] = time.monotonic() - self.started
 
-    def _ahead_once_a_class_is_graded(self, tmp_path_factory):
-        concurrent.futures.wait([self.samples, self.hostile],
-                                return_when=concurrent.futures.FIRST_COMPLETED)
+    def _ahead_once(self, graded, tmp_path_factory):
+        """Computes work ahead once the classes are graded as `graded` says (the first of
+        them, or both)."""
+        concurrent.futures.wait([self.samples, self.hostile], return_when=graded)
         self.queue.run(tmp_path_factory, self.commands)
 
     def ahead(self, name, function, tmp_path_factory):

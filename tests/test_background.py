@@ -23,6 +23,28 @@ def test_work_is_computed_in_order_once_and_asked_for_work_comes_from_the_queue(
     assert computed == ["third", "first", "second"]
 
 
+def test_two_threads_share_the_queue_and_compute_each_piece_once():
+    begun, lock = [], threading.Lock()
+
+    def piece(name):
+        def compute(argument):
+            with lock:
+                begun.append(name)
+            return name
+        return compute
+
+    names = ["piece %d" % index for index in range(40)]
+    queue = Ahead([(name, piece(name)) for name in names])
+    workers = [threading.Thread(target=queue.run, args=(None,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert sorted(begun) == sorted(names)  # each once, by one thread or the other
+    assert [queue.result(name, lambda argument: pytest.fail("computed twice"), None)
+            for name in names] == names
+
+
 def test_a_piece_under_way_is_waited_for_and_its_error_reaches_the_asker():
     begun, release = threading.Event(), threading.Event()
 

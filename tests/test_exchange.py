@@ -20,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -161,6 +162,10 @@ def tool(name):
 class Machine:
     """The users this module creates, and running commands as each of them."""
 
+    # useradd and userdel lock /etc/passwd, and fail rather than wait: one at a time in
+    # this process (the instructor's walk runs beside the other tests, graded_ahead).
+    accounts = threading.Lock()
+
     def __init__(self, privileges, cleanup):
         self.privileges, self.cleanup = privileges, cleanup
         self.bin = None  # the students' Python (students_python)
@@ -173,8 +178,9 @@ class Machine:
         else:
             raise AssertionError("no free user name")
         student.name = name
-        result = run([tool("useradd"), "--create-home", "--shell", "/bin/bash", name],
-                     self.privileges, "useradd " + name, check=False)
+        with self.accounts:
+            result = run([tool("useradd"), "--create-home", "--shell", "/bin/bash", name],
+                         self.privileges, "useradd " + name, check=False)
         if self.exists(name):  # ours from now on, whatever useradd said
             self.cleanup.callback(self.remove_user, name)
         assert result.returncode == 0, "useradd %s failed: %s" % (name, result.stderr)
@@ -194,8 +200,9 @@ class Machine:
 
     def remove_user(self, name):
         home = pwd.getpwnam(name).pw_dir
-        result = run([tool("userdel"), "--remove", name], self.privileges, "userdel " + name,
-                     check=False)
+        with self.accounts:
+            result = run([tool("userdel"), "--remove", name], self.privileges,
+                         "userdel " + name, check=False)
         if os.path.isdir(home) and not self.exists(name):
             run(["rm", "-rf", "--one-file-system", home], self.privileges, "rm " + home)
         assert not self.exists(name), "could not delete user %s: %s" % (name, result.stderr)

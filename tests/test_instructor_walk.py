@@ -30,7 +30,8 @@ import pytest
 from nbgrader.api import Gradebook
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import ROOT, TOKEN, checksums, jupyterlab_server, make, nbgrader
+from conftest import (ROOT, TOKEN, checksums, chromium, graded_ahead, jupyterlab_server,
+                      make, nbgrader)
 from coursekit import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env
@@ -61,11 +62,13 @@ def formgrader(context, url):
     return tab, frame
 
 
-@pytest.fixture(scope="module")
-def walk(tmp_path_factory, browser):
-    with ExitStack() as cleanup:
+@graded_ahead
+def walk(tmp_path_factory):
+    """The term, in a Chromium of its own and with its Unix users removed when it ends:
+    in the full suite it runs beside the other tests (conftest.graded_ahead)."""
+    with chromium() as browser, ExitStack() as cleanup:
         machine = Machine(privileges(), cleanup)
-        yield term(tmp_path_factory, browser, machine, cleanup)
+        return term(tmp_path_factory, browser, machine, cleanup)
 
 
 def term(tmp_path_factory, browser, machine, cleanup):
