@@ -77,13 +77,20 @@ def _said(error):
 class PrintableLog(logging.Filter):
     """Every line logged, with its control characters escaped (printable): nbgrader writes
     student ids into its own lines, in paths, before they reach the log. Each id of `ids`
-    is escaped whole, line breaks included; elsewhere line breaks stay (tracebacks)."""
+    is escaped whole, line breaks included; elsewhere line breaks stay (tracebacks).
 
-    def __init__(self):
+    Records no handler of `logger` would show are dropped unread: nbclient logs every
+    message of the kernel at debug level, the judge's long replies among them, and
+    formatting and escaping those cost a grading about 0.25 s a notebook."""
+
+    def __init__(self, logger=None):
         super().__init__()
         self.ids = set()
+        self.logger = logger
 
     def filter(self, record):
+        if self.logger is not None and not shown(self.logger, record.levelno):
+            return False
         try:
             message = record.getMessage()
             if record.exc_info:
@@ -97,11 +104,25 @@ class PrintableLog(logging.Filter):
         return True
 
 
+def shown(logger, level):
+    """Whether a handler that `logger` passes records to would show one of `level`."""
+    handled = False
+    while logger is not None:
+        for handler in logger.handlers:
+            handled = True
+            if level >= handler.level:
+                return True
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return not handled and level >= getattr(logging.lastResort, "level", logging.WARNING)
+
+
 def printable_log(log):
     """The PrintableLog filtering `log`, added once (the formgrader reuses its logger)."""
     found = next((f for f in log.filters if isinstance(f, PrintableLog)), None)
     if found is None:
-        found = PrintableLog()
+        found = PrintableLog(log)
         log.addFilter(found)
     return found
 

@@ -63,7 +63,7 @@ SAMPLE_SETTINGS = ["--set", "Execute.timeout=30"]
 # the 4 GiB allowance first: filling /tmp (RAM) takes about 13 s from the kernel's start
 # on a quiet machine of this kind, and took over 20 s (both memory tests timed out) with
 # the sample class grading beside it and other work on the cores. Only the loops wait
-# for the timeout, and the hostile class still finishes before the sample class.
+# for the timeout.
 HOSTILE_TIMEOUT = ["--Execute.timeout=30"]
 
 

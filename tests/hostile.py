@@ -90,11 +90,15 @@ finally:
 
 ENDLESS_LOOP = "while True:\n    pass\n"
 
+# Waits rather than computes: what it shows is the interrupt swallowed (endless_loop
+# computes, and over_budget's students pass the CPU budget). Computing, it held a core
+# through both of the grader's waits, a minute of every run of the suite.
 STUBBORN_LOOP = r'''
+import time
 while True:
     try:
         while True:
-            pass
+            time.sleep(1)
     except KeyboardInterrupt:
         pass
 '''

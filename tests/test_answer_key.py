@@ -157,3 +157,17 @@ def test_the_behaviour_search_finds_the_answer_key_itself():
                                                    judge.FULL_BATCH_EPOCHS,
                                                    judge.FULL_BATCH_LR)),
                      answers["sgd losses"])
+
+
+def test_each_record_of_the_answer_key_is_made_once_and_handed_out_as_a_copy():
+    """The grader asks for seed 0's records for every notebook, and two checks read each
+    record: made once per process, and a judgement that changed its copy changes no other."""
+    from coursekit import reference
+
+    made = reference._made.cache_info().misses
+    first = reference.expected("train_model", 12345)
+    first.sgd.append(float("nan"))
+    second = reference.expected("training_comparison", 12345)
+    assert reference._made.cache_info().misses == made + 1
+    assert second.sgd == reference.training_expected(12345).sgd
+    assert second is not reference.expected("train_model", 12345)

@@ -308,3 +308,43 @@ def test_control_characters_are_escaped_visibly_and_line_breaks_of_free_text_kep
     assert escape.neutralize("Sec\n\x1b2") == "Sec\n\\x1b2"
     assert escape.neutralize("=1\n+2", keep="") == "'=1\\x0a+2"
     assert escape.neutralize("\x1b[2Jbob", keep="") == "\\x1b[2Jbob"
+
+
+def test_the_grading_log_escapes_what_it_shows_and_leaves_unread_what_it_would_not():
+    """The autograde log's filter (coursekit.autograde.PrintableLog): what a handler shows
+    has its control characters escaped, a student id whole; a record no handler shows
+    (nbclient's debug line for every kernel message) is never formatted."""
+    import logging
+
+    from coursekit.autograde import printable_log
+
+    log = logging.getLogger("udl-test-grading-log")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    shown = io.StringIO()
+    handler = logging.StreamHandler(shown)
+    handler.setLevel(logging.INFO)
+    log.addHandler(handler)
+    printable_log(log).ids.add("ada\n\x1b[2J")
+    formatted = []
+
+    class KernelMessage:
+        def __str__(self):
+            formatted.append(self)
+            return "{'text': 'a long reply'}"
+
+    try:
+        log.debug("content: %s", KernelMessage())
+        log.info("Converting submitted/ada\n\x1b[2J/bn\n  \x07next line")
+    finally:
+        log.removeHandler(handler)
+    assert formatted == []
+    assert shown.getvalue() == "Converting submitted/ada\\x0a\\x1b[2J/bn\n  \\x07next line\n"
+    handler.setLevel(logging.DEBUG)  # an instructor's --log-level=DEBUG shows it, escaped
+    log.addHandler(handler)
+    try:
+        log.debug("content: %s\x1b", KernelMessage())
+    finally:
+        log.removeHandler(handler)
+    assert len(formatted) == 1
+    assert shown.getvalue().endswith("content: {'text': 'a long reply'}\\x1b\n")
