@@ -1,4 +1,5 @@
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import os
@@ -252,6 +253,26 @@ def run_command(command, cwd, env, timeout=None):
         return commands.run(command, cwd, env, timeout=timeout)
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def in_a_thread_of_its_own(function, *arguments):
+    """function(*arguments), run in a new thread that runs commands as this one does
+    (BACKGROUND): its result, or its error raised here. Playwright's sync API allows one
+    Playwright per thread, and the run's `browser` lives in the main thread."""
+    commands = getattr(BACKGROUND, "commands", None)
+    outcome = concurrent.futures.Future()
+
+    def run():
+        BACKGROUND.commands = commands
+        try:
+            outcome.set_result(function(*arguments))
+        except BaseException as error:
+            outcome.set_exception(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return outcome.result()
 
 
 def nbgrader(root, *args, check=True):

@@ -255,14 +255,27 @@ def grade_hostile_class(folder, commands):
 
 class Ahead:
     """Work computed piece by piece in the order given, by each thread that calls `run`:
-    `result(name)` waits for a piece begun, or computes it in the caller (and drops it from
-    the queue) when its turn has not come, so nothing is computed twice or waited on in
-    vain."""
+    `result(name)` computes a piece whose turn has not come in the caller (and drops it
+    from the queue), and while it waits for a piece begun elsewhere computes the next
+    pieces itself, so nothing is computed twice or waited on in vain."""
 
     def __init__(self, waiting):
         self.lock = threading.Lock()
         self.waiting = list(waiting)  # (name, function of one argument)
         self.begun = {}               # name: Future
+
+    def _next(self):
+        """The next piece of the queue, marked begun: (its function, its Future)."""
+        name, function = self.waiting.pop(0)
+        future = self.begun[name] = concurrent.futures.Future()
+        return function, future
+
+    @staticmethod
+    def _compute(function, future, argument):
+        try:
+            future.set_result(function(argument))
+        except BaseException as error:  # raised again where the result is asked for
+            future.set_exception(error)
 
     def run(self, argument, commands=None):
         """Computes the queue; with `commands` (Commands), conftest's command helpers run
@@ -273,32 +286,35 @@ class Ahead:
                 with self.lock:
                     if (commands is not None and commands.stopped) or not self.waiting:
                         return
-                    name, function = self.waiting.pop(0)
-                    future = self.begun[name] = concurrent.futures.Future()
-                try:
-                    future.set_result(function(argument))
-                except BaseException as error:  # raised again where the result is asked for
-                    future.set_exception(error)
+                    function, future = self._next()
+                self._compute(function, future, argument)
         finally:
             BACKGROUND.commands = None
 
     def result(self, name, function, argument):
-        with self.lock:
-            future = self.begun.get(name)
+        while True:
+            with self.lock:
+                future, taken = self.begun.get(name), None
+                if future is None:
+                    self.waiting = [(n, f) for n, f in self.waiting if n != name]
+                elif not future.done() and self.waiting:
+                    taken = self._next()
             if future is None:
-                self.waiting = [(n, f) for n, f in self.waiting if n != name]
-        return function(argument) if future is None else future.result()
+                return function(argument)
+            if taken is None:
+                return future.result()
+            self._compute(*taken, argument)
 
 
 class Background:
     """Both classes, each graded by one process, the two side by side, in a thread of
     their own: `result()` waits for them, `stop()` ends what is still running.
 
-    Once one class is graded, a core is free for the rest of the run, while the tests run
-    one at a time: a third thread then computes, one after another, the fixtures made with
-    conftest's `graded_ahead` that this run's tests use (gradings in course copies of their
-    own), in the order the tests will ask for them (`Ahead`); once both are graded, a
-    fourth thread takes the next piece of that queue too."""
+    Once one class is graded, a core is free for the rest of the run: two more threads
+    then compute, piece by piece, the fixtures made with conftest's `graded_ahead` that
+    this run's tests use (gradings in course copies of their own), in the order the tests
+    will ask for them (`Ahead`); a test that asks for a piece still under way computes the
+    next pieces meanwhile."""
 
     def __init__(self, tmp_path_factory, ahead=()):
         self.started = time.monotonic()
@@ -311,8 +327,8 @@ class Background:
                                         tmp_path_factory.mktemp("hostile_class"))
         self.graded = None
         self.queue = Ahead(ahead)
-        for graded in (concurrent.futures.FIRST_COMPLETED, concurrent.futures.ALL_COMPLETED):
-            self.pool.submit(self._ahead_once, graded, tmp_path_factory)
+        for _ in range(2):
+            self.pool.submit(self._ahead_once_a_class_is_graded, tmp_path_factory)
 
     def _timed(self, name, grade, folder):
         try:
@@ -320,10 +336,9 @@ class Background:
         finally:
             self.done[name] = time.monotonic() - self.started
 
-    def _ahead_once(self, graded, tmp_path_factory):
-        """Computes work ahead once the classes are graded as `graded` says (the first of
-        them, or both)."""
-        concurrent.futures.wait([self.samples, self.hostile], return_when=graded)
+    def _ahead_once_a_class_is_graded(self, tmp_path_factory):
+        concurrent.futures.wait([self.samples, self.hostile],
+                                return_when=concurrent.futures.FIRST_COMPLETED)
         self.queue.run(tmp_path_factory, self.commands)
 
     def ahead(self, name, function, tmp_path_factory):

@@ -45,6 +45,34 @@ def test_two_threads_share_the_queue_and_compute_each_piece_once():
             for name in names] == names
 
 
+def test_while_a_piece_is_under_way_the_asker_computes_the_next_pieces():
+    begun, release = threading.Event(), threading.Event()
+    where = {}
+
+    def slow(argument):
+        begun.set()
+        release.wait(10)
+        return "slow"
+
+    def piece(name):
+        def compute(argument):
+            where[name] = threading.get_ident()
+            if len(where) == 2:
+                release.set()
+            return name
+        return compute
+
+    queue = Ahead([("slow", slow), ("next", piece("next")), ("last", piece("last"))])
+    worker = threading.Thread(target=queue.run, args=(None,))
+    worker.start()
+    assert begun.wait(10)
+    assert queue.result("slow", lambda argument: pytest.fail("computed twice"), None) == "slow"
+    worker.join(10)
+    assert where == {"next": threading.get_ident(), "last": threading.get_ident()}
+    assert [queue.result(name, lambda argument: pytest.fail("computed twice"), None)
+            for name in ("next", "last")] == ["next", "last"]
+
+
 def test_a_piece_under_way_is_waited_for_and_its_error_reaches_the_asker():
     begun, release = threading.Event(), threading.Event()
 

@@ -30,8 +30,8 @@ import pytest
 from nbgrader.api import Gradebook
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import (ROOT, TOKEN, checksums, chromium, graded_ahead, jupyterlab_server,
-                      make, nbgrader)
+from conftest import (ROOT, TOKEN, checksums, chromium, graded_ahead,
+                      in_a_thread_of_its_own, jupyterlab_server, make, nbgrader)
 from coursekit import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.samples import course_copy, nbgrader_env
@@ -65,7 +65,12 @@ def formgrader(context, url):
 @graded_ahead
 def walk(tmp_path_factory):
     """The term, in a Chromium of its own and with its Unix users removed when it ends:
-    in the full suite it runs beside the other tests (conftest.graded_ahead)."""
+    in the full suite it runs beside the other tests (conftest.graded_ahead), or where the
+    run's own Chromium is open (a thread of its own)."""
+    return in_a_thread_of_its_own(whole_term, tmp_path_factory)
+
+
+def whole_term(tmp_path_factory):
     with chromium() as browser, ExitStack() as cleanup:
         machine = Machine(privileges(), cleanup)
         return term(tmp_path_factory, browser, machine, cleanup)
