@@ -50,8 +50,6 @@ def pytest_configure(config):
                             "users (make test-fast leaves it out)")
     config.addinivalue_line("markers", "one_lane(name): every test holding `name` (Unix "
                             "users, say) runs in the same lane of `pytest -n N`")
-    config.addinivalue_line("markers", "sweep(function, *parameters): the test asserts on "
-                            "function(its parameters), computed beside the run (sweeps.py)")
     # `pytest -n N` (make test-fast): lanes as `lanes` draws them.
     if getattr(config.option, "dist", "no") == "load":
         from xdist._version import version_tuple as xdist_version
@@ -81,16 +79,10 @@ def pytest_collection_modifyitems(config, items):
     # on (the fixture `graded_classes`): every other test runs first, beside them. Just
     # before them come the tests of work computed ahead (graded_ahead), which the
     # background begins once a class is graded: the later they ask, the less they wait.
-    # Before those, the tests whose seed sweeps a process of their own computes from the
-    # run's start (sweeps.py): by the time they come, their numbers are there.
     after = after_the_classes(items)
     ahead = sharing_module_fixtures(
         {item for item in items if item not in after and uses_work_ahead(item)}, items) - after
-    swept = sharing_module_fixtures(
-        {item for item in items if item.get_closest_marker("sweep")}, items) - after - ahead
-    rest = [item for item in items if item not in after and item not in ahead
-            and item not in swept]
-    items[:] = (rest + [item for item in items if item in swept]
+    items[:] = ([item for item in items if item not in after and item not in ahead]
                 + [item for item in items if item in ahead]
                 + [item for item in items if item in after])
     lane = lanes(items)
@@ -147,10 +139,9 @@ def after_the_classes(items):
     return sharing_module_fixtures({item for item in items if reads_the_classes(item)}, items)
 
 
-# Session fixtures every lane may make for itself: a release (seconds), the graded classes
-# and the seed sweeps (every test of the run has them; only a run in one lane grades the
-# classes or computes sweeps beside it).
-EVERY_LANE = {"course_root", "classes_grading", "sweeps"}
+# Session fixtures every lane may make for itself: a release (seconds), and the graded
+# classes (every test of the run has them; only a run in one lane grades them).
+EVERY_LANE = {"course_root", "classes_grading"}
 
 
 def shared_setup(item):
@@ -327,21 +318,6 @@ def classes_grading(request, tmp_path_factory):
         yield grading
     finally:
         grading.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def sweeps(request, classes_grading):
-    """The stability tests' seed sweeps (sweeps.py): computed from the start by a process
-    of their own in the run that grades the classes in the background, where the tests'
-    lane has other work meanwhile; elsewhere where each test asks."""
-    from sweeps import Sweeps, planned
-
-    background = classes_grading is not None and not isinstance(classes_grading, OneLaneOnly)
-    computing = Sweeps(planned(request.session.items) if background else ())
-    try:
-        yield computing
-    finally:
-        computing.stop()
 
 
 class OneLaneOnly:

@@ -116,28 +116,3 @@ def test_a_stopped_run_begins_nothing_more_and_stops_the_command_under_way(tmp_p
         queue.result("long", long_command, None)
     assert set(queue.begun) == {"long"}
     assert getattr(BACKGROUND, "commands", None) is None  # only the queue's thread had it
-
-
-def process_and_square(number):
-    """A sweep for the test below: where it ran, and its result."""
-    import os
-
-    return os.getpid(), number * number
-
-
-def test_planned_sweeps_are_computed_in_a_process_of_their_own_and_others_in_place():
-    import os
-
-    from sweeps import Sweeps
-
-    computing = Sweeps([(process_and_square, (3,)), (process_and_square, (4,))])
-    try:
-        (first, nine), (second, sixteen) = (computing.result(process_and_square, n)
-                                            for n in (3, 4))
-        assert (nine, sixteen) == (9, 16)
-        assert first == second != os.getpid()
-        # Asked twice, or never planned: computed where it is asked.
-        assert computing.result(process_and_square, 3) == (os.getpid(), 9)
-        assert computing.result(process_and_square, 5) == (os.getpid(), 25)
-    finally:
-        computing.stop()

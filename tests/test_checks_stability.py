@@ -5,7 +5,6 @@ coursekit/checks.py and coursekit/judge.py verbatim; test_release checks that): 
 observes, then judges, confirming what it observed, exactly as the grader judges it. So what
 is proven here is what grades.
 """
-import functools
 import os
 import re
 import sys
@@ -37,19 +36,12 @@ def network_verdicts(model_class, seed):
     return verdicts
 
 
-def network_failures(variant):
-    """(seed, the network checks that fail) for every seed (a sweep: tests/sweeps.py)."""
-    model_class = variants.model_class(variant)
-    return [(seed, {name for name, verdict in network_verdicts(model_class, seed).items()
-                    if not verdict.passed}) for seed in SEEDS]
-
-
 @pytest.mark.parametrize("variant", sorted(variants.CATEGORIES))
-@pytest.mark.sweep(network_failures, "variant")
-def test_network_verdicts_are_the_same_for_100_seeds(variant, sweeps):
-    swept = sweeps.result(network_failures, variant)
-    assert [seed for seed, _ in swept] == list(SEEDS)
-    for seed, failed in swept:
+def test_network_verdicts_are_the_same_for_100_seeds(variant):
+    model_class = variants.model_class(variant)
+    for seed in SEEDS:
+        failed = {name for name, verdict in network_verdicts(model_class, seed).items()
+                  if not verdict.passed}
         assert failed == variants.CATEGORIES[variant].fails, "seed %d" % seed
 
 
@@ -202,26 +194,18 @@ def _blocks_named(message):
     return re.findall(r"blocks? \d[\d, and]*", message)
 
 
-def with_and_without_stem_norm(variant):
-    """(seed, check, its verdict with batch norm on the stem, without) for 20 seeds (a
-    sweep: tests/sweeps.py)."""
+@pytest.mark.parametrize("variant", STEM_INVARIANT)
+def test_batch_norm_on_the_stem_changes_no_verdict(variant):
     with_stem = variants.run_answer(_with_stem_norm(variants.CATEGORIES[variant].source))[
         "ResidualNetworkWithBatchNorm"]
     without = variants.model_class(variant)
-    return [(seed, name, check(with_stem, seed=seed), check(without, seed=seed))
-            for seed in range(20) for name, check in checks.NETWORK_CHECKS.items()]
-
-
-@pytest.mark.parametrize("variant", STEM_INVARIANT)
-@pytest.mark.sweep(with_and_without_stem_norm, "variant")
-def test_batch_norm_on_the_stem_changes_no_verdict(variant, sweeps):
-    swept = sweeps.result(with_and_without_stem_norm, variant)
-    assert len(swept) == 20 * len(checks.NETWORK_CHECKS)
-    for seed, name, got, expected in swept:
-        assert got.passed == expected.passed, (seed, name, got.message)
-        if not got.passed and name in ("used", "placement"):
-            assert _blocks_named(got.message) == _blocks_named(expected.message), \
-                (got.message, expected.message)
+    for seed in range(20):
+        for name, check in checks.NETWORK_CHECKS.items():
+            got, expected = check(with_stem, seed=seed), check(without, seed=seed)
+            assert got.passed == expected.passed, (seed, name, got.message)
+            if not got.passed and name in ("used", "placement"):
+                assert _blocks_named(got.message) == _blocks_named(expected.message), \
+                    (got.message, expected.message)
 
 
 def test_checks_leave_the_callers_random_state_alone():
@@ -366,7 +350,6 @@ def test_a_train_model_that_hard_codes_the_batch_size_is_seen():
 
 # --- the later exercises: reference answers pass, each slip fails only its own checks -----
 
-@functools.lru_cache(maxsize=1)
 def mnist1d_training_set():
     import pickle
 
@@ -418,37 +401,19 @@ def training_set():
     return mnist1d_training_set()
 
 
-def reference_sweep(cell):
-    """(seed, {check: verdict}) of the reference answer to `cell` for every seed (a sweep:
-    tests/sweeps.py)."""
-    source = solution_cells()[cell]
-    return [(seed, later_verdicts(cell, source, seed, mnist1d_training_set()))
-            for seed in seeds_for(cell)]
-
-
-def slip_sweep(slip):
-    """(seed, {check: verdict}) of the slip's answer for every seed of its cell."""
-    cell, source, _, _ = variants.SLIPS[slip]
-    return [(seed, later_verdicts(cell, source, seed, mnist1d_training_set()))
-            for seed in seeds_for(cell)]
-
-
 @pytest.mark.parametrize("cell", LATER_CELLS)
-@pytest.mark.sweep(reference_sweep, "cell")
-def test_reference_answers_to_the_later_exercises_pass_for_every_seed(cell, sweeps):
-    swept = sweeps.result(reference_sweep, cell)
-    assert [seed for seed, _ in swept] == list(seeds_for(cell))
-    for seed, verdicts in swept:
+def test_reference_answers_to_the_later_exercises_pass_for_every_seed(cell, training_set):
+    source = solution_cells()[cell]
+    for seed in seeds_for(cell):
+        verdicts = later_verdicts(cell, source, seed, training_set)
         assert all(v.passed for v in verdicts.values()), (seed, verdicts)
 
 
 @pytest.mark.parametrize("slip", sorted(variants.SLIPS))
-@pytest.mark.sweep(slip_sweep, "slip")
-def test_each_slip_fails_its_own_checks_for_every_seed(slip, sweeps):
-    cell, _, fails, phrase = variants.SLIPS[slip]
-    swept = sweeps.result(slip_sweep, slip)
-    assert [seed for seed, _ in swept] == list(seeds_for(cell))
-    for seed, verdicts in swept:
+def test_each_slip_fails_its_own_checks_for_every_seed(slip, training_set):
+    cell, source, fails, phrase = variants.SLIPS[slip]
+    for seed in seeds_for(cell):
+        verdicts = later_verdicts(cell, source, seed, training_set)
         assert {name for name, v in verdicts.items() if not v.passed} == fails, (seed, verdicts)
     assert any(phrase in verdicts[name].message for name in fails), verdicts
 
