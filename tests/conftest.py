@@ -251,19 +251,13 @@ def in_a_thread_of_its_own(function, *arguments):
     (BACKGROUND): its result, or its error raised here. Playwright's sync API allows one
     Playwright per thread, and the run's `browser` lives in the main thread."""
     commands = getattr(BACKGROUND, "commands", None)
-    outcome = concurrent.futures.Future()
 
     def run():
         BACKGROUND.commands = commands
-        try:
-            outcome.set_result(function(*arguments))
-        except BaseException as error:
-            outcome.set_exception(error)
+        return function(*arguments)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    return outcome.result()
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(run).result()
 
 
 def nbgrader(root, *args, check=True):
