@@ -360,7 +360,7 @@ def observe_block_variances(block_variances, plain_model_class, seed=0):
             error="block_variances should return a list of six numbers; it returned %r."
             % (returned.value,))
         return observation
-    expected = judge.Trace(network).variances
+    expected = judge.Trace.of(network).variances
     if not (len(returned.value) == len(expected)
             and np.allclose(returned.value, expected, rtol=1e-3)):
         observation.print_variance_records, observation.with_notebook_print_variance = \

@@ -532,6 +532,19 @@ class Trace:
     """The judge's reading of a NetworkObservation: where the stem ends, the five blocks,
     and the variance of the stream after each."""
 
+    @classmethod
+    def of(cls, observation):
+        """The reading of `observation`, made once: the checks that share an observation
+        (the four network checks read one forward pass) read it from there."""
+        trace = getattr(observation, "_trace", None)
+        if trace is None:
+            trace = cls(observation)
+            try:
+                observation._trace = trace
+            except AttributeError:
+                pass
+        return trace
+
     def __init__(self, observation):
         self.observation = observation
         self.built = observation.build_error is None
@@ -627,7 +640,7 @@ class Trace:
 def judge_registered(observation, seed=0):
     """BatchNorm1d layers are created in __init__, so they are part of the model."""
     name = "registered"
-    trace = Trace(observation)
+    trace = Trace.of(observation)
     if not trace.built:
         return Verdict(name, False, "Your network could not be built: %s." % trace.error)
     registered = trace.registered_modules("BatchNorm1d")
@@ -661,7 +674,7 @@ def judge_registered(observation, seed=0):
 def judge_used(observation, seed=0):
     """Each residual block calls its own BatchNorm1d, once per forward pass."""
     name = "used"
-    trace = Trace(observation)
+    trace = Trace.of(observation)
     if trace.error:
         return Verdict(name, False, "Could not follow your forward pass: %s." % trace.error)
     # Every BatchNorm1d call counts here, registered or not: a layer created inside forward
@@ -717,7 +730,7 @@ def judge_no_compounding(observation, seed=0):
     factor of the last three blocks (their median, so that one block's jump is not taken
     for compounding) stays under COMPOUNDING_FACTOR."""
     name = "no_compounding"
-    trace = Trace(observation)
+    trace = Trace.of(observation)
     if trace.error:
         return Verdict(name, False, "Could not measure the variance: %s." % trace.error)
     variances = trace.variances
@@ -799,7 +812,7 @@ PLACEMENT_MESSAGES = {
 def judge_placement(observation, seed=0):
     """Figure 11.6c: x + linear(relu(bn(x))), so the variance grows by about +0.68 a block."""
     name = "placement"
-    trace = Trace(observation)
+    trace = Trace.of(observation)
     if trace.error:
         return Verdict(name, False, "Could not follow your forward pass: %s." % trace.error)
     found = {}
@@ -827,7 +840,7 @@ def judge_placement(observation, seed=0):
 
 def _no_running_statistics(network):
     """Why no registered BatchNorm1d of the model updates its running statistics."""
-    trace = Trace(network)
+    trace = Trace.of(network)
     if any(e.module.name is None for e in trace.batchnorm_calls()):
         return ("Your forward creates its BatchNorm1d layers as it runs, so none of them keeps "
                 "running statistics from one call to the next, and model.eval() never reaches "
@@ -844,7 +857,7 @@ def _no_running_statistics(network):
 
 def _batchnorm_calls_by_name(network):
     counts = {}
-    for call in Trace(network).batchnorm_calls() if network is not None else ():
+    for call in Trace.of(network).batchnorm_calls() if network is not None else ():
         if call.module.name is not None:
             counts[call.module.name] = counts.get(call.module.name, 0) + 1
     return counts
@@ -853,7 +866,7 @@ def _batchnorm_calls_by_name(network):
 def _normalized_with_running_statistics(network):
     """Whether a registered BatchNorm1d normalized with running statistics that moved off
     their start (mean 0, variance 1) in this eval-mode pass."""
-    for call in Trace(network).batchnorm_calls():
+    for call in Trace.of(network).batchnorm_calls():
         mean, var = _statistics(call)
         if call.module.name is not None and mean is not None and not (
                 torch.all(mean == 0) and torch.all(var == 1)):
@@ -866,7 +879,7 @@ def _statistics_changed_in_eval(o):
     statistics other than the running ones they held after training, as words, or None."""
     changed = []
     for network in (o.eval_network, o.alone_network):
-        for call in Trace(network).batchnorm_calls():
+        for call in Trace.of(network).batchnorm_calls():
             kept = o.trained_statistics.get(call.module.name)
             mean, var = _statistics(call)
             if kept is None or mean is None:
@@ -983,7 +996,7 @@ def judge_train_eval(observation, seed=0):
     # The layers that moved must be the exercise's: one BatchNorm1d per block, as wide as
     # the network's hidden layers.
     if not any(m.settings.get("num_features") == HIDDEN_SIZE
-               for m in Trace(o.network).registered_modules("BatchNorm1d")):
+               for m in Trace.of(o.network).registered_modules("BatchNorm1d")):
         why = "no registered BatchNorm1d normalizes the %d hidden values" % HIDDEN_SIZE
         return Verdict(name, False, "The grader could not confirm what your code computed: "
                        "%s." % why, untrusted=why)
@@ -996,7 +1009,7 @@ def judge_block_variances(observation, seed=0):
     """block_variances(model, x) returns the six variances the test measures itself."""
     name = "block_variances"
     o = observation
-    trace = Trace(o.network)
+    trace = Trace.of(o.network)
     if trace.error:
         return Verdict(name, False, "The plain ResidualNetwork could not be traced: %s."
                        % trace.error)
@@ -1268,7 +1281,7 @@ def _proportional(a, b):
 
 
 def _rescaled_trace(observation, name):
-    trace = Trace(observation)
+    trace = Trace.of(observation)
     if trace.error:
         return None, Verdict(name, False, "Could not follow your forward pass: %s."
                              % trace.error)

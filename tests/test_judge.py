@@ -37,6 +37,19 @@ def test_an_honest_record_keeps_its_verdicts_through_text(book_trace):
         assert (through_text.passed, through_text.message) == (direct.passed, direct.message)
 
 
+def test_the_checks_sharing_an_observation_read_its_forward_pass_once(book_trace, monkeypatch):
+    """The grader judges the four network checks from one observation: the judge follows
+    its forward pass once (Trace.of), not once per check."""
+    observation = judge.decode(judge.encode(book_trace))
+    followed = []
+    follow = judge.Trace.__init__
+    monkeypatch.setattr(judge.Trace, "__init__",
+                        lambda trace, o: (followed.append(o), follow(trace, o))[1])
+    for name in ("registered", "used", "no_compounding", "placement"):
+        assert judge.judge(name, observation, 3).passed, name
+    assert len(followed) == 1 and followed[0] is observation
+
+
 def test_text_holds_only_records_and_tensors():
     with pytest.raises(judge.Unreadable):
         judge.decode(json.dumps({"__record__": "Popen", "args": ["sh"]}))
