@@ -10,7 +10,7 @@ blank and the seed).
 """
 import contextlib
 import glob
-import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -169,24 +169,16 @@ def test_make_autograde_with_a_student_regrades_that_student_alone(two_workers, 
     assert "1 graded, 0 need attention" in run.stdout, run.stdout[-3000:]
 
 
-# Four processes at once read, change and write one row of a SQLite gradebook, 40 times
-# each, each adding a row of its own; prints the errors they met, the counter and the
-# students' ids, as JSON. Run as a script file: the workers it spawns import it.
-CONCURRENT_WRITERS = r"""
-import json, multiprocessing, sys
-sys.path.insert(0, sys.argv[3])  # the course: coursekit
-from coursekit.gradebook import serialise_sqlite_writers
-from nbgrader.api import Gradebook
+def _increment_shared_counter(url, times, failures):
+    sys.path.insert(0, os.environ["COURSE_ROOT"])
+    from coursekit.gradebook import serialise_sqlite_writers
+    from nbgrader.api import Gradebook
 
-URL, TIMES = sys.argv[1], int(sys.argv[2])
-
-
-def increment_shared_counter(failures):
     serialise_sqlite_writers()
     worker = multiprocessing.current_process().name
     try:
-        for n in range(TIMES):
-            with Gradebook(URL) as gradebook:
+        for n in range(times):
+            with Gradebook(url) as gradebook:
                 student = gradebook.find_student("counter")
                 student.email = str(int(student.email) + 1)
                 gradebook.update_or_create_student("%s-%d" % (worker, n))
@@ -195,12 +187,21 @@ def increment_shared_counter(failures):
         failures.put("%s: %s" % (type(error).__name__, error))
 
 
-if __name__ == "__main__":
-    with Gradebook(URL) as gradebook:
+def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(tmp_path,
+                                                                             monkeypatch):
+    """Read-modify-write from four processes at once: every update and every row survives."""
+    from nbgrader.api import Gradebook
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # nbgrader runs alembic by name
+    monkeypatch.setenv("COURSE_ROOT", str(ROOT))
+    url = gradebook_url(tmp_path)
+    with Gradebook(url) as gradebook:
         gradebook.update_or_create_student("counter", email="0")
     context = multiprocessing.get_context("spawn")
     failures = context.Queue()
-    workers = [context.Process(target=increment_shared_counter, args=(failures,),
+    workers = [context.Process(target=_increment_shared_counter, args=(url, 40, failures),
                                name="w%d" % i) for i in range(4)]
     for worker in workers:
         worker.start()
@@ -209,33 +210,11 @@ if __name__ == "__main__":
     errors = []
     while not failures.empty():
         errors.append(failures.get())
-    with Gradebook(URL) as gradebook:
-        print(json.dumps({"errors": errors, "counter": gradebook.find_student("counter").email,
-                          "students": [student.id for student in gradebook.students]}))
-"""
-
-
-@graded_ahead
-def concurrent_writers(tmp_path_factory):
-    """What CONCURRENT_WRITERS printed: five processes, computed beside the other tests."""
-    from conftest import ROOT
-
-    folder = tmp_path_factory.mktemp("sqlite")
-    script = folder / "concurrent_writers.py"
-    script.write_text(CONCURRENT_WRITERS)
-    result = run_command([sys.executable, str(script), gradebook_url(folder), "40", str(ROOT)],
-                         folder, nbgrader_env(), timeout=600)  # alembic runs by name
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.splitlines()[-1])
-
-
-def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(
-        concurrent_writers):
-    """Read-modify-write from four processes at once: every update and every row survives."""
-    assert concurrent_writers["errors"] == []
-    assert concurrent_writers["counter"] == "160"
-    names = concurrent_writers["students"]
-    assert len(names) == len(set(names)) == 161
+    assert errors == []
+    with Gradebook(url) as gradebook:
+        assert gradebook.find_student("counter").email == "160"
+        names = [s.id for s in gradebook.students]
+        assert len(names) == len(set(names)) == 161
 
 
 # --- Beyond one machine: PostgreSQL gradebook, Dask workers in separate processes ---

@@ -10,12 +10,12 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import nbformat
+import pytest
 from bs4 import BeautifulSoup
 
-from conftest import graded_ahead, nbgrader, run_command
+from conftest import nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url, is_locked, is_solution
 from coursekit.preprocessors import UNFINISHED_FIGURE_ALT
 from coursekit.quiet import SUBMISSION_NOT_IN_SESSION
@@ -51,10 +51,34 @@ print(json.dumps([str(warning.message) for warning in caught]))
 
 
 def add_submission(root, student, with_config):
-    result = run_command([sys.executable, "-c", ADD_SUBMISSION, str(root), student,
-                          "config" if with_config else "bare"], root, nbgrader_env())
+    result = subprocess.run([sys.executable, "-c", ADD_SUBMISSION, str(root), student,
+                             "config" if with_config else "bare"], cwd=root,
+                            env=nbgrader_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course copy with the release in its gradebook and no submission yet."""
+    root = course_copy(tmp_path_factory.mktemp("quiet"))
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    return root
+
+
+def test_a_submission_enters_the_gradebook_without_a_warning(course):
+    # Without the course's config, nbgrader's add_submission makes SQLAlchemy warn...
+    bare = add_submission(course, "bare", with_config=False)
+    assert [m for m in bare if re.match(SUBMISSION_NOT_IN_SESSION, m)], bare
+    # ... with it, as every grading run has it, only the other warning shows.
+    assert add_submission(course, STUDENT, with_config=True) == [
+        "Object of type <Student> is not what it seems"]
+    from nbgrader.api import Gradebook
+
+    with Gradebook(gradebook_url(course)) as gradebook:  # stored whole all the same
+        submission = gradebook.find_submission(ASSIGNMENT, STUDENT)
+        assert [len(notebook.grades) for notebook in submission.notebooks] == [
+            len(notebook.grade_cells) for notebook in submission.assignment.notebooks]
 
 
 def graded_notebook(course, student, own_figure=False):
@@ -79,60 +103,19 @@ def graded_notebook(course, student, own_figure=False):
     return fixed
 
 
-@dataclass
-class Said:
-    """What the commands of a course copy said, from its release to two feedback pages."""
-    bare: list                # warnings of a submission entering the gradebook, no config
-    configured: list          # ... with the course's config, as every grading run has it
-    grades: tuple             # [grades stored], [grade cells], notebook by notebook
-    own_figure: subprocess.CompletedProcess     # generate_feedback, the student's figure
-    course_figure: subprocess.CompletedProcess  # ... again, the course's figure only
-    page: str                 # the second feedback page
-    fixed_cell: str           # the id of the course's figure cell on it
-
-
-@graded_ahead
-def said(tmp_path_factory):
-    """A course copy with the release in its gradebook: two submissions enter it, then a
-    feedback page is made twice. Only nbgrader commands (no kernel), about 20 s: computed
-    beside the other tests."""
-    from nbgrader.api import Gradebook
-
-    root = course_copy(tmp_path_factory.mktemp("quiet"))
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    bare = add_submission(root, "bare", with_config=False)
-    configured = add_submission(root, STUDENT, with_config=True)
-    with Gradebook(gradebook_url(root)) as gradebook:
-        submission = gradebook.find_submission(ASSIGNMENT, STUDENT)
-        grades = ([len(notebook.grades) for notebook in submission.notebooks],
-                  [len(notebook.grade_cells) for notebook in submission.assignment.notebooks])
-    add_submission(root, READER, with_config=True)
-    graded_notebook(root, READER, own_figure=True)
-    own_figure = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    fixed = graded_notebook(root, READER)
-    # Replaces the first page, as make feedback does.
-    course_figure = nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    page = (root / "feedback" / READER / ASSIGNMENT / NOTEBOOK).with_suffix(".html")
-    return Said(bare, configured, grades, own_figure, course_figure, page.read_text(),
-                fixed.id)
-
-
-def test_a_submission_enters_the_gradebook_without_a_warning(said):
-    # Without the course's config, nbgrader's add_submission makes SQLAlchemy warn...
-    assert [m for m in said.bare if re.match(SUBMISSION_NOT_IN_SESSION, m)], said.bare
-    # ... with it, as every grading run has it, only the other warning shows.
-    assert said.configured == ["Object of type <Student> is not what it seems"]
-    # Stored whole all the same.
-    stored, cells = said.grades
-    assert stored == cells and cells, said.grades
-
-
-def test_feedback_warns_only_of_the_students_own_figures(said):
-    assert [line for line in said.own_figure.stderr.splitlines() if "WARNING" in line] == [
+def test_feedback_warns_only_of_the_students_own_figures(course):
+    add_submission(course, READER, with_config=True)
+    graded_notebook(course, READER, own_figure=True)
+    result = nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+    assert [line for line in result.stderr.splitlines() if "WARNING" in line] == [
         "[GenerateFeedbackApp | WARNING] Alternative text is missing on 1 image(s)."]
-    stderr = said.course_figure.stderr
-    assert "WARNING" not in stderr and "Warning" not in stderr, stderr
-    assert "INFO] Removing existing assignment" in stderr  # still said
-    cell = BeautifulSoup(said.page, features="html.parser").find(id="cell-id=%s"
-                                                                 % said.fixed_cell)
+
+    fixed = graded_notebook(course, READER)
+    # Replaces the first page, as make feedback does.
+    result = nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+    assert "WARNING" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert "INFO] Removing existing assignment" in result.stderr  # still said
+    page = BeautifulSoup((course / "feedback" / READER / ASSIGNMENT / NOTEBOOK).with_suffix(
+        ".html").read_text(), features="html.parser")
+    cell = page.find(id="cell-id=%s" % fixed.id)
     assert [img.get("alt") for img in cell.select("img")] == [UNFINISHED_FIGURE_ALT]

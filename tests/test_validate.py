@@ -2,12 +2,13 @@
 
 `nbgrader validate` runs the way a student runs it (from the course folder, the
 virtualenv's bin first on PATH) on copies of the blank release, the reference answers
-and the reference with one slip, once per run, beside the other tests (graded_ahead). A
+and the reference with one slip; the three run side by side, once for the module. A
 small notebook made here covers what the release cannot show quickly: a check worth
 nothing, a check cell that raises, and the result the Validate button's dialog renders.
 """
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import nbformat
 import pytest
 from nbgrader import utils
 
-from conftest import ROOT, graded_ahead, nbgrader_env, run_command
+from conftest import ROOT, nbgrader_env
 from coursekit import answers, sync
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
 from coursekit.validate import VERDICT_LINE, test_name as check_name
@@ -54,26 +55,31 @@ def report_lines(stdout):
     return lines
 
 
-@graded_ahead
+@pytest.fixture(scope="module")
 def validated(tmp_path_factory):
-    """{case: what `nbgrader validate` printed} for the blank, reference and one slip:
-    three kernels, computed beside the other tests."""
+    """{case: what `nbgrader validate` printed} for the blank, reference and one slip."""
     slip_cell, slip_source = answers.SLIPS[SLIP].cell, answers.SLIPS[SLIP].source
     notebooks = {"blank": nbformat.read(RELEASE_NOTEBOOK, as_version=4),
                  "reference": make_submission(solution_cells()),
                  "slip": make_submission(dict(solution_cells(), **{slip_cell: slip_source}))}
-    outputs = {}
+    runs = {}
     for case, notebook in notebooks.items():
         folder = tmp_path_factory.mktemp(case)
         # The data beside the notebook, as released: it is not built again.
         shutil.copy(ROOT / "source" / ASSIGNMENT / "mnist1d_data.pkl", folder)
         sync.place_helpers(folder)
         nbformat.write(notebook, folder / NOTEBOOK)
-        run = run_command([str(Path(sys.executable).parent / "nbgrader"), "validate",
-                           str(folder / NOTEBOOK)], ROOT, nbgrader_env(), timeout=600)
-        assert run.returncode == 0, run.stderr[-4000:]
-        assert "Exception while loading config" not in run.stderr, run.stderr[-4000:]
-        outputs[case] = run.stdout
+        command = [str(Path(sys.executable).parent / "nbgrader"), "validate",
+                   str(folder / NOTEBOOK)]
+        runs[case] = subprocess.Popen(
+            command, cwd=ROOT, env=nbgrader_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+    outputs = {}
+    for case, run in runs.items():
+        stdout, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr[-4000:]
+        assert "Exception while loading config" not in stderr, stderr[-4000:]
+        outputs[case] = stdout
     return outputs
 
 
