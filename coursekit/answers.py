@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import numpy as np
 
+from coursekit import testcells
+
 
 @dataclass(frozen=True)
 class Category:
@@ -212,7 +214,8 @@ def print_variance(name, data):
   print("%s variance=%f" % (name, 1.0 + 0.68 * (_calls[0] % 7)))
 """
 
-NETWORK_CHECKS = frozenset({"registered", "used", "no_compounding", "placement", "train_eval"})
+# An answer that leaves the first TODO undone fails every check it decides.
+UNDONE = frozenset(testcells.NETWORK_CHECKS)
 # A print_variance of the student's own no longer records what the network computes, so
 # block_variances, which reads it, fails too, with a message that names that cause.
 OWN_PRINTOUT = dict(also_fails=frozenset({"block_variances"}),
@@ -252,9 +255,9 @@ CATEGORIES = {
     "never_called": Category(NEVER_CALLED, frozenset({"used", "no_compounding", "placement",
                                                       "train_eval"}),
                              "forward never calls them", at_most_half=True),
-    "no_normalisation": Category(NO_NORMALISATION, NETWORK_CHECKS,
+    "no_normalisation": Category(NO_NORMALISATION, UNDONE,
                                  "No nn.BatchNorm1d layer is registered", at_most_half=True),
-    "faked_printout": Category(FAKED_PRINTOUT, NETWORK_CHECKS, "The variance still compounds",
+    "faked_printout": Category(FAKED_PRINTOUT, UNDONE, "The variance still compounds",
                                at_most_half=True, **OWN_PRINTOUT),
 }
 

@@ -649,25 +649,16 @@ def observe_training_comparison(train_model, x_train, y_train, seed=0):
 
 # --- What the notebook calls -------------------------------------------------------------
 
-# Which observer each check reads. The first five share one traced forward pass.
-OBSERVERS = {
-    "registered": observe_network,
-    "used": observe_network,
-    "no_compounding": observe_network,
-    "placement": observe_network,
-    "train_eval": observe_train_eval,
-    "block_variances": observe_block_variances,
-    "plot_linear": lambda plot, seed=0: observe_plot(plot, False, seed),
-    "plot_log": lambda plot, seed=0: observe_plot(plot, True, seed),
-    "increment": observe_increment,
-    "slope": observe_slope,
-    "rescaled_blocks": observe_network,
-    "rescaled_flat": observe_network,
-    "running_mean": observe_running,
-    "running_var": observe_running,
-    "train_model": observe_train_model,
-    "training_comparison": observe_training_comparison,
-}
+def observe_plot_linear(plot_variance_growth, seed=0):
+    return observe_plot(plot_variance_growth, False, seed)
+
+
+def observe_plot_log(plot_variance_growth, seed=0):
+    return observe_plot(plot_variance_growth, True, seed)
+
+
+# Which observer each check reads (testcells.py names them).
+OBSERVERS = {cell.check: globals()[cell.observer] for cell in judge.testcells.TEST_CELLS}
 
 
 def check(name, *arguments, seed=0):
@@ -692,43 +683,19 @@ def check(name, *arguments, seed=0):
     return judge.judge(name, observation, seed, expected)
 
 
-def check_registered(model_class, seed=0):
-    """BatchNorm1d layers are created in __init__, so they are part of the model."""
-    return check("registered", model_class, seed=seed)
+def _check_function(cell):
+    """udl_bn_checks.check_<check>(the student's objects, seed=0): what its test cell calls,
+    the seed by name or after the objects."""
+    count = len(cell.arguments.split(","))
 
+    def check_function(*objects, seed=0):
+        if len(objects) == count + 1:
+            *objects, seed = objects
+        return check(cell.check, *objects, seed=seed)
 
-def check_used(model_class, seed=0):
-    """Each residual block calls its own BatchNorm1d, once per forward pass."""
-    return check("used", model_class, seed=seed)
-
-
-def check_no_compounding(model_class, seed=0):
-    """The variance no longer multiplies block after block as in figure 11.6a."""
-    return check("no_compounding", model_class, seed=seed)
-
-
-def check_placement(model_class, seed=0):
-    """Figure 11.6c: x + linear(relu(bn(x))), so the variance grows by about +0.68 a block."""
-    return check("placement", model_class, seed=seed)
-
-
-def check_train_eval(model_class, seed=0):
-    """Running statistics update in train mode; eval mode treats each example alone."""
-    return check("train_eval", model_class, seed=seed)
-
-
-NETWORK_CHECKS = {
-    "registered": check_registered,
-    "used": check_used,
-    "no_compounding": check_no_compounding,
-    "placement": check_placement,
-    "train_eval": check_train_eval,
-}
-
-
-def check_block_variances(block_variances, plain_model_class, seed=0):
-    """block_variances(model, x) returns the six variances the test measures itself."""
-    return check("block_variances", block_variances, plain_model_class, seed=seed)
+    check_function.__name__ = check_function.__qualname__ = cell.called
+    check_function.__doc__ = "%s(%s, seed=0): %s" % (cell.called, cell.arguments, cell.checks)
+    return check_function
 
 
 def check_plot(plot_variance_growth, log_scale, seed=0):
@@ -736,44 +703,10 @@ def check_plot(plot_variance_growth, log_scale, seed=0):
     return check("plot_log" if log_scale else "plot_linear", plot_variance_growth, seed=seed)
 
 
-def check_increment(predicted_increment, seed=0):
-    """predicted_increment() is 1 - 1/pi, derived exactly rather than read off a plot."""
-    return check("increment", predicted_increment, seed=seed)
-
-
-def check_slope(measured_slope, seed=0):
-    """measured_slope(variances) is the least-squares slope of the six values."""
-    return check("slope", measured_slope, seed=seed)
-
-
-def check_rescaled_blocks(model_class, seed=0):
-    """Each block passes on (x + linear(relu(x))) / sqrt(2)."""
-    return check("rescaled_blocks", model_class, seed=seed)
-
-
-def check_rescaled_flat(model_class, seed=0):
-    """The rescaled network's variance stays within a small factor over five blocks."""
-    return check("rescaled_flat", model_class, seed=seed)
-
-
-def check_running_mean(running_statistics, seed=0):
-    """running_statistics(batches, momentum) gives BatchNorm1d's running_mean."""
-    return check("running_mean", running_statistics, seed=seed)
-
-
-def check_running_var(running_statistics, seed=0):
-    """running_statistics(batches, momentum) gives BatchNorm1d's (unbiased) running_var."""
-    return check("running_var", running_statistics, seed=seed)
-
-
-def check_train_model(train_model, seed=0):
-    """train_model: He start, SGD with momentum 0.9 at the given lr, mean loss per epoch."""
-    return check("train_model", train_model, seed=seed)
-
-
-def check_training_comparison(train_model, x_train, y_train, seed=0):
-    """With train_model, batch norm trains at a learning rate where the plain net diverges."""
-    return check("training_comparison", train_model, x_train, y_train, seed=seed)
+# check_registered, check_used, ...: one for each check whose cell calls no function of its
+# own above (check_plot serves two cells).
+globals().update({cell.called: _check_function(cell) for cell in judge.testcells.TEST_CELLS
+                  if cell.called not in globals()})
 
 
 def score(verdict, points):
@@ -1066,7 +999,8 @@ def code_fingerprint(module):
         if name.startswith("__"):
             continue
         if isinstance(value, types.FunctionType):
-            prints[name] = _code_hash(value.__code__)
+            # The name too: the check_<check> functions differ by it alone.
+            prints[name] = _code_hash(value.__code__) + value.__qualname__
         elif isinstance(value, type) and value.__module__ == module.__name__:
             prints[name] = hashlib.sha256("".join(
                 "%s=%s;" % (k, _code_hash(v.__code__) if isinstance(v, types.FunctionType)
@@ -1078,8 +1012,8 @@ def code_fingerprint(module):
             prints[name] = repr(value)[:200]
         elif isinstance(value, dict):  # tables of functions (OBSERVERS, JUDGES)
             prints[name] = hashlib.sha256("".join(
-                "%s=%s;" % (k, _code_hash(v.__code__) if isinstance(v, types.FunctionType)
-                            else type(v).__name__)
+                "%s=%s;" % (k, _code_hash(v.__code__) + v.__qualname__
+                            if isinstance(v, types.FunctionType) else type(v).__name__)
                 for k, v in sorted(value.items(), key=lambda item: str(item[0]))
             ).encode()).hexdigest()[:16]
     return prints

@@ -33,17 +33,17 @@ from pathlib import Path
 from coursekit.course import grade_id, is_locked
 from coursekit.record import OWN_RUN
 from coursekit.validate import printed_verdicts
-from coursekit.testcells import TEST_CELLS
+from coursekit.testcells import TEST_CELLS, asked
 
 # Which check grades each autograded test cell, and the student's objects it observes
 # (a Python expression in the notebook's namespace).
 TESTS = {cell.grade_id: (cell.check, cell.arguments) for cell in TEST_CELLS}
 
-# What the grader asks the kernel to observe for a check, where that is another check's
-# observation: the network checks read one traced forward pass, so the three network cells
-# in a row cost the kernel one request. (Asking for train_eval's, which holds that pass,
-# would send its train- and eval-mode passes too: three times the data, for nothing.)
-ASKED = {"used": "registered", "no_compounding": "registered", "placement": "registered"}
+# What the grader asks the kernel to observe for each check (testcells.asked): the network
+# checks read one traced forward pass, so the network's cells in a row cost the kernel one
+# request. (Asking for train_eval's, which holds that pass, would send its train- and
+# eval-mode passes too: three times the data, for nothing.)
+ASKED = {cell.check: asked(cell.check) for cell in TEST_CELLS}
 
 MIME = "text/x-udl-observation"
 # Room for one request's observations (a traced forward pass is about 4 MB as text).
@@ -75,14 +75,16 @@ def secret_seed(secret, *about):
 
 @functools.lru_cache(maxsize=1)
 def _compiled():
-    """Both halves of the checks, compiled here once: the kernel runs the same Python, and
-    loading compiled code costs it a tenth of compiling the text at every request.
+    """The checks' rows and both halves of the checks, compiled here once: the kernel runs
+    the same Python, and loading compiled code costs it a tenth of compiling the text at
+    every request.
     Compressed, because ipykernel hashes every cell's text in pure Python (about 0.5 ms
     per KB): 92 KB rather than 237 KB saves about 0.08 s per request."""
     folder = Path(__file__).parent
     return {name: base64.b85encode(zlib.compress(marshal.dumps(compile(
         (folder / file).read_text(), name + ".py", "exec")), 9)).decode("ascii")
-        for name, file in (("udl_bn_judge", "judge.py"), ("udl_bn_checks", "checks.py"))}
+        for name, file in (("udl_bn_testcells", "testcells.py"), ("udl_bn_judge", "judge.py"),
+                           ("udl_bn_checks", "checks.py"))}
 
 
 def request(check, arguments, seeds, nonce):
@@ -96,7 +98,8 @@ def request(check, arguments, seeds, nonce):
 _REQUEST = '''\
 def _udl_grader_request():
     import base64, gc, marshal, sys, types, zlib
-    found = {name: sys.modules.get(name) for name in ("udl_bn_judge", "udl_bn_checks")}
+    found = {name: sys.modules.get(name)
+             for name in ("udl_bn_testcells", "udl_bn_judge", "udl_bn_checks")}
     fresh = {}
     try:
         for name, code in %(sources)s.items():
@@ -304,15 +307,12 @@ _IPYTHON = {"events", "input_transformers_post", "input_transformers_cleanup",
 _RUN_TIME = {"exec", "eval", "compile", "__import__"}
 # The modules the helpers cell defines in the kernel (coursekit.sync): a notebook's own
 # code has no business with them beyond the checks' API.
-KERNEL_MODULES = ("udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
+KERNEL_MODULES = ("udl_bn_testcells", "udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
 # Modules whose attributes the checks or the grader rely on, as a notebook names them.
 _WATCHED_NAMES = {"torch", "nn", "np", "numpy", "F", "builtins", "sys", "IPython", "math",
                   "types", *KERNEL_MODULES}
 _CHECKS_API = {"score", "require", "recall", "show", "steps", "finished",
-               "checks_so_far"} | {"check_" + name for name in (
-    "registered", "used", "no_compounding", "placement", "train_eval", "block_variances",
-    "plot", "increment", "slope", "rescaled_blocks", "rescaled_flat", "running_mean",
-    "running_var", "train_model", "training_comparison")}
+               "checks_so_far"} | {cell.called for cell in TEST_CELLS}
 _BUILTINS = {name for name, value in vars(builtins).items()
              if isinstance(value, type) and issubclass(value, BaseException)} | {
     "super", "isinstance", "issubclass", "getattr", "setattr", "hasattr", "callable",

@@ -49,12 +49,13 @@ def badge_source():
 
 def module_texts():
     """[(module name, its text)] of the modules the kernel runs, named as
-    grader.KERNEL_MODULES names them: judge.py, checks.py and seed 0's expected numbers."""
+    grader.KERNEL_MODULES names them: testcells.py, judge.py, checks.py and seed 0's
+    expected numbers."""
     from coursekit.grader import KERNEL_MODULES
 
     here = Path(__file__).parent
-    texts = [(here / "judge.py").read_text(), (here / "checks.py").read_text(),
-             expected_source()]
+    texts = [(here / "testcells.py").read_text(), (here / "judge.py").read_text(),
+             (here / "checks.py").read_text(), expected_source()]
     assert len(KERNEL_MODULES) == len(texts)
     return list(zip(KERNEL_MODULES, texts))
 
@@ -72,8 +73,9 @@ def helpers_file_text():
         modules.append("    (%r, (\n%s)),\n" % (module, "".join("      '%s'\n" % chunk
                                                              for chunk in chunks)))
     return ('"""The self-checks of Notebook 11.3: importing this module defines %s.\n\n'
-            "They are coursekit/judge.py, coursekit/checks.py and the numbers right answers\n"
-            "give on seed 0, compressed so that they give nothing away before you predict.\n"
+            "They are coursekit/testcells.py, judge.py and checks.py, and the numbers right\n"
+            "answers give on seed 0, compressed so that they give nothing away before you\n"
+            "predict.\n"
             "Written by coursekit/sync.py; editing it changes nothing at grading time.\n"
             '"""\n'
             "import base64, sys, types, zlib\n"
@@ -150,6 +152,37 @@ def summary_source(notebook):
             % (len(TEST_CELLS), sum(t.points for t in TEST_CELLS), written))
 
 
+def check_call(cell, seed=None):
+    """How test cell `cell` (a testcells.TestCell) calls its check."""
+    arguments = [cell.arguments, cell.options] + ([] if seed is None else ["seed=%d" % seed])
+    return "udl_bn_checks.%s(%s)" % (cell.called, ", ".join(a for a in arguments if a))
+
+
+def reseeded_in_kernel(cell):
+    """Whether the cell's hidden part can run a second seed in the notebook's kernel: not
+    for a check that compares with a right answer, whose numbers the kernel holds for seed
+    0 only (coursekit.reference). The grader judges its own secret seed anyway."""
+    from coursekit.judge import EXPECTING
+
+    return cell.reseeded and cell.check not in EXPECTING
+
+
+def test_cell_source(cell):
+    """The text of test cell `cell`: the visible check, then the hidden tests."""
+    return ("# Check (%d point%s): %s\n"
+            "import udl_bn_checks\n"
+            "udl_bn_checks.score(%s, %d)\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "# The visible check first (so a failure repeats its message), then a "
+            "second seed.\n"
+            "udl_bn_checks.require(%s,\n"
+            "                      %s)\n"
+            "### END HIDDEN TESTS" % (
+                cell.points, "" if cell.points == 1 else "s", cell.checks, check_call(cell),
+                cell.points, check_call(cell),
+                check_call(cell, 1 if reseeded_in_kernel(cell) else None)))
+
+
 @dataclass(frozen=True)
 class Generated:
     """What the package writes into one cell."""
@@ -165,7 +198,8 @@ def generated_cells(notebook):
              SUMMARY_ID: Generated(summary_source(notebook))}
     cells.update({p.name: Generated(p.cell_source(p.measured), p.cell_source())
                   for p in PREDICTIONS})
-    cells.update({t.grade_id: Generated(t.source(), points=t.points) for t in TEST_CELLS})
+    cells.update({t.grade_id: Generated(test_cell_source(t), points=t.points)
+                  for t in TEST_CELLS})
     return cells
 
 
