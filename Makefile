@@ -14,11 +14,11 @@ ASSIGNMENT := bn
 JOBS ?= $(shell nproc)
 STAMP := $(VENV)/.installed
 # Loaded by every nbgrader command and Jupyter server of the venv before the course's
-# config: autograding refuses unless that config loads in full (coursekit/failclosed.py).
+# config: autograding refuses unless that config loads in full (coursekit/grading/failclosed.py).
 # After the refusal it carries what every student's nbgrader shows, in any folder: the
-# course's Validate report, and no instructor tools (coursekit/studentconfig.py).
+# course's Validate report, and no instructor tools (coursekit/classroom/studentconfig.py).
 GUARD := $(VENV)/etc/jupyter/nbgrader_config.py
-# MNIST-1D, built once and copied into every graded folder (coursekit/data.py).
+# MNIST-1D, built once and copied into every graded folder (coursekit/authoring/data.py).
 DATA := source/$(ASSIGNMENT)/mnist1d_data.pkl
 
 .PHONY: all new-class grade release autograde feedback report export similarity samples release-assignment collect release-feedback test test-fast bench clean sandbox postgresql chromium
@@ -30,13 +30,13 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(GUARD): coursekit/failclosed.py coursekit/studentconfig.py coursekit/validate.py $(STAMP)
+$(GUARD): coursekit/grading/failclosed.py coursekit/classroom/studentconfig.py coursekit/grading/validate.py $(STAMP)
 	mkdir -p $(dir $@)
-	{ cat $<; $(BIN)/python -m coursekit.studentconfig; } > $@.new
+	{ cat $<; $(BIN)/python -m coursekit.classroom.studentconfig; } > $@.new
 	mv $@.new $@
 
 # Debian packages the course needs, installed once when missing (as root; otherwise it
-# says what to install): bubblewrap is the grading sandbox (coursekit/sandbox.py);
+# says what to install): bubblewrap is the grading sandbox (coursekit/grading/sandbox.py);
 # the tests also start a PostgreSQL server and open JupyterLab in Chromium.
 apt_need = $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -55,10 +55,10 @@ postgresql:
 chromium:
 	@$(call apt_need,command -v chromium,chromium)
 
-# Your own class: removes the four example students (coursekit/newclass.py). It refuses,
+# Your own class: removes the four example students (coursekit/examples/newclass.py). It refuses,
 # naming them, when any other student is present; KEEP_OTHERS=1 keeps those as they are.
 new-class: $(GUARD)
-	$(BIN)/python -m coursekit.newclass $(if $(KEEP_OTHERS),--keep-others)
+	$(BIN)/python -m coursekit.examples.newclass $(if $(KEEP_OTHERS),--keep-others)
 
 # Feedback and the grade table are written even when some submissions need attention;
 # the exit status still says so.
@@ -70,33 +70,33 @@ grade: release
 	exit $$status
 
 $(DATA): $(GUARD)
-	$(BIN)/python -m coursekit.data
+	$(BIN)/python -m coursekit.authoring.data
 
-# Points live in coursekit/testcells.py: the release refuses to undo points edited in the
+# Points live in coursekit/kernel/testcells.py: the release refuses to undo points edited in the
 # notebook, and records its fixed cells, so that students who fetched an earlier release
-# are not taken for having edited them (coursekit/releases.py).
+# are not taken for having edited them (coursekit/authoring/releases.py).
 release: $(GUARD) $(DATA)
-	$(BIN)/python -m coursekit.releases check-points
-	$(BIN)/python -m coursekit.sync
+	$(BIN)/python -m coursekit.authoring.releases check-points
+	$(BIN)/python -m coursekit.authoring.sync
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
-	$(BIN)/python -m coursekit.releases record
+	$(BIN)/python -m coursekit.authoring.releases record
 
-# nbgrader's own autograde, one student per worker (coursekit/parallel.py);
+# nbgrader's own autograde, one student per worker (coursekit/grading/parallel.py);
 # make autograde STUDENT=ada regrades ada alone (a glob: STUDENT='a*'), nobody else.
 # DB=postgresql://... grades into that gradebook, SCHEDULER=tcp://host:8786 on a Dask
 # cluster (docs/scale.md).
 AUTOGRADE_OPTIONS = $(if $(DB), --db '$(DB)')$(if $(SCHEDULER), --scheduler '$(SCHEDULER)')
 autograde: $(GUARD) sandbox
-	$(BIN)/python -m coursekit.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'$(AUTOGRADE_OPTIONS)
+	$(BIN)/python -m coursekit.grading.parallel $(ASSIGNMENT) --jobs $(JOBS) --student '$(or $(STUDENT),*)'$(AUTOGRADE_OPTIONS)
 
 feedback: $(GUARD)
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
 
 report: $(GUARD)
-	$(BIN)/python -m coursekit.report
-	$(BIN)/python -m coursekit.pictures
+	$(BIN)/python -m coursekit.classroom.report
+	$(BIN)/python -m coursekit.examples.pictures
 
-# nbgrader's exchange, for students with accounts on this machine (coursekit/exchange.py):
+# nbgrader's exchange, for students with accounts on this machine (coursekit/classroom/exchange.py):
 # EXCHANGE=/srv/nbgrader/exchange, or unset for c.Exchange.root (nbgrader's default:
 # /usr/local/share/nbgrader/exchange).
 EXCHANGE ?=
@@ -114,21 +114,21 @@ collect: $(GUARD)
 release-feedback: $(GUARD)
 	$(BIN)/nbgrader release_feedback $(ASSIGNMENT) $(EXCHANGE_ROOT)
 
-# Grades for the LMS (coursekit/export.py): grades-canvas.csv for Canvas's gradebook
+# Grades for the LMS (coursekit/classroom/export.py): grades-canvas.csv for Canvas's gradebook
 # import, grades-lms.csv for any other; one column holds the assignment's total.
 export: $(GUARD)
 	$(BIN)/nbgrader export --assignment=$(ASSIGNMENT)
-	$(BIN)/nbgrader export --assignment=$(ASSIGNMENT) --exporter=coursekit.export.PlainExport
+	$(BIN)/nbgrader export --assignment=$(ASSIGNMENT) --exporter=coursekit.classroom.export.PlainExport
 
-# Similar answers side by side for the instructor to read (coursekit/similarity.py):
+# Similar answers side by side for the instructor to read (coursekit/classroom/similarity.py):
 # evidence, never a verdict; writes similarity.html only and changes no grade.
 similarity: $(GUARD)
-	$(BIN)/python -m coursekit.similarity
+	$(BIN)/python -m coursekit.classroom.similarity
 
-# Rewrites the example class under submitted/ (coursekit.samples.COMMITTED) after the
+# Rewrites the example class under submitted/ (coursekit.examples.samples.COMMITTED) after the
 # release changes.
 samples: $(GUARD)
-	$(BIN)/python -m coursekit.samples
+	$(BIN)/python -m coursekit.examples.samples
 
 test: $(GUARD) $(DATA) sandbox postgresql chromium
 	$(BIN)/python -m pytest tests
@@ -145,10 +145,10 @@ test-fast: $(GUARD) $(DATA)
 mutants: $(GUARD) $(DATA) sandbox
 	$(BIN)/python tests/mutants.py $(MUTANTS)
 
-# Grading cost on this machine, as ratios to a measured floor (coursekit/bench.py), and
+# Grading cost on this machine, as ratios to a measured floor (coursekit/examples/bench.py), and
 # docs/scale.md's capacity plan from the same figures.
 bench: $(GUARD) $(DATA) sandbox
-	$(BIN)/python -m coursekit.bench
+	$(BIN)/python -m coursekit.examples.bench
 
 clean:
 	rm -rf gradebook.db grades.csv grades-canvas.csv grades-lms.csv grades.png predictions.png similarity.html \

@@ -13,12 +13,14 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 
-from coursekit import autograde, feedback, gradebook, quiet, schemacheck, validate  # noqa: E402
 from coursekit.course import COURSE_ID  # noqa: E402
-from coursekit.feedback import SummariseTests  # noqa: E402
-from coursekit.preprocessors import (HelpersOneLine, KernelLanguageInfo, ReleaseStub,  # noqa: E402
-                                     RestoreMetadata, SandboxedExecute, UnfinishedFigures)
-from coursekit.sanitize import InertStudentHTML  # noqa: E402
+from coursekit.grading import (autograde, feedback, gradebook, quiet,  # noqa: E402
+                               schemacheck, validate)
+from coursekit.grading.feedback import SummariseTests  # noqa: E402
+from coursekit.grading.preprocessors import (HelpersOneLine, KernelLanguageInfo,  # noqa: E402
+                                             ReleaseStub, RestoreMetadata, SandboxedExecute,
+                                             UnfinishedFigures)
+from coursekit.grading.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
 from nbgrader.converters.generate_feedback import GenerateFeedback  # noqa: E402
@@ -29,12 +31,12 @@ c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.root = COURSE_ROOT
 
-# No warning that says nothing to an instructor (coursekit/quiet.py): SQLAlchemy's about
+# No warning that says nothing to an instructor (coursekit/grading/quiet.py): SQLAlchemy's about
 # nbgrader's new submissions, nbgrader's for each folder --force replaces as asked.
 quiet.gradebook_autoflush()
 quiet.replacing_is_info()
 # nbgrader's metadata schema is checked once per process, not once per cell (about 0.4 s
-# of every notebook graded; coursekit/schemacheck.py).
+# of every notebook graded; coursekit/grading/schemacheck.py).
 schemacheck.install()
 
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
@@ -45,11 +47,11 @@ c.GenerateAssignment.preprocessors = (_stock[:_after] + [ReleaseStub] + _stock[_
                                      + [KernelLanguageInfo])
 
 # Autograding runs student code in a sandbox and grades a whole class even when some
-# submissions are broken or hostile (coursekit/autograde.py says what that adds).
+# submissions are broken or hostile (coursekit/grading/autograde.py says what that adds).
 autograde.install()
 _sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
 c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
-# A hand grade stays graded when a regrade finds the same answer (coursekit/gradebook.py).
+# A hand grade stays graded when a regrade finds the same answer (coursekit/grading/gradebook.py).
 c.Autograde.autograde_preprocessors = [
     {Execute: SandboxedExecute, SaveAutoGrades: gradebook.SaveGrades}.get(p, p)
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
@@ -63,18 +65,18 @@ _after = _feedback.index(next(p for p in _feedback if p.__name__ == "GetGrades")
 c.GenerateFeedback.preprocessors = (_feedback[:_after] + [SummariseTests] + _feedback[_after:]
                                     + [InertStudentHTML])
 # Feedback pages open with the results: the total, each check, the written answer
-# (coursekit/templates/feedback_results). Feedback pages and the formgrader's Manual
+# (coursekit/grading/templates/feedback_results). Feedback pages and the formgrader's Manual
 # Grading (both nbconvert's HTMLExporter) show the self-check helpers as one line, and
 # describe a figure of the course's that an error left unfinished.
 c.HTMLExporter.preprocessors = [HelpersOneLine, UnfinishedFigures]
 # Validating (`nbgrader validate`, JupyterLab's Validate button) lists each check's ✓ or ✗,
-# message and points, and the total, instead of "Partial credit" (coursekit/validate.py).
+# message and points, and the total, instead of "Partial credit" (coursekit/grading/validate.py).
 validate.install()
 # Graders running side by side share gradebook.db: in `nbgrader autograde` (and the
-# coursekit.parallel workers) SQLite writers queue; never in the Jupyter server, where the
-# formgrader would deadlock on its own second connection (coursekit/gradebook.py).
+# coursekit.grading.parallel workers) SQLite writers queue; never in the Jupyter server, where the
+# formgrader would deadlock on its own second connection (coursekit/grading/gradebook.py).
 gradebook.serialise_if_autograde_command()
-# Limits of each student's kernel (coursekit/sandbox.py). Grading code you trust on a
+# Limits of each student's kernel (coursekit/grading/sandbox.py). Grading code you trust on a
 # machine without bubblewrap: --Sandbox.unsafe_run_without_sandbox=True
 c.Sandbox.memory_gib = 4
 c.Sandbox.max_processes = 64
@@ -109,14 +111,15 @@ c.IgnorePattern.pattern = r"\w+Warning: |warnings\.warn\("
 c.OverwriteCells.add_missing_cells = True
 
 # `nbgrader export` (make export) writes grades-canvas.csv for Canvas's gradebook import;
-# `--exporter=coursekit.export.PlainExport` writes grades-lms.csv (coursekit/export.py).
-from coursekit.export import CanvasExport  # noqa: E402
+# `--exporter=coursekit.classroom.export.PlainExport` writes grades-lms.csv
+# (coursekit/classroom/export.py).
+from coursekit.classroom.export import CanvasExport  # noqa: E402
 c.ExportApp.plugin_class = CanvasExport
 
 # nbgrader's exchange (make collect, make release-feedback): collect sets aside what a
 # student could not have handed in (another's name, links to the instructor's files, a
 # made-up time); release_feedback skips, and names, feedback with nothing to release it to
-# (coursekit/exchange.py).
-from coursekit.exchange import CourseCollect, CourseReleaseFeedback  # noqa: E402
+# (coursekit/classroom/exchange.py).
+from coursekit.classroom.exchange import CourseCollect, CourseReleaseFeedback  # noqa: E402
 c.ExchangeFactory.collect = CourseCollect
 c.ExchangeFactory.release_feedback = CourseReleaseFeedback

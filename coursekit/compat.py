@@ -15,20 +15,20 @@ WRITTEN_AGAINST = {"nbgrader": "0.9.6", "nbclient": "0.11.0", "jupyter_client": 
 
 # {course class: (library class, [its private names the course class overrides or calls])}
 PRIVATE_NAMES = {
-    "coursekit.autograde.CourseAutograde": (
+    "coursekit.grading.autograde.CourseAutograde": (
         "nbgrader.converters.base.BaseConverter", ["_format_dest", "_format_source"]),
-    "coursekit.feedback.CourseGenerateFeedback": (
+    "coursekit.grading.feedback.CourseGenerateFeedback": (
         "nbgrader.converters.base.BaseConverter", ["_format_dest", "_format_source"]),
-    "coursekit.exchange.CourseCollect": (
+    "coursekit.classroom.exchange.CourseCollect": (
         "nbgrader.exchange.default.collect.ExchangeCollect",
         ["_path_to_record", "_sort_by_timestamp"]),
-    "coursekit.validate.CourseValidator": (
+    "coursekit.grading.validate.CourseValidator": (
         "nbgrader.validator.Validator",
         ["_extract_error", "_get_failed_cells", "_preprocess", "_print_error",
          "_print_num_failed"]),
-    "coursekit.preprocessors.SandboxedExecute": (
+    "coursekit.grading.preprocessors.SandboxedExecute": (
         "nbclient.client.NotebookClient", ["_display_id_map"]),
-    "coursekit.sandbox.SandboxedKernelManager": (
+    "coursekit.grading.sandbox.SandboxedKernelManager": (
         "jupyter_client.manager.KernelManager",
         ["_async_cleanup_resources", "_async_launch_kernel", "_async_pre_start_kernel",
          "_close_control_socket", "_control_socket"]),

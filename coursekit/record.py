@@ -5,7 +5,7 @@
   kernel never sees notebook metadata, so student code cannot forge it. The autograder's
   summary, the grade table and the feedback page read it.
 - In a cell of the instructor's notebook: the text the release gives that cell when it is
-  not nbgrader's stub (coursekit.sync writes it; the release's ReleaseStub puts it in
+  not nbgrader's stub (coursekit.authoring.sync writes it; the release's ReleaseStub puts it in
   place and removes the record).
 """
 import re
@@ -14,9 +14,9 @@ KEY = "udl"
 
 # In a graded notebook's record.
 EDITED, PUT_BACK = "fixed_cells_edited", "fixed_cells_put_back"
-REPAIRED = "grade_cells_repaired"  # coursekit.intake.repair_grade_cells's sentence
+REPAIRED = "grade_cells_repaired"  # coursekit.grading.intake.repair_grade_cells's sentence
 TAMPERING = "tampering"
-# Every tampering sentence says where the points came from (coursekit.grader).
+# Every tampering sentence says where the points came from (coursekit.grading.grader).
 OWN_RUN = "the points come from the grader's own run"
 # In a cell's record.
 RELEASE_SOURCE = "release_source"

@@ -17,9 +17,9 @@ anything: graded honestly, each is worth what the untouched release (or its twin
 """
 from typing import NamedTuple
 
-from coursekit import answers
+from coursekit.examples import answers
 from coursekit.course import grade_id
-from coursekit.samples import CLASS_CELL, SAMPLES, guesses, make_submission
+from coursekit.examples.samples import CLASS_CELL, SAMPLES, guesses, make_submission
 
 # --- the checks module itself -------------------------------------------------------------
 
@@ -280,10 +280,11 @@ udl_bn_checks.score = _score_and_show
 '''
 
 
-# Two forgeries of the grader's reply, by a student who read coursekit/grader.py: each builds
-# observations that pass from the checks' own code, and slips them into the reply the
-# grader's request sends (the first by wrapping IPython's display, the second by walking up
-# to the request's frame from inside the student's own code, which the request calls).
+# Two forgeries of the grader's reply, by a student who read coursekit/grading/grader.py:
+# each builds observations that pass from the checks' own code, and slips them into the
+# reply the grader's request sends (the first by wrapping IPython's display, the second by
+# walking up to the request's frame from inside the student's own code, which the request
+# calls).
 
 # What both forgeries answer for each check: observations built with the checks' own code,
 # and a tick from every visible check, so the kernel agrees with the forged judge.

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 TOKEN = "udl-11-3-test"
 # One torch thread, as in the graded kernels and as the kernel's seed-0 numbers were
-# computed (coursekit.sync), so the tests' own numbers agree with them to the bit. In the
+# computed (coursekit.authoring.sync), so the tests' own numbers agree with them to the bit. In the
 # full suite the in-process tests also run beside the classes' gradings, where torch's
 # second thread waited for a core at every operation (4 tests in 12 minutes, against 101
 # in 141 s alone). Verdicts hold on any thread count, only the last digits move:
@@ -34,7 +34,7 @@ TOKEN = "udl-11-3-test"
 torch.set_num_threads(int(os.environ.get("UDL_TORCH_THREADS", "1")))
 
 from coursekit.course import ASSIGNMENT  # noqa: E402
-from coursekit.samples import course_copy, nbgrader_env  # noqa: E402
+from coursekit.examples.samples import course_copy, nbgrader_env  # noqa: E402
 
 
 # What `make test-fast` leaves out: tests that start a kernel, a browser, a server or Unix

@@ -4,9 +4,9 @@ Grading is what the suite's time goes to (each notebook costs about twice the fl
 every test that reads a graded sample, cheat or hostile case reads it from here
 (conftest's `graded_classes`), and a test that must change a course copies one.
 
-- The sample class: the samples of coursekit.samples (`SAMPLE_CLASS`: every slip, and the
+- The sample class: the samples of coursekit.examples.samples (`SAMPLE_CLASS`: every slip, and the
   answer categories a cheat's twin keeps) and the cheats of tests/cheats.py, graded as
-  `make autograde` does (coursekit.parallel, through the course's config), then feedback
+  `make autograde` does (coursekit.grading.parallel, through the course's config), then feedback
   and the grade table. The samples `blank` and
   `reference` are the cheats' controls: the untouched release and the reference solution
   are graded once for both.
@@ -43,9 +43,9 @@ import cheats
 import hostile
 from conftest import BACKGROUND, checksums
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
-from coursekit.report import points_by_student
-from coursekit.samples import (SAMPLES, course_copy, nbgrader_env, sample_submission, submit,
-                               submission_path)
+from coursekit.classroom.report import points_by_student
+from coursekit.examples.samples import (SAMPLES, course_copy, nbgrader_env, sample_submission,
+                                        submit, submission_path)
 
 # The cheats' honest controls, among the samples: the untouched release and the reference.
 CONTROLS = ("blank", "reference")
@@ -144,8 +144,8 @@ class Commands:
     # The sample class took 30 minutes with the load average at 10 (other work on the
     # cores): the timeout only stops a grading that hangs.
     def parallel(self, root, *args, timeout=3600):
-        return self.run([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args], root,
-                        env=dict(nbgrader_env(), PYTHONPATH=str(root)), timeout=timeout)
+        return self.run([sys.executable, "-m", "coursekit.grading.parallel", ASSIGNMENT, *args],
+                        root, env=dict(nbgrader_env(), PYTHONPATH=str(root)), timeout=timeout)
 
     def stop(self):
         with self.lock:
@@ -198,7 +198,7 @@ def grade_sample_class(folder, commands):
     feedback = commands.nbgrader(root, "generate_feedback", ASSIGNMENT, "--force",
                                  check=False)
     seconds["feedback"], step = time.monotonic() - step, time.monotonic()
-    report = commands.run([sys.executable, "-m", "coursekit.report"], root,
+    report = commands.run([sys.executable, "-m", "coursekit.classroom.report"], root,
                           env=dict(nbgrader_env(), PYTHONPATH=str(root)), timeout=300)
     seconds["report"] = time.monotonic() - step
     table = {}
@@ -243,7 +243,7 @@ def grade_hostile_class(folder, commands):
     regrades = grades_of(root)
     seconds["second autograde"], step = time.monotonic() - step, time.monotonic()
     listener.server.close()
-    # What coursekit.parallel prints of the student whose id is full of control
+    # What coursekit.grading.parallel prints of the student whose id is full of control
     # characters, graded alone (the autograded notebook is the same as before).
     odd = commands.parallel(root, "--jobs", "1", "--student", "odd*", "--set",
                             "Execute.timeout=20", timeout=300)

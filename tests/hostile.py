@@ -11,7 +11,7 @@ import re
 import nbformat
 
 from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.samples import CLASS_CELL, make_submission, solution_cells
+from coursekit.examples.samples import CLASS_CELL, make_submission, solution_cells
 
 # Written by the hostile code wherever it can; the tests look for it everywhere.
 MARK = "PWNED-by-student"
@@ -444,7 +444,7 @@ BROKEN = {"unmatchable": "cannot be matched to the release", "not_json": "is not
           "submitted_link": "holds a link"}
 
 
-# Output that must be cut before it costs the grader (coursekit.preprocessors).
+# Output that must be cut before it costs the grader (coursekit.grading.preprocessors).
 HUGE_LINE = r'''
 import time
 started = time.time()
@@ -485,7 +485,7 @@ def flood(port):
     return notebook
 
 
-# Files that intake (coursekit.intake) must refuse in one line, or read despite their age.
+# Files that intake (coursekit.grading.intake) must refuse in one line, or read despite their age.
 def _json_of(notebook):
     import json
 
@@ -683,7 +683,7 @@ FIXED_CELLS = {
 
 # Grade cells nbgrader itself crashed on, with KeyError: 'grade_id' (issue 24, item 8): the
 # student got 0 and "see the autograde log". Grading repairs them, grades the rest, and the
-# record says what was wrong (coursekit.intake.repair_grade_cells).
+# record says what was wrong (coursekit.grading.intake.repair_grade_cells).
 def duplicated_check(port):
     """The reference, with its first network check pasted a second time right below it."""
     notebook = reference()

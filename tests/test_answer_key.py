@@ -3,7 +3,7 @@
 
 The kernel gets the observing half of the checks, the judging of numbers, and the numbers a
 right answer gives on seed 0's inputs. It never gets the code that computes right answers
-(coursekit.reference): with it, a student could pass running_statistics, train_model or
+(coursekit.authoring.reference): with it, a student could pass running_statistics, train_model or
 measured_slope by calling it, for the grader's secret seed too. These tests run the helpers
 file of the committed release and look for such code by name and by what it does.
 """
@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit import judge, reference
+from coursekit.authoring import reference
+from coursekit.kernel import judge
 from coursekit.course import RELEASE_NOTEBOOK
-from coursekit.grader import KERNEL_MODULES
-from coursekit.sync import HELPERS_FILE
+from coursekit.grading.grader import KERNEL_MODULES
+from coursekit.authoring.sync import HELPERS_FILE
 
 SEED = 5  # not 0: the seed whose numbers the kernel is allowed to hold
 # reference.expected(check, seed) is also the kernel's interface to its seed-0 numbers
@@ -162,7 +163,7 @@ def test_the_behaviour_search_finds_the_answer_key_itself():
 def test_each_record_of_the_answer_key_is_made_once_and_handed_out_as_a_copy():
     """The grader asks for seed 0's records for every notebook, and two checks read each
     record: made once per process, and a judgement that changed its copy changes no other."""
-    from coursekit import reference
+    from coursekit.authoring import reference
 
     made = reference._made.cache_info().misses
     first = reference.expected("train_model", 12345)

@@ -1,12 +1,13 @@
-"""The package's shape: its modules import one another without a cycle, and what it relies
-on inside its libraries is listed in one place.
+"""The package's shape: its folders are layers that import only downwards, its modules
+import one another without a cycle, docs/architecture.md draws every module where it
+lives, and what it relies on inside its libraries is listed in one place.
 
 A cycle (even through an import inside a function) means two modules share a fact that
 belongs in a third: the graded notebook's record (coursekit.record), the text shown to the
-instructor (coursekit.escape), the release (coursekit.releases). A private name of nbgrader,
-nbclient or jupyter_client that a course class overrides or calls, or a library attribute
-the course replaces, must be listed in coursekit/compat.py, and still be in the installed
-library: an upgrade that drops one fails here, not in a student's grade.
+instructor (coursekit.escape), the release (coursekit.authoring.releases). A private name
+of nbgrader, nbclient or jupyter_client that a course class overrides or calls, or a
+library attribute the course replaces, must be listed in coursekit/compat.py, and still be
+in the installed library: an upgrade that drops one fails here, not in a student's grade.
 """
 import ast
 import re
@@ -17,27 +18,38 @@ from conftest import ROOT
 PACKAGE = "coursekit"
 
 
-def imports(path):
-    """The package's modules that `path` imports, anywhere in it (functions included)."""
+def module_name(path, package):
+    """"grading.grader" for coursekit/grading/grader.py: its name inside the package."""
+    return ".".join(path.relative_to(package).with_suffix("").parts)
+
+
+def imports(path, modules):
+    """The package's modules (of `modules`) that `path` imports, anywhere in it (functions
+    included)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == PACKAGE:
-                found |= {alias.name for alias in node.names}
-            elif node.module.startswith(PACKAGE + "."):
-                found.add(node.module.split(".")[1])
+            if node.module == PACKAGE or node.module.startswith(PACKAGE + "."):
+                inside = node.module[len(PACKAGE) + 1:]
+                for alias in node.names:  # `from coursekit.grading import grader`
+                    named = (inside + "." if inside else "") + alias.name
+                    found.add(named if named in modules else inside)
         elif isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[1] for alias in node.names
+            found |= {alias.name[len(PACKAGE) + 1:] for alias in node.names
                       if alias.name.startswith(PACKAGE + ".")}
-    return found
+    return found & set(modules)
+
+
+def package_modules(package=ROOT / PACKAGE):
+    """{name inside the package: path} of every module, subpackages included."""
+    return {module_name(path, package): path for path in sorted(Path(package).rglob("*.py"))
+            if path.stem != "__init__"}
 
 
 def import_graph(package=ROOT / PACKAGE):
-    modules = {path.stem: path for path in Path(package).glob("*.py")
-               if path.stem != "__init__"}
+    modules = package_modules(package)
     # A module importing its own name (as a Dask task does) is no cycle.
-    return {name: sorted(imports(path) & set(modules) - {name})
-            for name, path in modules.items()}
+    return {name: sorted(imports(path, modules) - {name}) for name, path in modules.items()}
 
 
 def cycles(graph):
@@ -61,8 +73,28 @@ def cycles(graph):
 
 def test_no_module_of_the_package_imports_itself_back():
     graph = import_graph()
-    assert len(graph) > 20 and "record" in graph["feedback"]
+    assert len(graph) > 20 and "record" in graph["grading.feedback"]
     assert cycles(graph) == [], "\n".join(" -> ".join(c) for c in cycles(graph))
+
+
+# The package's layers, lowest first: a module imports its own layer and those below it,
+# as each subpackage's __init__ says.
+LAYERS = ("", "kernel", "authoring", "grading", "classroom", "examples")
+# The one import up the layers: outside a notebook (tests, make samples), the checks read
+# the numbers right answers give from the answer key itself.
+UPWARD = {("kernel.checks", "authoring.reference")}
+
+
+def layer(module):
+    return module.split(".")[0] if "." in module else ""
+
+
+def test_each_layer_imports_only_itself_and_the_layers_below():
+    graph = import_graph()
+    assert {layer(module) for module in graph} == set(LAYERS)
+    upward = {(module, imported) for module, imports_ in graph.items() for imported in imports_
+              if LAYERS.index(layer(imported)) > LAYERS.index(layer(module))}
+    assert upward == UPWARD, sorted(upward - UPWARD)
 
 
 def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
@@ -80,8 +112,8 @@ def course_classes():
     import importlib
     import inspect
 
-    for path in sorted((ROOT / PACKAGE).glob("*.py")):
-        module = importlib.import_module("%s.%s" % (PACKAGE, path.stem))
+    for name, path in package_modules().items():
+        module = importlib.import_module("%s.%s" % (PACKAGE, name))
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ClassDef):
                 continue
@@ -124,7 +156,7 @@ def library_patches():
     code: a name imported from a library (or a library module looked up in sys.modules)
     given a new attribute."""
     found = {}
-    for path in sorted((ROOT / PACKAGE).glob("*.py")):
+    for path in package_modules().values():
         tree = ast.parse(path.read_text())
         imported = {}
         for node in ast.walk(tree):
@@ -163,7 +195,7 @@ def test_every_private_library_name_the_course_relies_on_is_listed_in_compat():
     from coursekit import compat
 
     found = private_names_relied_on()
-    assert "coursekit.validate.CourseValidator" in found  # the scan sees the overrides
+    assert "coursekit.grading.validate.CourseValidator" in found  # the scan sees the overrides
     assert found == {name: (library, sorted(names))
                      for name, (library, names) in compat.PRIVATE_NAMES.items()}
     assert library_patches() == compat.PATCHED
@@ -180,10 +212,18 @@ def test_every_name_listed_in_compat_is_still_in_the_installed_library():
     assert gone == [], "gone from the installed library: %s" % ", ".join(gone)
 
 
-def test_the_readmes_map_names_every_module_of_the_package():
-    """A newcomer finds each module in the README's map, and no module that is gone."""
+def test_the_layout_in_the_docs_names_every_module_where_it_lives():
+    """A newcomer finds each module, in its folder, in docs/architecture.md's tree, and no
+    module that is gone; the README's map names every folder."""
+    tree, folder, drawn = (ROOT / "docs" / "architecture.md").read_text(), "", set()
+    for indent, name, kind in re.findall(r"^( +)(\w+)(/|\.py) ", tree, re.MULTILINE):
+        if kind == "/":
+            folder = name + "."
+        else:
+            drawn.add((folder if len(indent) > 2 else "") + name)
+    modules = set(package_modules())
+    assert drawn == modules, ("not drawn: %s; drawn, no such module: %s"
+                              % (sorted(modules - drawn), sorted(drawn - modules)))
     readme = (ROOT / "README.md").read_text()
-    mapped = set(re.findall(r"^  (\w+)\.py ", readme, re.MULTILINE))
-    modules = {path.stem for path in (ROOT / PACKAGE).glob("*.py") if path.stem != "__init__"}
-    assert mapped == modules, ("not in the map: %s; in the map, no such module: %s"
-                               % (sorted(modules - mapped), sorted(mapped - modules)))
+    assert {"coursekit/%s/" % name for name in LAYERS if name} <= set(
+        re.findall(r"coursekit/\w+/", readme))

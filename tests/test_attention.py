@@ -1,8 +1,8 @@
-"""'Needs attention' is written down once, by the autograder (coursekit.attention), and read
-by the parallel runner and the grade table. Here: what the autograder records as a
-student's grading starts, stops, fails or finds tampering, without running a kernel. What
-the whole class's table and log then say is in test_safe_grading.py, test_parallel.py and
-test_judge_cheats.py."""
+"""'Needs attention' is written down once, by the autograder (coursekit.grading.attention),
+and read by the parallel runner and the grade table. Here: what the autograder records as
+a student's grading starts, stops, fails or finds tampering, without running a kernel.
+What the whole class's table and log then say is in test_safe_grading.py, test_parallel.py
+and test_judge_cheats.py."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +11,10 @@ import nbformat
 import pytest
 
 import hostile
-from coursekit import attention, parallel, record
+from coursekit import record
+from coursekit.grading import attention, parallel
 from coursekit.course import ASSIGNMENT, NOTEBOOK
-from coursekit.samples import course_copy, nbgrader_env, submit
+from coursekit.examples.samples import course_copy, nbgrader_env, submit
 
 STUDENT = "zz_reference"
 
@@ -45,7 +46,7 @@ def test_the_class_needs_attention_for_what_was_recorded_and_what_was_never_grad
 
 @pytest.mark.parametrize("text", ["next tuesday", "9" * 400, "2026-13-45 25:00:00 UTC"])
 def test_a_timestamp_nbgrader_cannot_read_sets_the_submission_aside(tmp_path, text):
-    from coursekit.autograde import problem_of
+    from coursekit.grading.autograde import problem_of
 
     folder = tmp_path / "submitted" / "ada" / ASSIGNMENT
     folder.mkdir(parents=True)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from coursekit import bench
+from coursekit.examples import bench
 
 FIGURES = "The completed notebook runs in **1.40x** the time ..."
 

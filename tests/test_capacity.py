@@ -1,7 +1,7 @@
 """docs/scale.md's capacity plan agrees with the benchmark table above it (issue 27).
 
 The plan once quoted the floor (a bare kernel) as a submission's cost, and its core-hours
-were off by 2.5x. `make bench` now writes the plan with the table (coursekit.bench.
+were off by 2.5x. `make bench` now writes the plan with the table (coursekit.examples.bench.
 capacity_plan); every figure of it is recomputed here from the table, independently of
 that code, and the committed plan must be the one the table gives.
 """
@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from coursekit import bench
+from coursekit.examples import bench
 
 SCALE = (ROOT / "docs" / "scale.md").read_text()
 
@@ -34,7 +34,7 @@ def quoted(pattern):
     return float(found.group(1))
 
 
-PER_SUBMISSION = measured("coursekit.parallel --jobs 2, per submission")
+PER_SUBMISSION = measured("coursekit.grading.parallel --jobs 2, per submission")
 SEQUENTIAL = measured("sequential nbgrader autograde, per submission")
 CORE_SECONDS = 2 * PER_SUBMISSION  # two workers on two cores
 PEAK_MIB = float(re.search(r"peak memory of one worker with its kernel: (\d+) MiB",
@@ -67,18 +67,19 @@ def test_the_plan_is_not_the_floor():
 
 def test_the_plan_is_the_one_make_bench_writes_from_the_table():
     """A hand edit of a figure, or a table from a new run with the old plan, fails here:
-    `python -m coursekit.bench --plan` writes the plan again from the committed table."""
+    `python -m coursekit.examples.bench --plan` writes the plan again from the committed table."""
     written = bench.capacity_plan(bench.Cost.from_table(bench.block_text(bench.SCALE_DOC)))
     assert bench.block_text(bench.SCALE_DOC, bench.PLAN) == written, (
         "docs/scale.md's capacity plan is not what its bench table gives: run "
-        "`.venv/bin/python -m coursekit.bench --plan` (or make bench)")
+        "`.venv/bin/python -m coursekit.examples.bench --plan` (or make bench)")
 
 
 def test_make_autograde_passes_the_gradebook_and_the_scheduler_through():
     def command(*settings):
         result = subprocess.run(["make", "-n", "autograde", *settings], cwd=ROOT,
                                 capture_output=True, text=True, check=True)
-        return [line for line in result.stdout.splitlines() if "coursekit.parallel" in line]
+        return [line for line in result.stdout.splitlines()
+                if "coursekit.grading.parallel" in line]
 
     db, scheduler = "postgresql://grader@db-host/gradebook", "tcp://scheduler-host:8786"
     [line] = command("DB=" + db, "SCHEDULER=" + scheduler, "STUDENT=ada")

@@ -1,9 +1,9 @@
 """The checks' verdicts never depend on the seed: 100 seeds, every category.
 
 These call the very functions the notebook's test cells call (the notebook embeds
-coursekit/checks.py and coursekit/judge.py verbatim; test_release checks that): each check
-observes, then judges, confirming what it observed, exactly as the grader judges it. So what
-is proven here is what grades.
+coursekit/kernel/checks.py and coursekit/kernel/judge.py verbatim; test_release checks
+that): each check observes, then judges, confirming what it observed, exactly as the grader
+judges it. So what is proven here is what grades.
 """
 import os
 import re
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit import answers as variants
-from coursekit import checks, judge
-from coursekit.samples import solution_cells
-from coursekit import testcells
-from coursekit.testcells import NETWORK, TEST_CELLS
+from coursekit.examples import answers as variants
+from coursekit.kernel import checks, judge
+from coursekit.examples.samples import solution_cells
+from coursekit.kernel import testcells
+from coursekit.kernel.testcells import NETWORK, TEST_CELLS
 
 # make test-fast sets UDL_SEEDS lower for a quick verdict; make test proves all 100.
 SEEDS = range(int(os.environ.get("UDL_SEEDS", 100)))
@@ -30,7 +30,8 @@ NETWORK_CHECKS = {name: getattr(checks, testcells.BY_CHECK[name].called)
 def network_verdicts(model_class, seed):
     """{check: verdict} of the network checks for one seed, as the grader reaches them for
     the network's row of test cells: each observer runs once and every check it serves
-    judges that one observation (coursekit/preprocessors.py, SandboxedExecute._verdicts)."""
+    judges that one observation (coursekit/grading/preprocessors.py,
+    SandboxedExecute._verdicts)."""
     observed, verdicts = {}, {}
     for name in NETWORK_CHECKS:
         observer = checks.OBSERVERS[name]
@@ -62,11 +63,11 @@ class _Shown:
 def graded_in_process(namespace, cells, secret, monkeypatch, distrust=None):
     """{test cell: (points earned, the message the cell shows or None)} for `cells`, reached
     as SandboxedExecute reaches them in a graded notebook: the grader's own request
-    (coursekit.grader.request) runs where the answer cell ran, with the helpers' modules in
+    (coursekit.grading.grader.request) runs where the answer cell ran, with the helpers' modules in
     place, its display is read back (read_reply), and the judge's verdicts for seed 0 and a
     secret seed decide the cell's points, its first failing verdict its message; a row of
     cells that ask for the same observation shares one request."""
-    from coursekit import grader
+    from coursekit.grading import grader
 
     shown = _Shown()
     monkeypatch.setattr("IPython.display.display", shown)
@@ -111,8 +112,8 @@ def test_each_answer_category_grades_as_promised(variant, monkeypatch):
     grades only the categories a cheat's twin keeps, tests/graded_classes.py), for two
     secrets: nothing in its text is taken for tampering, exactly the category's cells fail,
     earning nothing and showing its mistake, and every other cell earns its points."""
-    from coursekit import grader
-    from coursekit.samples import sample_submission
+    from coursekit.grading import grader
+    from coursekit.examples.samples import sample_submission
 
     category = variants.CATEGORIES[variant]
     findings = grader.suspicious_cells(sample_submission("variant_" + variant))
@@ -357,7 +358,7 @@ def test_a_train_model_that_hard_codes_the_batch_size_is_seen():
 def mnist1d_training_set():
     import pickle
 
-    from coursekit.data import DATA_FILE
+    from coursekit.authoring.data import DATA_FILE
 
     with open(DATA_FILE, "rb") as handle:
         data = pickle.load(handle)

@@ -19,10 +19,10 @@ from nbclient import NotebookClient
 from packaging.requirements import Requirement
 
 from conftest import ROOT
-from coursekit import sync
+from coursekit.authoring import sync
 from coursekit.course import ASSIGNMENT, BRANCH, NOTEBOOK, RELEASE_NOTEBOOK, REPOSITORY, grade_id
-from coursekit.validate import printed_verdicts
-from coursekit.samples import SAMPLES, make_submission
+from coursekit.grading.validate import printed_verdicts
+from coursekit.examples.samples import SAMPLES, make_submission
 
 STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "mnist1d", "ipykernel")
 

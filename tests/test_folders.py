@@ -1,4 +1,4 @@
-"""What the grader lets through of a student's folder (coursekit.folders): plain files and
+"""What the grader lets through of a student's folder (coursekit.grading.folders): plain files and
 folders only, nothing followed. The graded attacks are in test_safe_grading.py; the race
 against collect with real Unix users in test_exchange.py."""
 import os
@@ -7,9 +7,10 @@ import stat
 
 import pytest
 
-from coursekit import exchange, folders
-from coursekit.folders import (Unfit, copy_unfollowed, foreign_entries, read_plain_file,
-                               remove_foreign_entries)
+from coursekit.classroom import exchange
+from coursekit.grading import folders
+from coursekit.grading.folders import (Unfit, copy_unfollowed, foreign_entries, read_plain_file,
+                                       remove_foreign_entries)
 
 SECRET = b"instructor only: 5f0c1e"
 

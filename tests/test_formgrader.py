@@ -29,14 +29,16 @@ import hostile
 from nbgrader.utils import notebook_hash
 
 from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server, make, nbgrader
-from coursekit import answers, exchange
+from coursekit.classroom import exchange
+from coursekit.examples import answers
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, grade_id, gradebook_url
-from coursekit.samples import course_copy, nbgrader_env, sample_submission, submission_path
+from coursekit.examples.samples import (course_copy, nbgrader_env, sample_submission,
+                                        submission_path)
 from test_grading import points
 from graded_classes import Listener
 
 HONEST, HOSTILE = "reference", "html_payloads"
-# One typical slip in each later exercise (coursekit/samples.py): checks pass and fail.
+# One typical slip in each later exercise (coursekit/examples/samples.py): checks pass and fail.
 PARTIAL = "partial"
 NOTEBOOK_ID = NOTEBOOK[:-len(".ipynb")]
 WRITTEN = hostile.WRITTEN_ANSWER
@@ -371,7 +373,7 @@ def test_the_compressed_text_detector_finds_the_helpers_packing():
     import base64
     import zlib
 
-    packed = base64.b85encode(zlib.compress((ROOT / "coursekit" / "checks.py").read_bytes()))
+    packed = base64.b85encode(zlib.compress((ROOT / "coursekit" / "kernel" / "checks.py").read_bytes()))
     assert compressed_text("x = (\n  '%s'\n)" % packed.decode()[:84])
     assert not compressed_text(
         "udl_bn_checks.score(udl_bn_checks.check_no_compounding(ResidualNetworkWithBatchNorm), 2)")

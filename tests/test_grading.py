@@ -1,7 +1,7 @@
 """Real `nbgrader autograde` on the sample class: every verdict the course promises.
 
-The samples (coursekit/samples.py) are the reference, the blank release, the seed
-document's answer, the answer categories of coursekit/answers.py that a cheat's twin keeps
+The samples (coursekit/examples/samples.py) are the reference, the blank release, the seed
+document's answer, the answer categories of coursekit/examples/answers.py that a cheat's twin keeps
 (every category is graded through the grader's own request without a kernel, in
 test_checks_stability.py), one whose network alone is wrong, and two who carry a typical
 slip in each later exercise (slips in different exercises are independent, as these
@@ -22,14 +22,14 @@ import nbformat
 import pytest
 
 from conftest import ROOT, nbgrader_env
-from coursekit import answers as variants
+from coursekit.examples import answers as variants
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id, gradebook_url
-from coursekit.feedback import hidden_lines
-from coursekit.report import collect, points_by_student
-from coursekit.samples import (COMMITTED, SAMPLE_SLIPS, SLIPPED, sample_submission,
-                               submission_path)
+from coursekit.grading.feedback import hidden_lines
+from coursekit.classroom.report import collect, points_by_student
+from coursekit.examples.samples import (COMMITTED, SAMPLE_SLIPS, SLIPPED, sample_submission,
+                                        submission_path)
 from graded_classes import GRADED_VARIANTS, SAMPLE_CLASS
-from coursekit.validate import printed_verdicts
+from coursekit.grading.validate import printed_verdicts
 
 NETWORK_TESTS = ["test_" + name for name in
                  ("registered", "used", "no_compounding", "placement", "train_eval")]
@@ -252,10 +252,10 @@ def test_hidden_tests_fail_with_the_message_the_visible_check_printed(graded):
 
 
 def test_report_writes_the_grade_table_and_the_class_picture(graded_class, graded):
-    from coursekit.report import pass_counts
+    from coursekit.classroom.report import pass_counts
 
     root = graded_class
-    result = subprocess.run([sys.executable, "-m", "coursekit.report"], cwd=root,
+    result = subprocess.run([sys.executable, "-m", "coursekit.classroom.report"], cwd=root,
                             env=nbgrader_env(), capture_output=True, text=True)
     assert "grades.png" in result.stdout
     assert (root / "grades.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -278,7 +278,7 @@ def test_report_writes_the_grade_table_and_the_class_picture(graded_class, grade
 
 
 def test_readme_pictures_are_the_graded_references_figures():
-    from coursekit import pictures
+    from coursekit.examples import pictures
 
     drawn = pictures.figures(nbformat.read(pictures.reference_notebook(), as_version=4))
     readme = (ROOT / "README.md").read_text()

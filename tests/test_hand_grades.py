@@ -14,8 +14,8 @@ from nbgrader.api import Gradebook
 
 from conftest import graded_ahead, make, nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
-from coursekit.gradebook import answers_record_path
-from coursekit.samples import course_copy, make_submission, solution_cells, submit
+from coursekit.grading.gradebook import answers_record_path
+from coursekit.examples.samples import course_copy, make_submission, solution_cells, submit
 
 pytestmark = pytest.mark.slow
 

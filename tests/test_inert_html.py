@@ -1,4 +1,4 @@
-"""coursekit.sanitize on its own: honest markup unchanged, student markup inert.
+"""coursekit.grading.sanitize on its own: honest markup unchanged, student markup inert.
 
 These run in milliseconds; tests/test_formgrader.py shows the same in a real browser, in the
 feedback page and in the formgrader.
@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from coursekit.course import RELEASE_NOTEBOOK
-from coursekit.samples import solution_cells
-from coursekit.sanitize import InertStudentHTML, inert_html, inert_markdown, inert_svg
+from coursekit.examples.samples import solution_cells
+from coursekit.grading.sanitize import InertStudentHTML, inert_html, inert_markdown, inert_svg
 
 HONEST_MARKDOWN = [
     "## Heading\n\nSome **bold**, *emphasis*, a [link](https://example.org) and a list:\n\n"
@@ -159,14 +159,14 @@ def _root(path):
 
 def test_the_feedback_results_show_messages_as_text():
     """A check's message can quote an error the student's code raised: the results atop
-    the feedback page (coursekit/templates/feedback_results) show it as text."""
+    the feedback page (coursekit/grading/templates/feedback_results) show it as text."""
     import os
 
     import nbgrader
     from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
 
-    from coursekit.feedback import ResultLine, Results, template_config
+    from coursekit.grading.feedback import ResultLine, Results, template_config
 
     config = template_config([os.path.join(  # what nbgrader's generate_feedback adds
         os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "static",

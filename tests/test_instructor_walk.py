@@ -32,9 +32,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import (ROOT, TOKEN, checksums, chromium, graded_ahead,
                       in_a_thread_of_its_own, jupyterlab_server, make, nbgrader)
-from coursekit import exchange
+from coursekit.classroom import exchange
 from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
-from coursekit.samples import course_copy, nbgrader_env
+from coursekit.examples.samples import course_copy, nbgrader_env
 from test_exchange import (FORGE, PROBE, TREE, Machine, Student, answers, committed_points,
                            now_utc, privileges, run, sha256, students_python, submit)
 from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assignment_row,
@@ -43,7 +43,7 @@ from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assi
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
 pytestmark = pytest.mark.one_lane("unix-users")
 
-# Who hands in what, in order (samples of coursekit.samples; "blank" is the untouched
+# Who hands in what, in order (samples of coursekit.examples.samples; "blank" is the untouched
 # release). The three last submissions have different points, so a page's score names it.
 HANDS_IN = {"ontime": ("reference",), "twice": ("blank", "partial"), "late": ("seed",)}
 HAND_SCORE = 2

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 import hostile
-from coursekit.intake import SubmissionProblem, read_submission, restore_metadata
+from coursekit.grading.intake import SubmissionProblem, read_submission, restore_metadata
 
 from coursekit.course import RELEASE_NOTEBOOK, grade_id
 
@@ -171,7 +171,7 @@ def test_matching_a_large_adversarial_notebook_takes_a_second_or_so(release, bui
     ("test_running_var", "created_in_forward_intro", "written_intro", "written_after_relu"),
 ])
 def test_deleted_cells_any_number_are_put_back_in_release_order(release, deleted):
-    from coursekit.intake import put_back_missing_cells
+    from coursekit.grading.intake import put_back_missing_cells
 
     notebook = hostile.reference()
     notebook.cells = [cell for cell in notebook.cells if grade_id(cell) not in deleted]
@@ -184,7 +184,7 @@ def test_deleted_cells_any_number_are_put_back_in_release_order(release, deleted
 
 
 def test_edited_fixed_cells_are_named_and_the_record_is_the_graders(release):
-    from coursekit.intake import edited_fixed_cells
+    from coursekit.grading.intake import edited_fixed_cells
     from coursekit.record import record_fixed_cells, recorded_fixed_cells
 
     notebook = hostile.edited_imports(0)
@@ -204,7 +204,7 @@ def test_edited_fixed_cells_are_named_and_the_record_is_the_graders(release):
 # and the sentence says what was wrong.
 
 def _repaired(notebook, release):
-    from coursekit.intake import repair_grade_cells
+    from coursekit.grading.intake import repair_grade_cells
 
     repair = repair_grade_cells(notebook, release)
     restore_metadata(notebook, release)
@@ -222,7 +222,7 @@ def test_a_duplicated_check_keeps_its_first_copy_only(release):
 
 
 def test_a_duplicated_answer_keeps_both_copies_running_and_the_first_graded(release):
-    from coursekit.samples import CLASS_CELL
+    from coursekit.examples.samples import CLASS_CELL
 
     notebook = hostile.reference()
     index = next(i for i, c in enumerate(notebook.cells) if grade_id(c) == CLASS_CELL)

@@ -11,11 +11,12 @@ import nbformat
 import pytest
 import torch
 
-from coursekit import answers as variants
-from coursekit import checks, grader, judge
+from coursekit.examples import answers as variants
+from coursekit.grading import grader
+from coursekit.kernel import checks, judge
 from coursekit.course import SOURCE_NOTEBOOK, grade_id
-from coursekit.feedback import hidden_lines, visible_source
-from coursekit.samples import solution_cells
+from coursekit.grading.feedback import hidden_lines, visible_source
+from coursekit.examples.samples import solution_cells
 
 BOOK = variants.model_class("book")
 
@@ -191,7 +192,7 @@ def test_the_shipped_helpers_match_the_grader_fingerprints():
     so an untouched notebook is never flagged; a changed function is named."""
     import sys
 
-    from coursekit.sync import helpers_file_text
+    from coursekit.authoring.sync import helpers_file_text
 
     # Every module the helpers file defines goes back as it was: a udl_bn_expected left
     # behind would give later tests' checks the kernel's seed-0 numbers only.
@@ -283,7 +284,7 @@ def test_the_grader_reads_tampering_from_the_submitted_text():
     """What the student's cells do to the checks, IPython or the libraries is read by the
     grader from the text (the kernel cannot hide it); honest answers raise nothing."""
     import cheats
-    from coursekit.samples import SAMPLES, sample_submission
+    from coursekit.examples.samples import SAMPLES, sample_submission
 
     for student in SAMPLES:
         assert grader.suspicious_cells(sample_submission(student)) == [], student
@@ -307,7 +308,7 @@ def test_trace_and_profile_hooks_are_turned_off_and_named():
     import sys
     import threading
 
-    from coursekit import checks
+    from coursekit.kernel import checks
 
     assert checks.suspend_hooks() == []
     getter = sys.getprofile
@@ -387,7 +388,7 @@ def test_what_a_cheat_forges_from_inside_its_own_code_does_not_pass(student):
     """The observers keep nothing a frame walk from the student's code can rewrite: pasted
     after a wrong answer, the cheat fails each check that the answer alone fails."""
     import cheats
-    from coursekit.samples import SAMPLES
+    from coursekit.examples.samples import SAMPLES
 
     twin = cheats.TWIN_CHEATS[student]
     honest = SAMPLES[twin.sample]()[twin.cell]

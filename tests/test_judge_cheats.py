@@ -2,8 +2,8 @@
 
 The cheats are graded with the sample class (tests/graded_classes.py, once per run), whose
 samples `blank` (the untouched release) and `reference` (the reference solution) are their
-honest controls, as an instructor would grade them: `python -m coursekit.parallel` through
-the course's config, then `nbgrader generate_feedback` and `python -m coursekit.report`.
+honest controls, as an instructor would grade them: `python -m coursekit.grading.parallel` through
+the course's config, then `nbgrader generate_feedback` and `python -m coursekit.classroom.report`.
 Every cheat must earn no more than the untouched release (a twin cheat: no more than the
 sample whose wrong answer it keeps, on any test), and be flagged in the grade table, on its
 feedback page and in the autograde log with the sentence that says its points come from the

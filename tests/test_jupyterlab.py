@@ -16,8 +16,8 @@ import pytest
 
 from conftest import ARTIFACTS, ROOT, TOKEN, jupyterlab_server
 from coursekit.course import NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.samples import solution_cells
-from coursekit.sync import HELPERS_FILE
+from coursekit.examples.samples import solution_cells
+from coursekit.authoring.sync import HELPERS_FILE
 
 
 
@@ -99,10 +99,10 @@ def run_cell(page, index):
 
 
 # A student's wrong first attempt at each exercise: the seed's real answer to the first
-# TODO, a typical slip in each later one (coursekit/answers.py). The checks it must fail.
+# TODO, a typical slip in each later one (coursekit/examples/answers.py). The checks it must fail.
 def first_attempts():
-    from coursekit.answers import CATEGORIES, SLIPS
-    from coursekit.samples import SEED_ANSWER
+    from coursekit.examples.answers import CATEGORIES, SLIPS
+    from coursekit.examples.samples import SEED_ANSWER
 
     attempts = {"residual_network_with_batchnorm": (SEED_ANSWER, CATEGORIES["seed"].fails),
                 "block_variances": ("def block_variances(model, x_batch):\n"
@@ -130,7 +130,7 @@ def completed(page):
     """A student's walk through the notebook, top to bottom, one cell at a time: each
     exercise first answered wrong (its checks run at once, as a student reruns them), then
     fixed; each prediction recorded as a guess before its run. Then Run > Run All Cells."""
-    from coursekit.predictions import BY_NAME
+    from coursekit.authoring.predictions import BY_NAME
 
     release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
     answers = solution_cells()
@@ -181,7 +181,7 @@ def test_each_wrong_first_attempt_fails_its_checks_and_the_fix_passes(completed)
 
 
 def test_each_guess_is_said_back_beside_what_the_run_measured(completed):
-    from coursekit.predictions import BY_NAME
+    from coursekit.authoring.predictions import BY_NAME
 
     _, _, walk = completed
     assert set(walk.said_back) == set(BY_NAME)
@@ -191,7 +191,7 @@ def test_each_guess_is_said_back_beside_what_the_run_measured(completed):
 
 
 def test_answers_typed_in_the_browser_are_the_reference(completed, page):
-    from coursekit.predictions import BY_NAME
+    from coursekit.authoring.predictions import BY_NAME
 
     release, answers, walk = completed
     typed = cell_sources(page)
@@ -228,9 +228,9 @@ def assert_checks_and_total(release, page, outputs, passed):
     number; the last cell's total is what nbgrader reads from the check cells."""
     from nbgrader import utils
 
-    from coursekit.checks import points_text
-    from coursekit.sync import SUMMARY_ID
-    from coursekit.testcells import BY_ID
+    from coursekit.kernel.checks import points_text
+    from coursekit.authoring.sync import SUMMARY_ID
+    from coursekit.kernel.testcells import BY_ID
 
     earned = possible = 0
     for index, cell in enumerate(release.cells):
@@ -279,13 +279,13 @@ def validate_dialog_text(page):
 
 
 def test_validate_shows_each_check_its_points_and_the_total(completed, page):
-    from coursekit.answers import SLIPS
+    from coursekit.examples.answers import SLIPS
 
     # The Validate handler reads nbgrader_config.py from the server's working folder, which
     # is where the tests run: the course's, as for a class whose server starts there.
     assert os.getcwd() == str(ROOT), "run the tests from the course folder"
     # Every check passes: nbgrader's extension then shows its own fixed "Success!" line,
-    # and nothing the server sends can add to it (coursekit/validate.py).
+    # and nothing the server sends can add to it (coursekit/grading/validate.py).
     assert validate_dialog_text(page).strip() == "Success! Your notebook passes all the tests."
     # One slip: the failing check with its message and points, then every check and the
     # total. The reference answer is typed back afterwards.
@@ -310,11 +310,11 @@ def test_validate_shows_each_check_its_points_and_the_total(completed, page):
 # --- A student's JupyterLab, started where a student starts it: release/bn/, or a
 # JupyterHub home holding the fetched bn/. The course's config is not there; what students
 # get comes from the virtualenv's guard (as `make` installs it) or the students' config
-# (as coursekit.exchange prints it), both coursekit/studentconfig.py.
+# (as coursekit.classroom.exchange prints it), both coursekit/classroom/studentconfig.py.
 
 @pytest.fixture(scope="module", params=["release_folder", "jupyterhub_home"])
 def student_lab(request, tmp_path_factory):
-    from coursekit import exchange
+    from coursekit.classroom import exchange
     from test_studentconfig import installed_guard
 
     home = tmp_path_factory.mktemp("student-" + request.param)

@@ -1,7 +1,7 @@
 """Issue 27: a change mid-term flags no honest student.
 
 A class of two (the reference answers and the partial sample) is graded. Then, as an
-instructor would mid-term, a check's points change in coursekit/testcells.py and a TODO's
+instructor would mid-term, a check's points change in coursekit/kernel/testcells.py and a TODO's
 wording in the source notebook, and `make release` runs. The students keep the release
 they fetched, so their notebooks hold the earlier text of both cells. Before the regrade
 the report says both were graded against an earlier release; after `make autograde`
@@ -16,9 +16,9 @@ import pytest
 
 from conftest import graded_ahead, make
 from coursekit.course import ASSIGNMENT, NOTEBOOK, grade_id
-from coursekit.report import EARLIER_RELEASE
-from coursekit.samples import course_copy, sample_submission, submit
-from coursekit.testcells import BY_ID, TEST_CELLS
+from coursekit.classroom.report import EARLIER_RELEASE
+from coursekit.examples.samples import course_copy, sample_submission, submit
+from coursekit.kernel.testcells import BY_ID, TEST_CELLS
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def table(root):
 
 
 def change_midterm(root):
-    testcells = root / "coursekit" / "testcells.py"
+    testcells = root / "coursekit" / "kernel" / "testcells.py"
     text = testcells.read_text()
     row = 'TestCell("%s", %d,' % (CHECK, BY_ID[CHECK].points)
     assert text.count(row) == 1

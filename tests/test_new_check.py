@@ -1,4 +1,4 @@
-"""Issue 29: a check is declared once. Adding one is a row in coursekit/testcells.py, its
+"""Issue 29: a check is declared once. Adding one is a row in coursekit/kernel/testcells.py, its
 observer in checks.py and its judge in judge.py (plus its cell's place in the source
 notebook), and nothing else.
 
@@ -16,7 +16,8 @@ import pytest
 
 from conftest import graded_ahead, make, run_command
 from coursekit.course import ASSIGNMENT, NOTEBOOK, grade_id
-from coursekit.samples import course_copy, make_submission, nbgrader_env, solution_cells, submit
+from coursekit.examples.samples import (course_copy, make_submission, nbgrader_env, solution_cells,
+                                        submit)
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def insert_before(path, marker, text):
 
 def add_the_toy_check(root):
     """The three declarations, and the cell's place: after the increment's own check."""
-    kit = root / "coursekit"
+    kit = root / "coursekit" / "kernel"
     insert_before(kit / "testcells.py", ")\nBY_ID = ", ROW)
     insert_before(kit / "checks.py", "# Which observer each check reads", OBSERVER)
     insert_before(kit / "judge.py", "# Each check's judge: judge_<check>", JUDGE)

@@ -10,9 +10,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import ROOT, checksums, make
-from coursekit import newclass
+from coursekit.examples import newclass
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
-from coursekit.samples import COMMITTED, course_copy, make_submission, nbgrader_env, submit
+from coursekit.examples.samples import (COMMITTED, course_copy, make_submission, nbgrader_env,
+                                        submit)
 
 
 @pytest.fixture

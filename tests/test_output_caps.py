@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from coursekit.preprocessors import SandboxedExecute, terminal_text
+from coursekit.grading.preprocessors import SandboxedExecute, terminal_text
 
 
 class _Channel:
@@ -112,7 +112,7 @@ def test_ordinary_output_is_exactly_what_nbclient_makes(case):
 
 
 def test_after_a_failed_cell_the_grader_releases_what_it_held():
-    from coursekit.grader import RELEASE_FAILED_CELL
+    from coursekit.grading.grader import RELEASE_FAILED_CELL
 
     for case, sent in (("an error", ["anything", RELEASE_FAILED_CELL]),
                        ("a result", ["anything"])):

@@ -1,11 +1,11 @@
 """Grading at scale (issue 5): parallel workers, a shared SQLite gradebook, PostgreSQL + Dask.
 
 A small class (honest, wrong, blank, tampered and broken submissions) is graded by
-`coursekit.parallel` with two local workers, then by a Dask cluster of separate worker
+`coursekit.grading.parallel` with two local workers, then by a Dask cluster of separate worker
 processes on a PostgreSQL gradebook. Every grade and every autograded notebook must agree
 with grading one student at a time, which the graded classes did (tests/graded_classes.py):
 the hostile class by plain sequential `nbgrader autograde` (the reference, the tampered and
-the broken submissions), the sample class by `coursekit.parallel` with one worker (the
+the broken submissions), the sample class by `coursekit.grading.parallel` with one worker (the
 blank and the seed).
 """
 import contextlib
@@ -26,10 +26,11 @@ import pytest
 import hostile
 from conftest import free_port, graded_ahead, make, nbgrader, nbgrader_env, run_command
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url
-from coursekit.report import collect
-from coursekit.samples import course_copy, SAMPLES, make_submission, sample_submission, submit
+from coursekit.classroom.report import collect
+from coursekit.examples.samples import (course_copy, SAMPLES, make_submission, sample_submission,
+                                        submit)
 
-# Graded one at a time in the sample class, by coursekit.parallel with one worker.
+# Graded one at a time in the sample class, by coursekit.grading.parallel with one worker.
 SAMPLED = ["blank", "seed"]
 # Graded in the hostile class by plain sequential nbgrader autograde.
 HONEST = ["zz_reference"]
@@ -55,8 +56,8 @@ def build_class(root):
 def parallel(root, *args):
     env = nbgrader_env()
     env["PYTHONPATH"] = str(root)
-    return run_command([sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, *args], root,
-                       env, timeout=900)
+    return run_command([sys.executable, "-m", "coursekit.grading.parallel", ASSIGNMENT, *args],
+                       root, env, timeout=900)
 
 
 def grades(url):
@@ -171,7 +172,7 @@ def test_make_autograde_with_a_student_regrades_that_student_alone(two_workers, 
 
 def _increment_shared_counter(url, times, failures):
     sys.path.insert(0, os.environ["COURSE_ROOT"])
-    from coursekit.gradebook import serialise_sqlite_writers
+    from coursekit.grading.gradebook import serialise_sqlite_writers
     from nbgrader.api import Gradebook
 
     serialise_sqlite_writers()
@@ -324,7 +325,7 @@ def test_the_dask_run_used_both_workers(on_dask_and_postgres):
 
 def test_a_student_id_full_of_control_characters_is_printed_escaped():
     """Issue 24: the progress line and the summary show a folder name as visible escapes."""
-    from coursekit.parallel import Outcome, class_summary, progress_line
+    from coursekit.grading.parallel import Outcome, class_summary, progress_line
 
     outcomes = [Outcome(hostile.ODD_ID, True, (25, 28), seconds=1.0),
                 Outcome("ada\x1b[2J", False, problem="submitted/ada\x1b[2J/bn\u202e is odd")]

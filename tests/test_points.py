@@ -1,4 +1,4 @@
-"""Points live in coursekit/testcells.py (issue 27): the documents quote them, and a
+"""Points live in coursekit/kernel/testcells.py (issue 27): the documents quote them, and a
 release never undoes points an instructor edited in the notebook without a word."""
 import hashlib
 import re
@@ -7,9 +7,9 @@ import shutil
 import nbformat
 
 from conftest import ROOT, make
-from coursekit import releases
+from coursekit.authoring import releases
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
-from coursekit.testcells import BY_ID, TEST_CELLS
+from coursekit.kernel.testcells import BY_ID, TEST_CELLS
 
 CHECK = "test_placement"
 
@@ -25,13 +25,13 @@ def quoted_points(path):
 
 
 def test_the_documents_quote_the_points_of_the_table():
-    """Each document that quotes the points agrees with coursekit/testcells.py; a failure
+    """Each document that quotes the points agrees with coursekit/kernel/testcells.py; a failure
     names the file, the line and what to write there."""
     total = sum(cell.points for cell in TEST_CELLS)
     checks = ROOT / "docs" / "checks.md"
     quoted = quoted_points(checks)
     assert sorted(points for _, points in quoted) == sorted(c.points for c in TEST_CELLS), (
-        "docs/checks.md quotes points %s (lines %s); coursekit/testcells.py gives %s: "
+        "docs/checks.md quotes points %s (lines %s); coursekit/kernel/testcells.py gives %s: "
         "update the table's points column" % (
             [p for _, p in quoted], [n for n, _ in quoted], [c.points for c in TEST_CELLS]))
     for path in (checks, ROOT / "README.md"):
@@ -39,7 +39,7 @@ def test_the_documents_quote_the_points_of_the_table():
         found = re.search(r"What the checks grade \((\d+) points", text)
         line = text[:found.start()].count("\n") + 1 if found else None
         assert found and int(found.group(1)) == total, (
-            "%s%s must say 'What the checks grade (%d points': coursekit/testcells.py's "
+            "%s%s must say 'What the checks grade (%d points': coursekit/kernel/testcells.py's "
             "total" % (path.relative_to(ROOT), ", line %d," % line if line else "", total))
 
 
@@ -63,7 +63,7 @@ def test_points_edited_in_the_notebook_are_named_not_undone(tmp_path):
     said = releases.check_points(root)
     assert said.startswith("Not releasing: points were changed in source/bn/%s" % NOTEBOOK)
     assert "%s: 7 in the notebook, %d in testcells.py" % (CHECK, BY_ID[CHECK].points) in said
-    assert "coursekit/testcells.py" in said and "\n" not in said
+    assert "coursekit/kernel/testcells.py" in said and "\n" not in said
 
 
 def test_points_changed_in_the_table_are_released(tmp_path):
@@ -78,7 +78,7 @@ def test_points_changed_in_the_table_are_released(tmp_path):
 
 
 def test_make_release_refuses_and_leaves_the_notebook_as_it_was(tmp_path):
-    from coursekit.samples import course_copy
+    from coursekit.examples.samples import course_copy
 
     root = course_copy(tmp_path / "course")
     shutil.copytree(ROOT / "release", root / "release")

@@ -1,5 +1,6 @@
-"""An instructor's logs carry no warning that says nothing about the class (coursekit/quiet.py):
-no SQLAlchemy warning when a submission enters the gradebook, no "Config option
+"""An instructor's logs carry no warning that says nothing about the class
+(coursekit/grading/quiet.py): no SQLAlchemy warning when a submission enters the
+gradebook, no "Config option
 `display_data_priority` not recognized", no WARNING for each folder --force replaces, and
 "Alternative text is missing" only for images of the student's own code.
 
@@ -17,9 +18,9 @@ from bs4 import BeautifulSoup
 
 from conftest import nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, gradebook_url, is_locked, is_solution
-from coursekit.preprocessors import UNFINISHED_FIGURE_ALT
-from coursekit.quiet import SUBMISSION_NOT_IN_SESSION
-from coursekit.samples import course_copy, nbgrader_env
+from coursekit.grading.preprocessors import UNFINISHED_FIGURE_ALT
+from coursekit.grading.quiet import SUBMISSION_NOT_IN_SESSION
+from coursekit.examples.samples import course_copy, nbgrader_env
 
 STUDENT = "ada"
 READER = "grace"  # of the feedback page
@@ -29,7 +30,7 @@ PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGA
 
 # Adds a student's submission as nbgrader's autograde does (Gradebook.add_submission), every
 # warning shown, after loading the course's config (as every nbgrader command and the
-# coursekit.parallel workers do) or not; prints the warnings it met, as JSON.
+# coursekit.grading.parallel workers do) or not; prints the warnings it met, as JSON.
 ADD_SUBMISSION = r"""
 import json, sys, warnings
 root, student, with_config = sys.argv[1], sys.argv[2], sys.argv[3] == "config"

@@ -6,7 +6,7 @@ import pytest
 from nbgrader.validator import Validator
 
 from conftest import ROOT
-from coursekit import sync
+from coursekit.authoring import sync
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
 
 RELEASE = ROOT / "release" / ASSIGNMENT / NOTEBOOK
@@ -36,11 +36,11 @@ def test_config_loads_without_error():
 
 def test_generated_cells_are_in_step_with_the_package():
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
-    assert sync.stale_cells(notebook) == [], "run: python -m coursekit.sync"
+    assert sync.stale_cells(notebook) == [], "run: python -m coursekit.authoring.sync"
 
 
 def test_a_test_cells_points_and_text_come_from_its_row(tmp_path):
-    from coursekit.testcells import BY_ID
+    from coursekit.kernel.testcells import BY_ID
 
     path = tmp_path / NOTEBOOK
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)

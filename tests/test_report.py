@@ -1,4 +1,4 @@
-"""The grade table (coursekit.report) from a gradebook built by hand, no kernel run: hand
+"""The grade table (coursekit.classroom.report) from a gradebook built by hand, no kernel run: hand
 grades and their comments, late work under the course's policy, the attention column."""
 import csv
 import dataclasses
@@ -9,9 +9,9 @@ from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
 from conftest import ROOT
-from coursekit import report
+from coursekit.classroom import report
 from coursekit.course import ASSIGNMENT, gradebook_url
-from coursekit.samples import nbgrader_env
+from coursekit.examples.samples import nbgrader_env
 
 DUE = datetime.datetime(2026, 12, 14, 17, 0)
 WRITTEN, CHECK = "written_after_relu", "test_registered"

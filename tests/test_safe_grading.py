@@ -17,9 +17,9 @@ import pytest
 import hostile
 from conftest import checksums, graded_ahead, nbgrader
 from coursekit.course import ASSIGNMENT, NOTEBOOK, SOURCE_NOTEBOOK, grade_id
-from coursekit.attention import of_class as needs_attention
-from coursekit.feedback import RELEASE_FILES
-from coursekit.samples import course_copy, nbgrader_env, submission_path
+from coursekit.grading.attention import of_class as needs_attention
+from coursekit.grading.feedback import RELEASE_FILES
+from coursekit.examples.samples import course_copy, nbgrader_env, submission_path
 from graded_classes import Listener, grades_of, protected_state
 from test_grading import NETWORK_TESTS, points
 
@@ -127,7 +127,7 @@ def test_student_code_has_no_network_not_even_loopback(graded):
 def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
     """The sandbox's own command, with no kernel: what the graded case above shows, in a
     fraction of a second (make mutants runs it without --unshare-net)."""
-    from coursekit.sandbox import Sandbox
+    from coursekit.grading.sandbox import Sandbox
 
     listener = Listener()
     (tmp_path / "work").mkdir()
@@ -151,7 +151,7 @@ def test_memory_held_by_an_error_the_failure_was_raised_from_is_released_too():
     in the MemoryError's traceback, the ValueError's context."""
     from jupyter_client.manager import start_new_kernel
 
-    from coursekit.grader import RELEASE_FAILED_CELL
+    from coursekit.grading.grader import RELEASE_FAILED_CELL
 
     manager, client = start_new_kernel(kernel_name="python3")
     printed = []
@@ -219,7 +219,7 @@ def test_stripped_metadata_is_restored_and_graded_in_full(graded):
 
 
 def test_the_grade_table_flags_every_broken_file(graded, capsys):
-    from coursekit.report import main
+    from coursekit.classroom.report import main
 
     assert main(graded["root"]) == 1
     table = capsys.readouterr().out
@@ -237,8 +237,8 @@ def test_the_grade_table_flags_every_broken_file(graded, capsys):
 
 
 def test_the_table_says_what_the_autograder_recorded_and_nothing_else(graded, capsys):
-    from coursekit import attention
-    from coursekit.report import main
+    from coursekit.grading import attention
+    from coursekit.classroom.report import main
 
     main(graded["root"])
     capsys.readouterr()
@@ -438,7 +438,7 @@ def test_a_config_that_does_not_install_the_sandbox_stops_autograding(one_studen
     assert plain.returncode != 0
     assert "Refusing to autograde" in plain.stderr, plain.stderr[-3000:]
     parallel = subprocess.run(
-        [sys.executable, "-m", "coursekit.parallel", ASSIGNMENT, "--root", str(root)],
+        [sys.executable, "-m", "coursekit.grading.parallel", ASSIGNMENT, "--root", str(root)],
         cwd=root, env=nbgrader_env(), capture_output=True, text=True)
     assert parallel.returncode != 0
     refusal = [line for line in (parallel.stdout + parallel.stderr).splitlines()
@@ -510,7 +510,7 @@ def test_an_answer_using_f_relu_gets_full_marks_despite_an_edited_imports_cell(g
 @pytest.mark.parametrize("student", sorted(hostile.FIXED_CELLS))
 def test_fixed_cells_put_back_are_named_in_log_notebook_table_and_feedback(graded, student):
     from coursekit.record import recorded_fixed_cells
-    from coursekit.report import put_back
+    from coursekit.classroom.report import put_back
 
     edited, deleted = hostile.FIXED_CELLS[student]
     log = graded["first"].stderr
@@ -539,7 +539,7 @@ def test_fixed_cells_put_back_are_named_in_log_notebook_table_and_feedback(grade
 
 
 def test_nobody_else_is_said_to_have_fixed_cells_put_back(graded, capsys):
-    from coursekit.report import main, put_back
+    from coursekit.classroom.report import main, put_back
 
     assert set(put_back(graded["root"])) == set(hostile.FIXED_CELLS)
     main(graded["root"])
@@ -580,7 +580,7 @@ def odd_cases(graded):
     import contextlib
     import io
 
-    from coursekit.report import main
+    from coursekit.classroom.report import main
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -591,7 +591,7 @@ def odd_cases(graded):
 
 @pytest.mark.parametrize("student", sorted(hostile.MALFORMED))
 def test_a_malformed_grade_cell_gets_a_sentence_and_the_rest_is_graded(odd_cases, student):
-    from coursekit import attention
+    from coursekit.grading import attention
 
     assert "KeyError" not in odd_cases["run"].stderr
     assert odd_cases["grades"][student] == points()

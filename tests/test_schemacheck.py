@@ -1,4 +1,4 @@
-"""nbgrader's metadata schema is checked once per process (coursekit/schemacheck.py), and
+"""nbgrader's metadata schema is checked once per process (coursekit/grading/schemacheck.py), and
 every cell is still judged as jsonschema.validate judges it: the same cells pass, the same
 error is raised for the same broken metadata. No kernel."""
 import copy
@@ -12,7 +12,7 @@ from nbgrader.nbgraderformat import MetadataValidator
 
 from conftest import ROOT
 from coursekit.course import RELEASE_NOTEBOOK
-from coursekit.schemacheck import SchemaCheckedOnce
+from coursekit.grading.schemacheck import SchemaCheckedOnce
 
 # Broken nbgrader metadata of the kinds an editor or a student leaves behind.
 BROKEN = {

@@ -20,10 +20,11 @@ import pytest
 
 import hostile
 from conftest import checksums
-from coursekit import answers, similarity
+from coursekit.classroom import similarity
+from coursekit.examples import answers
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
-from coursekit.samples import (CLASS_CELL, make_submission, solution_cells, submission_path,
-                               submit)
+from coursekit.examples.samples import (CLASS_CELL, make_submission, solution_cells,
+                                        submission_path, submit)
 
 # ada answers in her own way ...
 ORIGINAL = {
@@ -126,8 +127,8 @@ def new_course(root, students, broken=()):
 def run(tmp_path_factory):
     root = new_course(tmp_path_factory.mktemp("similarity"), CLASS, BROKEN)
     before = checksums(root)
-    done = subprocess.run([sys.executable, "-m", "coursekit.similarity", "--root", str(root)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "coursekit.classroom.similarity", "--root",
+                           str(root)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     report = root / similarity.REPORT
     text = report.read_text(encoding="utf-8") if report.exists() else ""
     return dict(root=root, done=done, before=before, after=checksums(root), html=text,

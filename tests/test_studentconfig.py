@@ -1,10 +1,11 @@
-"""What every student's nbgrader loads (coursekit/studentconfig.py), without a browser.
+"""What every student's nbgrader loads (coursekit/classroom/studentconfig.py), without a browser.
 
-The config text carries coursekit/validate.py and coursekit/studentconfig.py as code, into
-the virtualenv's guard (`make`) and the students' config (`coursekit.exchange`). These
-tests run it the way nbgrader does, in a fresh interpreter with nothing of the course's on
-sys.path: the course folder is private on a JupyterHub. tests/test_jupyterlab.py clicks
-Validate in JupyterLabs started outside the course folder.
+The config text carries coursekit/grading/validate.py and
+coursekit/classroom/studentconfig.py as code, into the virtualenv's guard (`make`) and the
+students' config (`coursekit.classroom.exchange`). These tests run it the way nbgrader does,
+in a fresh interpreter with nothing of the course's on sys.path: the course folder is
+private on a JupyterHub. tests/test_jupyterlab.py clicks Validate in JupyterLabs started
+outside the course folder.
 """
 import ast
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from coursekit import exchange, studentconfig
-from coursekit.studentconfig import INSTRUCTOR_TOOLS, without_instructor_tools
+from coursekit.classroom import exchange, studentconfig
+from coursekit.classroom.studentconfig import INSTRUCTOR_TOOLS, without_instructor_tools
 
 GUARD = Path("etc", "jupyter", "nbgrader_config.py")
 
@@ -57,7 +58,7 @@ def run_config(path, code):
 
 
 def test_the_carried_modules_import_nothing_of_the_course():
-    for name in ("validate.py", "studentconfig.py"):
+    for _, name in studentconfig.CARRIED:
         tree = ast.parse((ROOT / "coursekit" / name).read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
@@ -68,7 +69,7 @@ def test_the_carried_modules_import_nothing_of_the_course():
 
 def test_the_guard_make_installs_refuses_to_autograde_and_reports_every_check(tmp_path):
     guard = installed_guard(tmp_path)
-    assert guard.read_text() == ((ROOT / "coursekit" / "failclosed.py").read_text()
+    assert guard.read_text() == ((ROOT / "coursekit" / "grading" / "failclosed.py").read_text()
                                  + studentconfig.config_text())
     said = run_config(guard, (
         "import sys\n"
@@ -120,4 +121,4 @@ def test_make_refreshes_the_guard_when_a_carried_module_changes(tmp_path):
     guard = installed_guard(tmp_path)
     os.utime(guard, (1, 1))  # older than every prerequisite
     dry = make_guard(guard.parents[2], "-n")
-    assert "coursekit.studentconfig" in dry.stdout, dry.stdout
+    assert "coursekit.classroom.studentconfig" in dry.stdout, dry.stdout

@@ -13,9 +13,10 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from coursekit import predictions, testcells
+from coursekit.authoring import predictions
+from coursekit.kernel import testcells
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.samples import make_submission
+from coursekit.examples.samples import make_submission
 
 REFERENCE = ROOT / "autograded" / "reference" / ASSIGNMENT / NOTEBOOK
 
@@ -110,7 +111,7 @@ def check_messages(check, failing_only=False):
     """Every text check `check` can print, with the blanks its numbers fill: the string
     literals of its judging function and its observer, and of everything of judge.py and
     checks.py those use (functions, classes, tables of messages)."""
-    from coursekit import checks, judge
+    from coursekit.kernel import checks, judge
 
     definitions = {"judge": _definitions(judge), "checks": _definitions(checks)}
     todo = [("judge", judge.JUDGES[check].__name__), ("checks", checks.OBSERVERS[check].__name__)]
@@ -283,7 +284,7 @@ def test_todo_texts_give_no_answer_line_and_stage_their_hints(seen):
 
 @pytest.mark.parametrize("student", ["reference", "blank"])
 def test_each_run_says_what_the_student_predicted_and_never_marks_it(student):
-    from coursekit.samples import submission_path
+    from coursekit.examples.samples import submission_path
 
     guesses = predictions.recorded(nbformat.read(submission_path(ROOT, student), as_version=4))
     graded = nbformat.read(ROOT / "autograded" / student / ASSIGNMENT / NOTEBOOK, as_version=4)
@@ -318,8 +319,8 @@ def test_guesses_are_read_from_the_text_and_sorted_into_choices():
 
 
 def test_the_report_draws_how_the_class_predicted(tmp_path):
-    from coursekit.report import submitted_notebooks, write_prediction_chart
-    from coursekit.samples import SAMPLES, sample_submission, submit
+    from coursekit.classroom.report import submitted_notebooks, write_prediction_chart
+    from coursekit.examples.samples import SAMPLES, sample_submission, submit
 
     for student in SAMPLES:
         submit(tmp_path, student, sample_submission(student))
@@ -334,7 +335,7 @@ def test_the_report_draws_how_the_class_predicted(tmp_path):
 
 
 def test_every_figure_has_alt_text_in_the_notebook_and_on_the_feedback_page():
-    from coursekit.pictures import PICTURES
+    from coursekit.examples.pictures import PICTURES
 
     graded = nbformat.read(REFERENCE, as_version=4)
     alts = {grade_id(cell): output.metadata["image/png"].get("alt", "")
@@ -353,7 +354,7 @@ def test_every_figure_has_alt_text_in_the_notebook_and_on_the_feedback_page():
 
 
 def test_hostile_prediction_cells_cannot_break_the_report(tmp_path):
-    from coursekit.report import submitted_notebooks
+    from coursekit.classroom.report import submitted_notebooks
 
     nested = "prediction_plain = " + "(" * 5000 + '"x"' + ")" * 5000
     notebook = make_submission({"prediction_plain": nested,

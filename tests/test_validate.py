@@ -17,11 +17,12 @@ import pytest
 from nbgrader import utils
 
 from conftest import ROOT, nbgrader_env
-from coursekit import answers, sync
+from coursekit.authoring import sync
+from coursekit.examples import answers
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.validate import VERDICT_LINE, test_name as check_name
-from coursekit.samples import make_submission, solution_cells
-from coursekit.validate import CourseValidator
+from coursekit.grading.validate import VERDICT_LINE, test_name as check_name
+from coursekit.examples.samples import make_submission, solution_cells
+from coursekit.grading.validate import CourseValidator
 
 SLIP = "slope_end_points"
 # A report line after its mark: "name, k of n points: message".
@@ -204,9 +205,10 @@ def test_the_course_config_puts_the_validator_in_the_command_and_the_lab_handler
 
 
 def test_the_grader_wraps_messages_as_the_kernel_does():
-    """Validate and the feedback pages (coursekit.feedback, no torch in the Jupyter server)
-    break lines exactly as the checks print them in the kernel (coursekit.judge)."""
-    from coursekit import feedback, judge
+    """Validate and the feedback pages (coursekit.grading.feedback, no torch in the Jupyter server)
+    break lines exactly as the checks print them in the kernel (coursekit.kernel.judge)."""
+    from coursekit.grading import feedback
+    from coursekit.kernel import judge
 
     texts = ["✗ " + " ".join(["word"] * 40), "a well-known non-linear, x+branch(x) " * 6,
              "Measured:      " + "x" * 120 + " then more", ""]

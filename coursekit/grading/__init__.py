@@ -1,0 +1,2 @@
+"""The grading pipeline: nbgrader's steps, the sandbox, intake, the judge's round trip,
+feedback and Validate. May import kernel/, authoring/ and the package's root modules."""
