@@ -26,7 +26,7 @@ PRIVATE_NAMES = {
         "nbgrader.validator.Validator",
         ["_extract_error", "_get_failed_cells", "_preprocess", "_print_error",
          "_print_num_failed"]),
-    "coursekit.grading.preprocessors.SandboxedExecute": (
+    "coursekit.grading.outputcaps.CappedOutputs": (
         "nbclient.client.NotebookClient", ["_display_id_map"]),
     "coursekit.grading.sandbox.SandboxedKernelManager": (
         "jupyter_client.manager.KernelManager",

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from coursekit.grading.preprocessors import SandboxedExecute, terminal_text
+from coursekit.grading.outputcaps import terminal_text
+from coursekit.grading.preprocessors import SandboxedExecute
 
 
 class _Channel:
