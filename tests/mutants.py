@@ -50,7 +50,7 @@ MUTANTS = (
            "fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)",
            ("tests/test_folders.py::test_a_small_file_is_read_only_when_plain",),
            "read_plain_file follows a link"),
-    Mutant("output_cap", "coursekit/grading/preprocessors.py",
+    Mutant("output_cap", "coursekit/grading/outputcaps.py",
            "room = max(0, min(self.max_cell_output_bytes - cell.kept,",
            "room = max(0, min(10 * self.max_cell_output_bytes - cell.kept,",
            ("tests/test_output_caps.py::test_a_huge_line_is_cut_with_a_note_and_quickly",),
