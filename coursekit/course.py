@@ -17,8 +17,11 @@ RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / NOTEBOOK
 # The generated cell that registers the checks in the student's kernel (coursekit.authoring.sync).
 HELPERS_ID = "self_check_helpers"
 # The modules the helpers file beside the notebook defines in the kernel, in that order: the
-# three files of coursekit/kernel/, then the numbers right answers give on seed 0.
-KERNEL_MODULES = ("udl_bn_testcells", "udl_bn_judge", "udl_bn_checks", "udl_bn_expected")
+# files of coursekit/kernel/ (each imports the one before it), then the numbers right
+# answers give on seed 0.
+KERNEL_FILES = {"udl_bn_testcells": "testcells.py", "udl_bn_judge": "judge.py",
+                "udl_bn_checks": "checks.py"}
+KERNEL_MODULES = (*KERNEL_FILES, "udl_bn_expected")
 # The GitHub repository the release is opened from in Colab (owner/name, branch).
 REPOSITORY, BRANCH = "udl-courses/udl-11-3-batch-norm", "main"
 

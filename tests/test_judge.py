@@ -302,6 +302,18 @@ def test_the_grader_reads_tampering_from_the_submitted_text():
     assert hidden and grader.distrusted(hidden)
 
 
+@pytest.mark.parametrize("source", [
+    "import udl_bn_testcells\n",
+    "from udl_bn_testcells import TEST_CELLS\n",
+    "from udl_bn_expected import SEED_0\n",
+    "import udl_bn_judge as J\n",
+])
+def test_a_notebook_reaching_for_the_kernels_other_modules_is_named(source):
+    """The checks' rows and seed 0's numbers are modules of the helpers file too: a cell
+    that imports them is named, as one that imports the judge is."""
+    assert grader.suspicious_code(source), source
+
+
 def test_trace_and_profile_hooks_are_turned_off_and_named():
     """The grader's request turns off every hook that could rewrite what the observers
     return, and names it, however the notebook hid it."""

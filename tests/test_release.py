@@ -57,6 +57,24 @@ def test_a_test_cells_points_and_text_come_from_its_row(tmp_path):
         in cell.source
 
 
+def test_every_row_calls_a_function_the_checks_define_with_its_objects():
+    """What each row promises the kernel holds: a row with options names a function of
+    its own (the made ones take only the objects, then the seed), that function is in the
+    checks module, each object is a plain name, and every judge and observer exists."""
+    from coursekit.kernel import checks, judge
+    from coursekit.kernel.testcells import TEST_CELLS
+
+    for cell in TEST_CELLS:
+        assert callable(getattr(checks, cell.called, None)), cell.called
+        assert cell.function or not cell.options, cell.grade_id
+        assert all(name.strip().isidentifier() for name in cell.arguments.split(",")), cell
+        assert callable(getattr(judge, "judge_" + cell.check, None)), cell.check
+        assert checks.OBSERVERS[cell.check] is getattr(checks, cell.observer), cell.check
+    made = [cell.called for cell in TEST_CELLS if not cell.function]
+    assert len(made) == len(set(made))
+    assert not {cell.function for cell in TEST_CELLS} & set(made)
+
+
 def test_committed_release_is_what_nbgrader_generates(course_root):
     generated = cells(course_root / "release" / ASSIGNMENT / NOTEBOOK)
     committed = cells(RELEASE)

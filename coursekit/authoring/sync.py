@@ -23,8 +23,9 @@ import nbformat
 
 from coursekit import record
 from coursekit.authoring.predictions import PREDICTIONS
-from coursekit.course import (ASSIGNMENT, BRANCH, HELPERS_ID, KERNEL_MODULES, NOTEBOOK, REPOSITORY,
-                              ROOT, SOURCE_NOTEBOOK, grade_id, is_graded, is_solution, settings)
+from coursekit.course import (ASSIGNMENT, BRANCH, HELPERS_ID, KERNEL_FILES, KERNEL_MODULES,
+                              NOTEBOOK, REPOSITORY, ROOT, SOURCE_NOTEBOOK, grade_id, is_graded,
+                              is_solution, settings)
 from coursekit.kernel.testcells import TEST_CELLS
 
 PACKED_WIDTH = 84  # characters of compressed text per line of the helpers cell
@@ -49,14 +50,11 @@ def badge_source():
 
 
 def module_texts():
-    """[(module name, its text)] of the modules the kernel runs, named as
-    course.KERNEL_MODULES names them: coursekit/kernel/'s testcells.py, judge.py and
-    checks.py, and seed 0's expected numbers."""
+    """[(module name, its text)] of the modules the kernel runs, in course.KERNEL_MODULES's
+    order: the files of coursekit/kernel/, then seed 0's expected numbers."""
     kernel = Path(__file__).resolve().parent.parent / "kernel"
-    texts = [(kernel / "testcells.py").read_text(), (kernel / "judge.py").read_text(),
-             (kernel / "checks.py").read_text(), expected_source()]
-    assert len(KERNEL_MODULES) == len(texts)
-    return list(zip(KERNEL_MODULES, texts))
+    texts = [(name, (kernel / file).read_text()) for name, file in KERNEL_FILES.items()]
+    return texts + [(KERNEL_MODULES[len(texts)], expected_source())]
 
 
 def helpers_file_text():

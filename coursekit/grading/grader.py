@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursekit.course import KERNEL_MODULES, grade_id, is_locked
+from coursekit.course import KERNEL_FILES, KERNEL_MODULES, grade_id, is_locked
 from coursekit.record import OWN_RUN
 from coursekit.grading.validate import printed_verdicts
 from coursekit.kernel.testcells import TEST_CELLS, asked
@@ -83,7 +83,7 @@ def _compiled():
     folder = Path(__file__).resolve().parent.parent / "kernel"
     return {name: base64.b85encode(zlib.compress(marshal.dumps(compile(
         (folder / file).read_text(), name + ".py", "exec")), 9)).decode("ascii")
-        for name, file in zip(KERNEL_MODULES, ("testcells.py", "judge.py", "checks.py"))}
+        for name, file in KERNEL_FILES.items()}
 
 
 def request(check, arguments, seeds, nonce):
@@ -567,7 +567,7 @@ def _suspicious_tree(tree):
             found.append("reaches into the checks (%s)" % node.attr)
         elif isinstance(node, ast.ImportFrom) and any(
                 alias.name in _INTROSPECTION | _IPYTHON | _RUN_TIME | internals
-                or (node.module or "").split(".")[0] in ("udl_bn_checks", "udl_bn_judge")
+                or (node.module or "").split(".")[0] in KERNEL_MODULES
                 and alias.name not in _CHECKS_API for alias in node.names):
             found.append("takes %s from %s, which %s" % (
                 ", ".join(alias.name for alias in node.names), node.module,
@@ -575,8 +575,8 @@ def _suspicious_tree(tree):
                 else "looks at the interpreter's frames or hooks"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
-            if any(name.split(".")[0] in ("udl_bn_judge", "gc", "inspect", "ctypes",
-                                          "importlib")
+            if any(name.split(".")[0] in set(KERNEL_MODULES) - {"udl_bn_checks"} | {
+                       "gc", "inspect", "ctypes", "importlib"}
                    or name == "udl_bn_checks" and isinstance(node, ast.ImportFrom)
                    for name in names):
                 found.append("imports %s" % ", ".join(n for n in names if n))

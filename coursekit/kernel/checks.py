@@ -29,10 +29,12 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-try:  # in the notebook, the helpers cell registers the judging half under this name
-    import udl_bn_judge as judge
-except ImportError:
+# In the package, the package's judge; in the notebook, the module the helpers cell (or the
+# grader's request) registered under this name.
+if __name__.startswith("coursekit."):
     from coursekit.kernel import judge
+else:
+    import udl_bn_judge as judge
 
 Verdict, input_batch, stream_variance = judge.Verdict, judge.input_batch, judge.stream_variance
 INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE = judge.INPUT_SIZE, judge.OUTPUT_SIZE, judge.HIDDEN_SIZE
@@ -685,13 +687,14 @@ def check(name, *arguments, seed=0):
 
 def _check_function(cell):
     """udl_bn_checks.check_<check>(the student's objects, seed=0): what its test cell calls,
-    the seed by name or after the objects."""
-    count = len(cell.arguments.split(","))
+    the seed by name or after the objects. It keeps the check's name and the number of
+    objects, never the row, which the notebook's code could change."""
+    name, count = cell.check, len(cell.arguments.split(","))
 
     def check_function(*objects, seed=0):
         if len(objects) == count + 1:
             *objects, seed = objects
-        return check(cell.check, *objects, seed=seed)
+        return check(name, *objects, seed=seed)
 
     check_function.__name__ = check_function.__qualname__ = cell.called
     check_function.__doc__ = "%s(%s, seed=0): %s" % (cell.called, cell.arguments, cell.checks)
@@ -703,10 +706,10 @@ def check_plot(plot_variance_growth, log_scale, seed=0):
     return check("plot_log" if log_scale else "plot_linear", plot_variance_growth, seed=seed)
 
 
-# check_registered, check_used, ...: one for each check whose cell calls no function of its
-# own above (check_plot serves two cells).
+# check_registered, check_used, ...: one for each row that names no function of its own
+# (check_plot, above, serves two).
 globals().update({cell.called: _check_function(cell) for cell in judge.testcells.TEST_CELLS
-                  if cell.called not in globals()})
+                  if not cell.function})
 
 
 def score(verdict, points):

@@ -34,10 +34,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-try:  # in the notebook, the helpers cell registers the checks' rows under this name
-    import udl_bn_testcells as testcells
-except ImportError:
+# In the package, the package's rows; in the notebook, the module the helpers cell (or the
+# grader's request) registered under this name.
+if __name__.startswith("coursekit."):
     from coursekit.kernel import testcells
+else:
+    import udl_bn_testcells as testcells
 
 INPUT_SIZE, OUTPUT_SIZE, HIDDEN_SIZE = 40, 10, 100
 BATCH_SIZE, N_BLOCKS = 200, 5
