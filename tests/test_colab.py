@@ -109,7 +109,13 @@ def run_in_plain_kernel(notebook, plain_kernel, folder):
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
     client = NotebookClient(notebook, km=manager, timeout=300, allow_errors=True,
                             resources={"metadata": {"path": str(folder)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # nbclient leaves running a kernel whose manager it was given: it held a core's
+        # worth of torch for the rest of the run.
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
     return notebook
 
 
