@@ -205,13 +205,17 @@ def test_the_course_config_puts_the_validator_in_the_command_and_the_lab_handler
 
 
 def test_the_grader_wraps_messages_as_the_kernel_does():
-    """Validate and the feedback pages (coursekit.grading.feedback, no torch in the Jupyter server)
-    break lines exactly as the checks print them in the kernel (coursekit.kernel.judge)."""
-    from coursekit.grading import feedback
+    """Validate and the feedback pages (coursekit.grading.feedback, no torch in the Jupyter
+    server) break lines exactly as the checks print them in the kernel
+    (coursekit.kernel.judge)."""
+    from coursekit.grading import feedback, validate
     from coursekit.kernel import judge
 
+    # One width: Validate's lines and the pages' messages break where the kernel's do.
+    assert validate.MESSAGE_WIDTH == judge.MESSAGE_WIDTH
     texts = ["✗ " + " ".join(["word"] * 40), "a well-known non-linear, x+branch(x) " * 6,
              "Measured:      " + "x" * 120 + " then more", ""]
     for text in texts:
         for indent, width in (("  ", judge.MESSAGE_WIDTH), ("", 90), (" " * 15, 60)):
             assert feedback.wrapped(text, indent, width) == judge.wrapped(text, indent, width)
+        assert validate.wrapped(text) == judge.wrapped(text)

@@ -69,7 +69,7 @@ def result_text(grade_id, score, points, message):
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %s\n%s\n" % (
         "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
-        points_text(score, points), wrapped(message, indent="", width=90))
+        points_text(score, points), wrapped(message, indent=""))
 
 
 WAITING = "Waiting for your instructor, who grades it by hand."

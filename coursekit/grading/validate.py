@@ -69,7 +69,13 @@ def test_name(grade_id):
     return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
 
 
-def wrapped(text, indent="  ", width=90):
+# Messages are broken between words at this width, as the checks print them in the kernel
+# (coursekit.kernel.judge.MESSAGE_WIDTH: this module cannot import it; the tests keep the
+# two equal).
+MESSAGE_WIDTH = 88
+
+
+def wrapped(text, indent="  ", width=MESSAGE_WIDTH):
     """`text` broken between words only (a word longer than `width` keeps its own line),
     later lines indented: JupyterLab and the feedback page would break it mid-word. The
     kernel's twin is coursekit.kernel.judge.wrapped (the checks cannot import this package there);
@@ -91,7 +97,7 @@ class CheckResult:
     def passed(self):
         return self.mark == PASSED
 
-    def line(self, width):
+    def line(self, width=MESSAGE_WIDTH):
         """`✗ name, 0 of 2 points: message`, wrapped between words as checks.score wraps."""
         return wrapped("%s %s, %s: %s" % (self.mark, self.name,
                                           points_text(self.earned, self.points), self.message),
@@ -193,10 +199,10 @@ class CourseValidator(Validator):
         earned = sum(v.earned for v in verdicts)
         points = sum(v.points for v in verdicts)
         lines = ["All checks, in notebook order:", ""]
-        lines += [v.line(self.width) for v in verdicts]
+        lines += [v.line() for v in verdicts]
         lines += ["", "Total: %s from the checks." % points_text(earned, points)]
         if written:
-            lines.append(wrapped(written_note(written), indent="", width=self.width))
+            lines.append(wrapped(written_note(written), indent=""))
         return "\n".join(lines) + "\n"
 
     def validate(self, filename):
@@ -221,7 +227,7 @@ class CourseValidator(Validator):
         failed, self._reported = [], set()
         for cell in nb.cells:
             if id(cell) in verdicts and not verdicts[id(cell)].passed:
-                error = verdicts[id(cell)].line(self.width)
+                error = verdicts[id(cell)].line()
                 self._reported.add(error)
             elif is_written(cell) and is_blank(cell):
                 error = BLANK_WRITTEN
