@@ -37,8 +37,8 @@ from coursekit.course import ASSIGNMENT, COURSE_ID, NOTEBOOK, gradebook_url
 from coursekit.examples.samples import course_copy, nbgrader_env
 from test_exchange import (FORGE, PROBE, TREE, Machine, Student, answers, committed_points,
                            now_utc, privileges, run, sha256, students_python, submit)
-from test_formgrader import (ARTIFACTS, LAB_MS, QUICK_MS, WRITTEN, Watched, assignment_row,
-                             close_modal, open_in_manual_grading, press)
+from test_formgrader import (ARTIFACTS, AUTOGRADE_MS, LAB_MS, QUICK_MS, WRITTEN, Watched,
+                             assignment_row, close_modal, open_in_manual_grading, press)
 
 # They add and remove Unix users: one lane at a time (`pytest -n N`, tests/conftest.py).
 pytestmark = pytest.mark.one_lane("unix-users")
@@ -172,12 +172,16 @@ def term(tmp_path_factory, browser, machine, cleanup):
 
         walk.regrade = make(root, "autograde", "STUDENT=" + twice)
         walk.feedback = make(root, "feedback", "report")
-        press(tab.page, lambda: assignment_row(frame)[0].locator("td.release-feedback a"),
-              "release_feedback")
-        # What the button did, read from the exchange: one page per student. Its modal is
-        # read too, but not waited on past that: in one full run it never became visible
-        # though the pages were released and the list refreshed.
-        walk.released = released_pages(walk, len(walk.students), QUICK_MS * 3)
+        # The server answers the button only once it has copied every page, and on two busy
+        # cores that once took more than a minute (no page after 60 s, in CI): wait for
+        # its answer, keep what it said, and only then count the pages in the exchange.
+        walk.release_answer = server_answer(
+            tab.page, "release_feedback", AUTOGRADE_MS,
+            lambda: press(tab.page, lambda: assignment_row(frame)[0].locator(
+                "td.release-feedback a"), "release_feedback"))
+        walk.released = released_pages(walk, len(walk.students), QUICK_MS)
+        # Its modal is read too, but not waited on past that: in one full run it never
+        # became visible though the pages were released and the list refreshed.
         modal = frame.locator("#success-modal, #error-modal")
         with contextlib.suppress(PlaywrightTimeout):
             modal.wait_for(timeout=QUICK_MS)
@@ -238,6 +242,25 @@ def exchange_buttons(row):
         if all(buttons.values()) or time.monotonic() > deadline:
             return buttons, row.locator("td.status").inner_text()
         time.sleep(0.25)
+
+
+def server_answer(page, action, timeout_ms, click):
+    """What the formgrader's server answered the POST to `action` that `click` sends:
+    (its HTTP status, its JSON, seconds it took), or None if no answer came in time."""
+    start = time.monotonic()
+    try:
+        with page.expect_response(lambda response: response.request.method == "POST"
+                                  and response.url.endswith("/" + action),
+                                  timeout=timeout_ms) as answered:
+            click()
+    except PlaywrightTimeout:
+        return None
+    response = answered.value
+    try:
+        said = response.json()
+    except ValueError:  # not the API's JSON: an error page, kept as it is
+        said = {"success": False, "log": response.text()}
+    return response.status, said, round(time.monotonic() - start, 1)
 
 
 def released_pages(walk, expected, timeout_ms):
@@ -341,7 +364,10 @@ def test_only_the_submission_after_the_due_date_is_late(walk):
 def test_the_formgrader_sees_the_exchange_through_the_instructors_own_config(walk):
     assert walk.status == "released"
     assert walk.row == {"release": 1, "collect": 1, "release-feedback": 1}
-    assert len(walk.released) == len(walk.students), walk.released
+    assert walk.release_answer is not None, "the server did not answer Release Feedback"
+    status, said, seconds = walk.release_answer
+    assert (status, said.get("success")) == (200, True), (seconds, said)
+    assert len(walk.released) == len(walk.students), (walk.released, seconds, said)
     assert walk.modal != "error-modal", walk.modal_said
 
 
