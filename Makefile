@@ -30,7 +30,8 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(GUARD): coursekit/grading/failclosed.py coursekit/classroom/studentconfig.py coursekit/grading/validate.py $(STAMP)
+$(GUARD): coursekit/grading/failclosed.py coursekit/classroom/studentconfig.py \
+	  $(addprefix coursekit/grading/,validate.py verdicts.py nbgrader_compat.py) $(STAMP)
 	mkdir -p $(dir $@)
 	{ cat $<; $(BIN)/python -m coursekit.classroom.studentconfig; } > $@.new
 	mv $@.new $@

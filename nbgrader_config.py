@@ -1,9 +1,12 @@
 """nbgrader configuration for the UDL Notebook 11.3 course (batch normalization).
 
 It puts the course's steps into nbgrader's pipelines (the sandboxed executor, metadata
-repair, feedback, inert student markup) and replaces the classes nbgrader builds by name
-(autograde, generate_feedback, validate): coursekit/compat.py lists every such
-replacement and every private name of nbgrader the course relies on.
+repair, feedback, inert student markup) and, through the install() calls below, has
+nbgrader build the course's autograde, generate_feedback and Validator where it builds
+its own by name. Everything the course changes inside nbgrader (those classes, the
+private methods it overrides, two wrapped attributes) is in
+coursekit/grading/nbgrader_compat.py, written against the nbgrader pinned in
+requirements.txt.
 """
 import os
 import sys

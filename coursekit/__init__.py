@@ -1,2 +1,2 @@
 """The course's tooling, one package per role (kernel, authoring, grading, classroom,
-examples; docs/architecture.md); here, what they all share (course, escape, record, compat)."""
+examples; docs/architecture.md); here, what they all share (course, escape, record)."""

@@ -5,9 +5,10 @@ lives, and what it relies on inside its libraries is listed in one place.
 A cycle (even through an import inside a function) means two modules share a fact that
 belongs in a third: the graded notebook's record (coursekit.record), the text shown to the
 instructor (coursekit.escape), the release (coursekit.authoring.releases). A private name
-of nbgrader, nbclient or jupyter_client that a course class overrides or calls, or a
-library attribute the course replaces, must be listed in coursekit/compat.py, and still be
-in the installed library: an upgrade that drops one fails here, not in a student's grade.
+of nbgrader that a course class overrides or calls, and any nbgrader attribute the course
+replaces, is in coursekit/grading/nbgrader_compat.py alone (nbclient's and jupyter_client's
+are listed there), and still in the installed library: an upgrade that drops one fails
+here, not in a student's grade.
 """
 import ast
 import re
@@ -105,10 +106,18 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
     assert cycles(import_graph(tmp_path)) == [["a", "b", "c", "a"]]
 
 
-# --- what the course relies on inside its libraries: coursekit/compat.py ---------------
+# --- what the course relies on inside its libraries: grading/nbgrader_compat.py ----------
+
+COMPAT = "grading.nbgrader_compat"
+# Carried alone into the virtualenv's config, before anything else can fail: it replaces
+# nbgrader's autograde with one that refuses, by itself (coursekit/grading/failclosed.py).
+STANDS_ALONE = {"grading.failclosed": {"nbgrader.apps.api": ["Autograde"],
+                                        "nbgrader.apps.autogradeapp": ["Autograde"]}}
+
 
 def course_classes():
-    """(dotted name, class, its ast node) of every class the package defines."""
+    """(module's name in the package, dotted class name, class, its ast node) of every
+    class the package defines."""
     import importlib
     import inspect
 
@@ -119,60 +128,117 @@ def course_classes():
                 continue
             found = getattr(module, node.name, None)
             if inspect.isclass(found) and found.__module__ == module.__name__:
-                yield "%s.%s" % (module.__name__, node.name), found, node
+                yield name, "%s.%s" % (module.__name__, node.name), found, node
 
 
 def _private(name):
     return name.startswith("_") and not name.startswith("__")
 
 
+def private_names_used(node):
+    """Private names a class's code defines as methods, or reads on self, cls or super()."""
+    used = {sub.name for sub in ast.walk(node) if _private(getattr(sub, "name", "") or "")
+            and isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    used |= {sub.attr for sub in ast.walk(node)
+             if isinstance(sub, ast.Attribute) and _private(sub.attr) and (
+                 isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls")
+                 or isinstance(sub.value, ast.Call) and getattr(sub.value.func, "id", "")
+                 == "super")}
+    return used
+
+
 def private_names_relied_on():
-    """{course class: (library class, [private names of that library class it overrides
-    or calls])}, found in the code."""
+    """{module: {course class: (library class, [private names of that library class it
+    overrides or calls])}}, found in the code."""
     found = {}
-    for name, cls, node in course_classes():
+    for module, name, cls, node in course_classes():
         libraries = [base for base in cls.__mro__[1:]
                      if not base.__module__.startswith((PACKAGE, "builtins"))]
-        used = {sub.name for sub in ast.walk(node) if _private(getattr(sub, "name", "") or "")
-                and isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        used |= {sub.attr for sub in ast.walk(node)
-                 if isinstance(sub, ast.Attribute) and _private(sub.attr) and (
-                     isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls")
-                     or isinstance(sub.value, ast.Call) and getattr(sub.value.func, "id", "")
-                     == "super")}
-        for private in sorted(used):
+        for private in sorted(private_names_used(node)):
             owner = next((base for base in libraries if private in vars(base)), None)
             if owner is not None:
                 library = "%s.%s" % (owner.__module__, owner.__qualname__)
-                found.setdefault(name, (library, []))[1].append(private)
+                found.setdefault(module, {}).setdefault(name, (library, []))[1].append(private)
     return found
 
 
 LIBRARIES = ("nbgrader", "nbclient", "nbconvert", "jupyter_client", "jupyter_server")
 
 
-def library_patches():
-    """{library module or class: [attributes the package replaces there]}, found in the
-    code: a name imported from a library (or a library module looked up in sys.modules)
-    given a new attribute."""
+def library_patches(path):
+    """{library module or class: [attributes the module at `path` replaces there]}, found
+    in its code: a name imported from a library (or a library module looked up in
+    sys.modules, or any library name reached through it) given a new attribute, or a
+    private attribute of one read."""
     found = {}
-    for path in package_modules().values():
-        tree = ast.parse(path.read_text())
-        imported = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARIES):
-                imported.update({alias.asname or alias.name:
-                                 "%s.%s" % (node.module, alias.name) for alias in node.names})
-            elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                  and ast.unparse(node.value.func) == "sys.modules.get"
-                  and str(node.value.args[0].value).startswith(LIBRARIES)):
-                imported[node.targets[0].id] = node.value.args[0].value
-        for node in ast.walk(tree):
-            for target in getattr(node, "targets", ()):
-                if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) \
-                        in imported:
-                    found.setdefault(imported[target.value.id], set()).add(target.attr)
+    tree = ast.parse(path.read_text())
+    imported = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARIES):
+            imported.update({alias.asname or alias.name:
+                             "%s.%s" % (node.module, alias.name) for alias in node.names})
+        elif isinstance(node, ast.Import):
+            imported.update({alias.asname or alias.name: alias.name for alias in node.names
+                             if alias.name.startswith(LIBRARIES)})
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+              and ast.unparse(node.value.func) == "sys.modules.get"
+              and str(node.value.args[0].value).startswith(LIBRARIES)):
+            imported[node.targets[0].id] = node.value.args[0].value
+    for node in ast.walk(tree):
+        targets = list(getattr(node, "targets", ()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setattr":
+            targets.append(ast.Attribute(value=node.args[0], attr="<setattr>"))
+        for target in targets:
+            if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) \
+                    in imported:
+                found.setdefault(imported[target.value.id], set()).add(target.attr)
+        if (isinstance(node, ast.Attribute) and _private(node.attr)
+                and getattr(node.value, "id", None) in imported):
+            found.setdefault(imported[node.value.id], set()).add(node.attr)
     return {where: sorted(names) for where, names in found.items()}
+
+
+def test_nbgrader_is_reached_into_only_through_the_compat_module():
+    """No private name of nbgrader is overridden or called outside nbgrader_compat, and no
+    attribute of nbgrader's is replaced outside it (failclosed.py stands alone); there,
+    the hooks use exactly the private names they list."""
+    from coursekit.grading import nbgrader_compat
+
+    relied_on = private_names_relied_on()
+    # The scan sees a hook's overrides and calls through its nbgrader base.
+    assert relied_on[COMPAT]["coursekit.grading.nbgrader_compat.ValidatorHooks"] == (
+        nbgrader_compat.PRIVATE_NAMES["ValidatorHooks"])
+    outside = {module: classes for module, classes in relied_on.items()
+               if module != COMPAT and any(library.startswith("nbgrader.")
+                                           for library, _ in classes.values())}
+    assert outside == {}
+    for module, path in package_modules().items():
+        if module != COMPAT:
+            assert library_patches(path) == STANDS_ALONE.get(module, {}), module
+    # Each hook's private names, read from its code (ConverterFolders is a mixin: its
+    # base is the converter it is mixed into).
+    for node in ast.parse((ROOT / PACKAGE / "grading" / "nbgrader_compat.py").read_text()
+                          ).body:
+        if isinstance(node, ast.ClassDef):
+            assert sorted(private_names_used(node)) == (
+                nbgrader_compat.PRIVATE_NAMES[node.name][1]), node.name
+
+
+def test_the_kernel_libraries_private_names_are_listed_in_the_compat_module():
+    from coursekit.grading import nbgrader_compat
+
+    found = {name: used for module, classes in private_names_relied_on().items()
+             if module != COMPAT for name, used in classes.items()}
+    assert found == nbgrader_compat.KERNEL_LIBRARY_NAMES
+
+
+def test_the_compat_module_replaces_only_what_it_lists():
+    import pytest
+
+    from coursekit.grading import nbgrader_compat
+
+    with pytest.raises(ValueError, match="not in nbgrader_compat.REPLACED"):
+        nbgrader_compat.replace("nbgrader.apps.api", "Validator", object)
 
 
 def resolve(dotted):
@@ -191,22 +257,18 @@ def resolve(dotted):
     raise ImportError(dotted)
 
 
-def test_every_private_library_name_the_course_relies_on_is_listed_in_compat():
-    from coursekit import compat
+def test_every_name_the_compat_module_lists_is_still_in_the_installed_library():
+    from importlib.metadata import version
 
-    found = private_names_relied_on()
-    assert "coursekit.grading.validate.CourseValidator" in found  # the scan sees the overrides
-    assert found == {name: (library, sorted(names))
-                     for name, (library, names) in compat.PRIVATE_NAMES.items()}
-    assert library_patches() == compat.PATCHED
+    from coursekit.grading import nbgrader_compat
 
-
-def test_every_name_listed_in_compat_is_still_in_the_installed_library():
-    from coursekit import compat
-
-    listed = [(library, name) for library, names in compat.PRIVATE_NAMES.values()
-              for name in names]
-    listed += [(where, name) for where, names in compat.PATCHED.items() for name in names]
+    # Pinned in requirements.txt: another nbgrader means reading the compat module again.
+    assert version("nbgrader") == nbgrader_compat.WRITTEN_AGAINST["nbgrader"]
+    listed = [(library, name) for library, names in
+              list(nbgrader_compat.PRIVATE_NAMES.values())
+              + list(nbgrader_compat.KERNEL_LIBRARY_NAMES.values()) for name in names]
+    listed += [(where, name) for where, names in nbgrader_compat.REPLACED.items()
+               for name in names]
     gone = ["%s.%s" % (where, name) for where, name in listed
             if not hasattr(resolve(where), name)]
     assert gone == [], "gone from the installed library: %s" % ", ".join(gone)

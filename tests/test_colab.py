@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from conftest import ROOT
 from coursekit.authoring import sync
 from coursekit.course import ASSIGNMENT, BRANCH, NOTEBOOK, RELEASE_NOTEBOOK, REPOSITORY, grade_id
-from coursekit.grading.validate import printed_verdicts
+from coursekit.grading.verdicts import printed_verdicts
 from coursekit.examples.samples import SAMPLES, make_submission
 
 STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "mnist1d", "ipykernel")

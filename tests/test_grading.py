@@ -29,7 +29,7 @@ from coursekit.classroom.report import collect, points_by_student
 from coursekit.examples.samples import (COMMITTED, SAMPLE_SLIPS, SLIPPED, sample_submission,
                                         submission_path)
 from graded_classes import GRADED_VARIANTS, SAMPLE_CLASS
-from coursekit.grading.validate import printed_verdicts
+from coursekit.grading.verdicts import printed_verdicts
 
 NETWORK_TESTS = ["test_" + name for name in
                  ("registered", "used", "no_compounding", "placement", "train_eval")]

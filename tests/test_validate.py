@@ -20,7 +20,7 @@ from conftest import ROOT, nbgrader_env
 from coursekit.authoring import sync
 from coursekit.examples import answers
 from coursekit.course import ASSIGNMENT, NOTEBOOK, RELEASE_NOTEBOOK, grade_id
-from coursekit.grading.validate import VERDICT_LINE, test_name as check_name
+from coursekit.grading.verdicts import VERDICT_LINE, test_name as check_name
 from coursekit.examples.samples import make_submission, solution_cells
 from coursekit.grading.validate import CourseValidator
 
@@ -170,10 +170,11 @@ def test_a_check_worth_nothing_that_printed_a_cross_fails_with_its_message(small
     assert checks["passes"]["mark"] == "✓"
 
 
-def test_a_check_cell_that_raises_fails_with_the_errors_last_line(small):
+def test_a_check_cell_that_raises_fails_with_the_assertions_message(small):
+    # As the feedback page words it (coursekit.grading.verdicts.error_text).
     raised = next(check for check in small["checks"] if check["name"] == "raises")
     assert raised["mark"] == "✗" and raised["earned"] == 0 and raised["points"] == 2
-    assert raised["message"] == "AssertionError: answer() should give 42"
+    assert raised["message"] == "answer() should give 42"
 
 
 def test_the_validate_dialog_lists_failing_checks_then_the_report(small):
@@ -188,7 +189,7 @@ def test_the_validate_dialog_lists_failing_checks_then_the_report(small):
     assert "still blank" in failed[2]["error"]
     last = failed[-1]["error"]
     assert "✓ passes, 1 of 1 point: It passes." in last
-    assert "✗ raises, 0 of 2 points: AssertionError: answer() should give 42" in last
+    assert "✗ raises, 0 of 2 points: answer() should give 42" in last
     assert "Total: 1 of 3 points from the checks." in last
     assert "The written answer (3 points) is graded by your instructor." in last
     assert "Partial credit" not in str(small)
@@ -205,17 +206,59 @@ def test_the_course_config_puts_the_validator_in_the_command_and_the_lab_handler
 
 
 def test_the_grader_wraps_messages_as_the_kernel_does():
-    """Validate and the feedback pages (coursekit.grading.feedback, no torch in the Jupyter
+    """Validate and the feedback pages (coursekit.grading.verdicts, no torch in the Jupyter
     server) break lines exactly as the checks print them in the kernel
-    (coursekit.kernel.judge)."""
-    from coursekit.grading import feedback, validate
-    from coursekit.kernel import judge
+    (coursekit.kernel.judge), and count points in the same words."""
+    from coursekit.grading import verdicts
+    from coursekit.kernel import checks, judge
 
     # One width: Validate's lines and the pages' messages break where the kernel's do.
-    assert validate.MESSAGE_WIDTH == judge.MESSAGE_WIDTH
+    assert verdicts.MESSAGE_WIDTH == judge.MESSAGE_WIDTH
     texts = ["✗ " + " ".join(["word"] * 40), "a well-known non-linear, x+branch(x) " * 6,
              "Measured:      " + "x" * 120 + " then more", ""]
     for text in texts:
         for indent, width in (("  ", judge.MESSAGE_WIDTH), ("", 90), (" " * 15, 60)):
-            assert feedback.wrapped(text, indent, width) == judge.wrapped(text, indent, width)
-        assert validate.wrapped(text) == judge.wrapped(text)
+            assert verdicts.wrapped(text, indent, width) == judge.wrapped(text, indent, width)
+        assert verdicts.wrapped(text) == judge.wrapped(text)
+    for earned, possible in ((0, 1), (1, 1), (0, 2), (1.5, 2.5), (3, 3)):
+        assert verdicts.points_text(earned, possible) == checks.points_text(earned, possible)
+
+
+def test_validate_and_the_feedback_page_word_each_failure_alike():
+    """A check cell's outputs give one message, by one rule (coursekit.grading.verdicts):
+    Validate's line and the feedback page's result say the same about each failure."""
+    from coursekit.grading.feedback import SummariseTests
+    from coursekit.grading.validate import check_verdict
+
+    wrapped_assertion = "forward calls no BatchNorm1d layer.\n  Each of the five blocks needs one"
+    failures = {
+        "a hidden test's assertion, wrapped": (
+            [nbformat.v4.new_output("error", ename="AssertionError", evalue=wrapped_assertion,
+                                    traceback=["AssertionError: forward calls no",
+                                               "  Each of the five blocks needs one."])],
+            "forward calls no BatchNorm1d layer. Each of the five blocks needs one"),
+        "a name never defined": (
+            [nbformat.v4.new_output("error", ename="NameError",
+                                    evalue="name 'ResidualNetworkWithBatchNorm' is not defined",
+                                    traceback=["\x1b[0;31mNameError\x1b[0m: ..."])],
+            "NameError: name 'ResidualNetworkWithBatchNorm' is not defined"),
+        "a printed ✗": (
+            [nbformat.v4.new_output("stream", name="stdout",
+                                    text="✗ used, 0 of 2 points: forward calls no\n  layer.\n")],
+            "forward calls no layer."),
+        "a warning on stderr": (
+            [nbformat.v4.new_output("stream", name="stderr",
+                                    text="UserWarning: \x1b[1mx\x1b[0m\n")],
+            "This check wrote to stderr, which grading counts as failing: UserWarning: x"),
+    }
+    for case, (outputs, said) in failures.items():
+        cell = nbformat.v4.new_code_cell("check_used(ResidualNetworkWithBatchNorm)")
+        cell.metadata.nbgrader = {"grade": True, "solution": False, "locked": True,
+                                  "grade_id": "test_used", "points": 2, "score": 0}
+        cell.outputs = outputs
+        validated = check_verdict(cell)
+        assert (validated.mark, validated.message) == ("✗", said), case
+        summarise = SummariseTests()
+        summarise._checks = []
+        summarise.preprocess_cell(nbformat.from_dict(cell), {}, 0)
+        assert summarise._checks[0][0].message == said, case

@@ -39,7 +39,6 @@ import shutil
 import sys
 import tempfile
 
-from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 from nbgrader.utils import parse_utc
 
@@ -49,6 +48,7 @@ from coursekit.grading.feedback import RELEASE_FILES
 from coursekit.grading.folders import (Foreign, Unfit, copy_unfollowed, describe, foreign_entries,
                                        read_plain_file)
 from coursekit.grading.intake import unreadable_timestamp
+from coursekit.grading.nbgrader_compat import CollectHooks
 
 # Sorts before every real submission time.
 NEVER = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
@@ -75,7 +75,7 @@ def create_root(path):
     return path
 
 
-class CourseCollect(ExchangeCollect):
+class CourseCollect(CollectHooks):
     """nbgrader's collect, which takes no submission a student could not have made, and
     reads each submission once, into a private copy that every check and nbgrader's own
     copy then read."""
@@ -97,7 +97,7 @@ class CourseCollect(ExchangeCollect):
     def _staged(self, filename):
         return os.path.join(self.staging, filename)
 
-    def _path_to_record(self, path):
+    def submission_record(self, path):
         name = os.path.basename(path)
         parts = name.rsplit("+", 3)
         record = {"username": parts[0], "filename": name, "timestamp": NEVER}
@@ -116,7 +116,7 @@ class CourseCollect(ExchangeCollect):
             self.set_aside.append(record)
         return record
 
-    def _sort_by_timestamp(self, records):
+    def latest_first(self, records):
         # The latest acceptable submission first; one set aside only when nothing else is.
         return sorted(records, key=lambda r: (not r["refused"], r["timestamp"]), reverse=True)
 

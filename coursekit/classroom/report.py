@@ -279,7 +279,7 @@ def write_pass_chart(rows, tests, max_points, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from coursekit.grading.feedback import test_name
+    from coursekit.grading.verdicts import test_name
 
     counts = pass_counts(rows, tests, max_points)
     names = [test_name(test) for test in tests]

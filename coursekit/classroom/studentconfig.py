@@ -9,14 +9,15 @@ guard it installs in the virtualenv (coursekit/grading/failclosed.py), and `pyth
 coursekit.classroom.exchange` prints it in the students' config. It carries, as readable code:
 
 - coursekit/grading/validate.py: `nbgrader validate` and the Validate button report every check
-  with ✓ or ✗, its message and points, and the total;
+  with ✓ or ✗, its message and points, and the total; with it go the two modules it
+  imports, coursekit/grading/nbgrader_compat.py and coursekit/grading/verdicts.py;
 - this module: a student's JupyterLab shows no Formgrader and no Create Assignment.
   Those tools act on the course folder whose nbgrader_config.py is in the server's
   working folder (the formgrader shows the course found there), so they stay in a
   JupyterLab started there, the instructor's.
 
-Neither module imports anything of the course's: the course folder is private, and a
-student's nbgrader cannot import it. Loading either never stops nbgrader: an error is
+None of them imports anything of the course's: the course folder is private, and a
+student's nbgrader cannot import it. Loading one never stops nbgrader: an error is
 logged and nbgrader goes on as stock.
 """
 import os
@@ -29,7 +30,10 @@ COURSE_CONFIG = "nbgrader_config.py"
 QUOTES = "'" * 3
 # The modules the config carries, and the names it loads them under.
 # (its name in a student's nbgrader, its file in this package)
-CARRIED = (("udl_bn_validate", "grading/validate.py"),
+# validate.py finds its two neighbours under this prefix, loaded before it.
+CARRIED = (("udl_bn_nbgrader_compat", "grading/nbgrader_compat.py"),
+           ("udl_bn_verdicts", "grading/verdicts.py"),
+           ("udl_bn_validate", "grading/validate.py"),
            ("udl_bn_studentconfig", "classroom/studentconfig.py"))
 
 
@@ -78,12 +82,13 @@ def install():
 
 
 def config_text():
-    """Config code that loads validate.py and this module from their own text, each
-    under its name in CARRIED, and installs both; a failure is logged, never raised."""
+    """Config code that loads the modules of CARRIED from their own text, in order, each
+    under its name there, and installs those that have an install(); a failure is logged,
+    never raised."""
     package = Path(__file__).resolve().parent.parent
     parts = ['\n# --- The course\'s report in Validate, and no instructor tools in a student\'s\n'
-             '# JupyterLab (coursekit/classroom/studentconfig.py and\n'
-             '# coursekit/grading/validate.py in the course\'s repository, word for word). ---\n'
+             '# JupyterLab (coursekit/classroom/studentconfig.py, coursekit/grading/validate.py\n'
+             '# and the two modules it imports, in the course\'s repository, word for word). ---\n'
              'def _udl_bn_load(name, text):\n'
              '    import sys, types\n'
              '    from traitlets.log import get_logger  # the running nbgrader app\'s log\n'
@@ -91,7 +96,7 @@ def config_text():
              '        module = types.ModuleType(name)\n'
              '        sys.modules[name] = module\n'
              '        exec(compile(text, name + ".py", "exec"), module.__dict__)\n'
-             '        module.install()\n'
+             '        getattr(module, "install", lambda: None)()\n'
              '    except Exception:\n'
              '        get_logger().exception(\n'
              '            "The course\'s %s did not load; nbgrader goes on without it.", name)\n'

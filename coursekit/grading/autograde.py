@@ -27,7 +27,7 @@ import warnings
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, NbGraderException
 
-from coursekit.grading import attention
+from coursekit.grading import attention, nbgrader_compat
 from coursekit.course import notebook_metadata
 from coursekit.escape import printable
 from coursekit.grading.folders import describe, foreign_entries
@@ -127,7 +127,7 @@ def printable_log(log):
     return found
 
 
-class CourseAutograde(Autograde):
+class CourseAutograde(nbgrader_compat.ConverterFolders, Autograde):
 
     def init_notebooks(self):
         shown = printable_log(self.log)
@@ -140,7 +140,7 @@ class CourseAutograde(Autograde):
         self.problems = []
         self.flagged = []
         self.matched = []  # (assignment, student) of every submission this run looked at
-        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        pattern = self.source_folder(self.coursedir.assignment_id, self.coursedir.student_id)
         folders = [os.path.normpath(folder) for folder in sorted(glob.glob(pattern))]
         shown.ids.update(name for name in (os.path.basename(os.path.dirname(folder))
                                            for folder in folders) if printable(name) != name)
@@ -182,7 +182,7 @@ class CourseAutograde(Autograde):
             attention.record(self.coursedir.root, *self._grading,
                              "grading stopped (%s): see the autograde log" % _said(error))
             raise
-        graded = notebook_metadata(os.path.join(self._format_dest(*self._grading),
+        graded = notebook_metadata(os.path.join(self.dest_folder(*self._grading),
                                                 os.path.basename(notebook_filename)))
         self._found += [recorded_repair(graded), recorded_tampering(graded)]
 
@@ -235,7 +235,7 @@ class CourseAutograde(Autograde):
 
     def _grade_zero(self, assignment_id, student_id):
         """A student whose file cannot be read still appears in the grades, with zero."""
-        stale = self._format_dest(assignment_id, student_id)
+        stale = self.dest_folder(assignment_id, student_id)
         if os.path.isdir(stale):
             shutil.rmtree(stale)
         with warnings.catch_warnings():
@@ -256,7 +256,4 @@ class CourseAutograde(Autograde):
 
 def install():
     """Make nbgrader's autograde app (command line and formgrader) use CourseAutograde."""
-    from nbgrader.apps import api, autogradeapp
-
-    autogradeapp.Autograde = CourseAutograde
-    api.Autograde = CourseAutograde
+    nbgrader_compat.build_instead("Autograde", CourseAutograde)

@@ -18,9 +18,8 @@ from coursekit.course import is_graded, is_solution, settings
 from coursekit.grading.folders import read_plain_file
 from coursekit.grading.quiet import CoursePreprocessor
 from coursekit.record import recorded_fixed_cells, recorded_tampering
-# Where a check's printed verdict is read (validate stands alone: a student's config
-# carries it); the feedback pages read it the same way.
-from coursekit.grading.validate import points_text, printed_verdicts, test_name, wrapped
+from coursekit.grading import nbgrader_compat, verdicts
+from coursekit.grading.verdicts import points_text, test_name
 
 # nbgrader's default delimiters (ClearHiddenTests); the course uses them.
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -48,28 +47,12 @@ def hidden_lines(source):
     return [line.strip() for hidden, line in _lines(source) if hidden and line.strip()]
 
 
-def verdict(outputs, passed):
-    """The message explaining a test's result, from the outputs it left."""
-    marks = printed_verdicts(outputs)
-    errors = [o for o in outputs if o.output_type == "error"]
-    if passed:
-        return " ".join(message for mark, message in marks if mark == "✓") or "Passed."
-    if errors:
-        # Hidden tests raise the visible check's own message (checks.require).
-        error = errors[0]
-        if error.ename == "AssertionError" and error.evalue:
-            return error.evalue
-        return "%s: %s" % (error.ename, error.evalue) if error.evalue else error.ename
-    failed = [message for mark, message in marks if mark == "✗"]
-    return " ".join(failed) or "This test did not pass."
-
-
 def result_text(grade_id, score, points, message):
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %s\n%s\n" % (
-        "✓" if passed else "✗", test_name(grade_id), "passed" if passed else "failed",
-        points_text(score, points), wrapped(message, indent=""))
+        verdicts.PASSED if passed else verdicts.FAILED, test_name(grade_id), "passed" if passed else "failed",
+        points_text(score, points), verdicts.wrapped(message, indent=""))
 
 
 WAITING = "Waiting for your instructor, who grades it by hand."
@@ -102,10 +85,10 @@ def written_line(cell, score, points, needs_hand_grade, blank):
     name = "written answer" if cell.cell_type == "markdown" else test_name(info["grade_id"])
     comment = info.get("comment") or ""
     if needs_hand_grade:
-        return ResultLine(info["grade_id"], name, "…", "%g point%s" % (
-            points, "" if points == 1 else "s"), WAITING, "waiting")
+        return ResultLine(info["grade_id"], name, "…", verdicts.points(points), WAITING,
+                          "waiting")
     if blank:  # nbgrader's own comment on it ("No response.") would only repeat that
-        return ResultLine(info["grade_id"], name, "✗", points_text(score, points),
+        return ResultLine(info["grade_id"], name, verdicts.FAILED, points_text(score, points),
                           "Left blank.", "failed")
     return ResultLine(info["grade_id"], name, "✎", points_text(score, points),
                       "Graded by your instructor.", "graded", comment)
@@ -117,9 +100,9 @@ def total_text(checks, written, score, max_score):
     possible = sum(points for _, points in checks)
     waiting = [points for line, points in written if line.kind == "waiting"]
     if waiting:
-        return ("%s from the checks; your written answer%s (%g point%s) %s waiting for your "
+        return ("%s from the checks; your written answer%s (%s) %s waiting for your "
                 "instructor" % (points_text(earned, possible), "s" if len(waiting) > 1 else "",
-                                sum(waiting), "" if sum(waiting) == 1 else "s",
+                                verdicts.points(sum(waiting)),
                                 "are" if len(waiting) > 1 else "is"))
     return "%s in total (%s from the checks)" % (points_text(score, max_score),
                                                  points_text(earned, possible))
@@ -193,12 +176,12 @@ class SummariseTests(CoursePreprocessor):
         if cell.cell_type != "code" or not is_graded(cell) or is_solution(cell):
             return cell, resources
         score, points = float(info.get("score") or 0), float(info.get("points") or 0)
-        message = verdict(cell.outputs, score >= points)
         passed = score >= points
+        message = verdicts.message(cell.outputs, passed)
         self._checks.append((ResultLine(
-            info.get("grade_id", ""), test_name(info.get("grade_id", "")), "✓" if passed else "✗",
-            points_text(score, points), message, "passed" if passed else "failed"),
-            score, points))
+            info.get("grade_id", ""), test_name(info.get("grade_id", "")),
+            verdicts.PASSED if passed else verdicts.FAILED, points_text(score, points),
+            message, "passed" if passed else "failed"), score, points))
         cell.source = visible_source(cell.source)
         cell.outputs = [nbformat.v4.new_output(
             "stream", name="stdout",
@@ -231,7 +214,7 @@ def template_config(extra_template_paths=()):
 MAX_RELEASE_FILE_BYTES = 4096
 
 
-class CourseGenerateFeedback(GenerateFeedback):
+class CourseGenerateFeedback(nbgrader_compat.ConverterFolders, GenerateFeedback):
     """nbgrader's generate_feedback, writing the feedback pages and nothing else of the
     autograded folder.
 
@@ -251,8 +234,8 @@ class CourseGenerateFeedback(GenerateFeedback):
         return super().start()
 
     def init_assignment(self, assignment_id, student_id):
-        graded = self._format_source(assignment_id, student_id)
-        dest = self._format_dest(assignment_id, student_id)
+        graded = self.source_folder(assignment_id, student_id)
+        dest = self.dest_folder(assignment_id, student_id)
         for name in RELEASE_FILES:
             data = read_plain_file(os.path.join(graded, name), MAX_RELEASE_FILE_BYTES)
             # None: not handed in through the exchange.
@@ -264,7 +247,4 @@ class CourseGenerateFeedback(GenerateFeedback):
 
 def install():
     """Make nbgrader's generate_feedback (command line and formgrader) use the course's."""
-    from nbgrader.apps import api, generatefeedbackapp
-
-    generatefeedbackapp.GenerateFeedback = CourseGenerateFeedback
-    api.GenerateFeedback = CourseGenerateFeedback
+    nbgrader_compat.build_instead("GenerateFeedback", CourseGenerateFeedback)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from coursekit.course import KERNEL_FILES, KERNEL_MODULES, grade_id, is_locked
 from coursekit.record import OWN_RUN
-from coursekit.grading.validate import printed_verdicts
+from coursekit.grading.verdicts import printed_verdicts
 from coursekit.kernel.testcells import TEST_CELLS, asked
 
 # Which check grades each autograded test cell, and the student's objects it observes

@@ -19,6 +19,8 @@ import warnings
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
+from coursekit.grading import nbgrader_compat
+
 # nbgrader's Gradebook.add_submission links each new submission, and its notebooks, to
 # their assignment and student before it adds them to the session; reading the
 # assignment's notebooks then autoflushes, and SQLAlchemy 2 warns that the link does not
@@ -88,4 +90,5 @@ def replacing_is_info():
             log.removeFilter(demote)
 
     init_destination.replacing_is_info = True
-    BaseConverter.init_destination = init_destination
+    nbgrader_compat.replace("nbgrader.converters.base.BaseConverter", "init_destination",
+                            init_destination)

@@ -13,6 +13,8 @@ import json
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from coursekit.grading import nbgrader_compat
+
 
 @functools.lru_cache(maxsize=8)
 def _validator(schema_text):
@@ -42,4 +44,5 @@ def install():
     from nbgrader.nbgraderformat import common
 
     if not isinstance(common.jsonschema, SchemaCheckedOnce):
-        common.jsonschema = SchemaCheckedOnce()
+        nbgrader_compat.replace("nbgrader.nbgraderformat.common", "jsonschema",
+                                SchemaCheckedOnce())

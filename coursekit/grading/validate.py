@@ -24,9 +24,7 @@ the whole report and the total. When every check passes, the dialog can only say
 extension), so the report and total are then shown by `nbgrader validate` alone.
 """
 import html
-import re
 import sys
-import textwrap
 from dataclasses import asdict, dataclass
 
 from nbconvert.filters import strip_ansi
@@ -35,17 +33,15 @@ from nbgrader.preprocessors import IgnorePattern
 from nbgrader.validator import Validator
 from traitlets import List
 
-PASSED, FAILED = "✓", "✗"
+if __name__.startswith("udl_bn_"):
+    # Carried into a student's config (coursekit/classroom/studentconfig.py), with its two
+    # neighbours beside it under the same prefix.
+    nbgrader_compat = sys.modules["udl_bn_nbgrader_compat"]
+    verdicts = sys.modules["udl_bn_verdicts"]
+else:
+    from coursekit.grading import nbgrader_compat, verdicts
+
 BLANK_WRITTEN = "This written answer is still blank; your instructor grades it."
-# A check's printed verdict (checks.score): its mark, then its message, wrapped onto
-# indented lines.
-VERDICT_LINE = re.compile(r"^([✓✗]) (.*(?:\n  .*)*)$", re.MULTILINE)
-# What a verdict line says before its message: the check's name and the points the
-# notebook's kernel gave it ("used, 0 of 2 points: "). The points read here are the
-# grade's, from nbgrader; the kernel's own claim is left out.
-POINTS_SAID = re.compile(r"^\w+, [\d.]+ of [\d.]+ points?: ")
-# What the config files below load this module as, where coursekit is not installed.
-MODULE = "udl_bn_validate"
 
 
 def settings(cell):
@@ -54,34 +50,6 @@ def settings(cell):
     metadata = cell.get("metadata")
     found = metadata.get("nbgrader") if isinstance(metadata, dict) else None
     return found if isinstance(found, dict) else {}
-
-
-def printed_verdicts(outputs):
-    """[(✓ or ✗, message)] that the checks printed in these outputs, each message on one
-    line again."""
-    text = "".join(o.get("text") for o in outputs if o.get("output_type") == "stream"
-                   and isinstance(o.get("text"), str))
-    return [(mark, POINTS_SAID.sub("", " ".join(message.split())))
-            for mark, message in VERDICT_LINE.findall(text)]
-
-
-def test_name(grade_id):
-    return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
-
-
-# Messages are broken between words at this width, as the checks print them in the kernel
-# (coursekit.kernel.judge.MESSAGE_WIDTH: this module cannot import it; the tests keep the
-# two equal).
-MESSAGE_WIDTH = 88
-
-
-def wrapped(text, indent="  ", width=MESSAGE_WIDTH):
-    """`text` broken between words only (a word longer than `width` keeps its own line),
-    later lines indented: JupyterLab and the feedback page would break it mid-word. The
-    kernel's twin is coursekit.kernel.judge.wrapped (the checks cannot import this package there);
-    tests/test_validate.py keeps the two alike."""
-    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False)
 
 
 @dataclass
@@ -95,52 +63,30 @@ class CheckResult:
 
     @property
     def passed(self):
-        return self.mark == PASSED
+        return self.mark == verdicts.PASSED
 
-    def line(self, width=MESSAGE_WIDTH):
+    def line(self, width=verdicts.MESSAGE_WIDTH):
         """`✗ name, 0 of 2 points: message`, wrapped between words as checks.score wraps."""
-        return wrapped("%s %s, %s: %s" % (self.mark, self.name,
-                                          points_text(self.earned, self.points), self.message),
-                       width=width)
-
-
-def points_text(earned, points):
-    return "%g of %g point%s" % (earned, points, "" if points == 1 else "s")
-
-
-def _last_line(text):
-    lines = [line.strip() for line in strip_ansi(text).splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        return verdicts.wrapped("%s %s, %s: %s" % (
+            self.mark, self.name, verdicts.points_text(self.earned, self.points),
+            self.message), width=width)
 
 
 def check_verdict(cell, log=None):
     """The verdict of a check cell the notebook just ran, from its outputs.
 
     The points are what nbgrader's autograder gives the cell (utils.determine_grade), so
-    validating never promises more than grading gives; the mark and message are what the
-    check printed (checks.score). A check worth nothing that printed ✗ has failed too.
+    validating never promises more than grading gives; the message is what the check
+    printed (checks.score). A check worth nothing that printed ✗ or raised has failed too.
     """
     earned, points = utils.determine_grade(cell, log)
     # The check's name as the feedback pages show it (plot_linear, running_var).
-    name = test_name(settings(cell).get("grade_id") or "")
-    errors = [o for o in cell.outputs if o.output_type == "error"]
-    stderr = [o.text for o in cell.outputs
-              if o.output_type == "stream" and o.name == "stderr"]
-    said = printed_verdicts(cell.outputs)
-    if errors:
-        error = errors[0]
-        last = _last_line("\n".join(error.get("traceback") or []))
-        return CheckResult(name, FAILED, last or "%s: %s" % (error.ename, error.evalue),
-                           0.0, points)
-    failing = [message for mark, message in said if mark == FAILED]
-    if failing or earned < points:
-        message = (" ".join(failing) or
-                   ("This check wrote to stderr, which grading counts as failing: %s"
-                    % _last_line("".join(stderr)) if stderr else
-                    "This check did not pass."))
-        return CheckResult(name, FAILED, message, earned, points)
-    message = " ".join(message for mark, message in said) or "This check passed."
-    return CheckResult(name, PASSED, message, earned, points)
+    name = verdicts.test_name(settings(cell).get("grade_id") or "")
+    passed = earned >= points and not any(
+        o.output_type == "error" for o in cell.outputs) and verdicts.FAILED not in (
+        mark for mark, _ in verdicts.printed_verdicts(cell.outputs))
+    return CheckResult(name, verdicts.PASSED if passed else verdicts.FAILED,
+                       verdicts.message(cell.outputs, passed), earned, points)
 
 
 def is_check(cell):
@@ -167,15 +113,15 @@ def written_note(cells):
     points = sum(float(settings(cell).get("points") or 0) for cell in cells)
     blank = sum(1 for cell in cells if is_blank(cell))
     if len(cells) == 1:
-        note = "The written answer (%g point%s) is graded by your instructor." % (
-            points, "" if points == 1 else "s")
+        note = "The written answer (%s) is graded by your instructor." % (
+            verdicts.points(points))
         return note + (" It is still blank." if blank else "")
     note = "The %d written answers (%g points) are graded by your instructor." % (
         len(cells), points)
     return note + (" %d of them are still blank." % blank if blank else "")
 
 
-class CourseValidator(Validator):
+class CourseValidator(nbgrader_compat.ValidatorHooks):
     """nbgrader's Validator, reporting each check's ✓ or ✗, message and points, and total.
 
     Type changes, edited test cells and --invert are reported as stock nbgrader does: a
@@ -189,20 +135,15 @@ class CourseValidator(Validator):
                          help="Preprocessors that run the notebook before its checks "
                               "are read.").tag(config=True)
 
-    def _preprocess(self, nb):
-        # nbgrader's validate() keeps the notebook it ran to itself; the report needs it.
-        self._ran = super()._preprocess(nb)
-        return self._ran
-
-    def report(self, verdicts, written):
+    def report(self, results, written):
         """The report's text: each check's line, the total, the note on written answers."""
-        earned = sum(v.earned for v in verdicts)
-        points = sum(v.points for v in verdicts)
+        earned = sum(result.earned for result in results)
+        points = sum(result.points for result in results)
         lines = ["All checks, in notebook order:", ""]
-        lines += [v.line() for v in verdicts]
-        lines += ["", "Total: %s from the checks." % points_text(earned, points)]
+        lines += [result.line() for result in results]
+        lines += ["", "Total: %s from the checks." % verdicts.points_text(earned, points)]
         if written:
-            lines.append(wrapped(written_note(written), indent=""))
+            lines.append(verdicts.wrapped(written_note(written), indent=""))
         return "\n".join(lines) + "\n"
 
     def validate(self, filename):
@@ -213,27 +154,27 @@ class CourseValidator(Validator):
         them; its last entry ends with the report, for the Validate button's dialog.
         `checks` holds each check's verdict, `report` the text `nbgrader validate` prints.
         """
-        self._ran = self._report = None
+        self.ran = self._report = None
         results = super().validate(filename)
-        nb = self._ran
+        nb = self.ran
         if nb is None or self.invert or "changed" in results:
             return results
-        verdicts = {id(cell): check_verdict(cell, self.log) for cell in nb.cells
-                    if is_check(cell)}
+        checked = {id(cell): check_verdict(cell, self.log) for cell in nb.cells
+                   if is_check(cell)}
         written = [cell for cell in nb.cells if is_written(cell)]
-        self._report = self.report(list(verdicts.values()), written)
-        stock_failed = {id(cell) for cell in self._get_failed_cells(nb)}
+        self._report = self.report(list(checked.values()), written)
+        stock_failed = {id(cell) for cell in self.failed_cells(nb)}
         # Each entry's error; those the report says already are not printed again.
         failed, self._reported = [], set()
         for cell in nb.cells:
-            if id(cell) in verdicts and not verdicts[id(cell)].passed:
-                error = verdicts[id(cell)].line()
+            if id(cell) in checked and not checked[id(cell)].passed:
+                error = checked[id(cell)].line()
                 self._reported.add(error)
             elif is_written(cell) and is_blank(cell):
                 error = BLANK_WRITTEN
                 self._reported.add(error)
             elif id(cell) in stock_failed and not (is_check(cell) or is_written(cell)):
-                error = self._extract_error(cell)
+                error = self.cell_error(cell)
             else:
                 continue
             failed.append({"source": cell.source.strip(), "raw_error": error})
@@ -241,33 +182,27 @@ class CourseValidator(Validator):
             failed[-1]["raw_error"] += "\n\n" + self._report
         for entry in failed:
             entry["error"] = html.escape(strip_ansi(entry["raw_error"]))
-        results = {"checks": [asdict(v) for v in verdicts.values()], "report": self._report}
+        results = {"checks": [asdict(result) for result in checked.values()],
+                   "report": self._report}
         if failed:
             results["failed"] = failed
         return results
 
     # nbgrader's validate_and_print prints a header, then each failed cell: the header
     # becomes the report, and the cells it already lists are left out.
-    def _print_num_failed(self, num_failed):
+    def print_header(self, num_failed):
         self.stream.write(self._report)
 
-    def _print_error(self, source, error):
+    def print_failed_cell(self, source, error):
         error = error.removesuffix("\n\n" + self._report)
         if error not in self._reported:
-            super()._print_error(source, error)
+            super().print_failed_cell(source, error)
 
 
 def install():
     """Make `nbgrader validate` and the Validate button's handler use CourseValidator.
 
     The handler reads nbgrader_config.py (from the Jupyter server's working folder) on
-    every click, before it builds its Validator, so patching it here takes effect at
-    once. Its module is patched only when the server has loaded it: importing it would
-    cost every `nbgrader` command the Jupyter server's start-up.
+    every click, before it builds its Validator, so replacing it here takes effect at once.
     """
-    from nbgrader.apps import validateapp
-
-    validateapp.Validator = CourseValidator
-    handlers = sys.modules.get("nbgrader.server_extensions.validate_assignment.handlers")
-    if handlers is not None:
-        handlers.Validator = CourseValidator
+    nbgrader_compat.build_instead("Validator", CourseValidator)

@@ -782,7 +782,7 @@ class Scored:
 
     def line(self):
         """"✗ used, 0 of 2 points: message", as Validate and the feedback page show it
-        (coursekit.grading.validate reads it back: VERDICT_LINE)."""
+        (coursekit.grading.verdicts reads it back: VERDICT_LINE)."""
         return judge.wrapped("%s %s, %s: %s" % ("✓" if self.passed else "✗", self.name,
                                                  points_text(self.earned, self.points),
                                                  self.message))
@@ -805,7 +805,7 @@ class Unearned(float):
 
 
 def points_text(earned, points):
-    """"0 of 2 points", as Validate words it (coursekit.grading.validate.points_text)."""
+    """"0 of 2 points", as Validate words it (coursekit.grading.verdicts.points_text)."""
     return "%g of %g point%s" % (earned, points, "" if points == 1 else "s")
 
 

@@ -57,7 +57,8 @@ MESSAGE_WIDTH = 88
 def wrapped(text, indent="  ", width=MESSAGE_WIDTH):
     """`text` broken between words only (a word longer than `width` keeps its own line),
     later lines indented. This module stands alone in the student's kernel; the grader's
-    side has a torch-free twin, coursekit.grading.validate.wrapped (kept alike by the tests)."""
+    side has a torch-free twin, coursekit.grading.verdicts.wrapped (kept alike by the
+    tests)."""
     return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
                          break_on_hyphens=False)
 
