@@ -1,9 +1,17 @@
+"""What the tests share: the course's paths and commands (`make`, `nbgrader`, a JupyterLab
+server, one Chromium), the run's order (the tests that do not read the graded classes
+first, beside the classes grading in the background; then the work computed ahead
+(`graded_ahead`); then the classes' readers), the lanes of `pytest -n` (`one_lane`), and
+the modules `make test-fast` leaves out (SLOW_MODULES).
+"""
 import collections
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -197,6 +205,25 @@ def free_port():
         return probe.getsockname()[1]
 
 
+# `python -m jupyterlab`, which writes every thread's stack to its log on SIGUSR2
+# (server_stacks: what a test shows when the server stops answering; the server keeps
+# SIGUSR1 to print where it serves).
+SERVER_WITH_STACKS = ("import faulthandler, signal, sys\n"
+                      "faulthandler.register(signal.SIGUSR2, all_threads=True)\n"
+                      "from jupyterlab.labapp import main\n"
+                      "sys.exit(main())\n")
+
+
+def server_stacks(home, lines=120):
+    """The last `lines` of the log of the JupyterLab that jupyterlab_server started with
+    this `home`, once it has written every thread's stack there."""
+    for runtime in (home / "runtime").glob("jpserver-*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.kill(json.loads(runtime.read_text())["pid"], signal.SIGUSR2)
+    time.sleep(2)
+    return "\n".join((home / "lab.log").read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextlib.contextmanager
 def jupyterlab_server(root_dir, home, env, *options, cwd=None):
     """JupyterLab serving `root_dir`, started in `cwd` (`root_dir` by default: nbgrader's
@@ -207,7 +234,7 @@ def jupyterlab_server(root_dir, home, env, *options, cwd=None):
     url = "http://127.0.0.1:%d" % free_port()
     with open(home / "lab.log", "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            [sys.executable, "-c", SERVER_WITH_STACKS, "--no-browser", "--allow-root",
              "--ip=127.0.0.1", "--port=%s" % url.rsplit(":", 1)[1],
              "--ServerApp.root_dir=%s" % root_dir, "--IdentityProvider.token=%s" % TOKEN,
              "--ServerApp.open_browser=False", *options],
