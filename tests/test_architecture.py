@@ -289,3 +289,34 @@ def test_the_layout_in_the_docs_names_every_module_where_it_lives():
     readme = (ROOT / "README.md").read_text()
     assert {"coursekit/%s/" % name for name in LAYERS if name} <= set(
         re.findall(r"coursekit/\w+/", readme))
+
+
+def test_the_course_config_has_nbgrader_build_the_course_classes_everywhere():
+    """Loading nbgrader_config.py replaces, through the compat module, every place nbgrader
+    builds its autograde, generate_feedback and Validator by name."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "import nbgrader.server_extensions.validate_assignment.handlers\n"
+        "from traitlets.config import Config\n"
+        "exec(compile(open('nbgrader_config.py').read(), 'nbgrader_config.py', 'exec'),\n"
+        "     {'get_config': Config, '__file__': 'nbgrader_config.py'})\n"
+        "from coursekit.grading import nbgrader_compat\n"
+        "print(json.dumps({name: {where: cls.__module__ + '.' + cls.__name__\n"
+        "                         for where, cls in nbgrader_compat.built(name).items()}\n"
+        "                  for name in ('Autograde', 'GenerateFeedback', 'Validator')}))\n")
+    said = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    built = json.loads(said.stdout.splitlines()[-1])
+    course = {"Autograde": "coursekit.grading.autograde.CourseAutograde",
+              "GenerateFeedback": "coursekit.grading.feedback.CourseGenerateFeedback",
+              "Validator": "coursekit.grading.validate.CourseValidator"}
+    from coursekit.grading import nbgrader_compat
+
+    for name, classes in built.items():
+        places = [where for where, names in nbgrader_compat.REPLACED.items() if name in names]
+        assert sorted(classes) == sorted(places), name
+        assert set(classes.values()) == {course[name]}, classes
