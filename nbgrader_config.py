@@ -21,8 +21,8 @@ from coursekit.grading import (autograde, feedback, gradebook, quiet,  # noqa: E
                                schemacheck, validate)
 from coursekit.grading.feedback import SummariseTests  # noqa: E402
 from coursekit.grading.preprocessors import (HelpersOneLine, KernelLanguageInfo,  # noqa: E402
-                                             ReleaseStub, RestoreMetadata, SandboxedExecute,
-                                             UnfinishedFigures)
+                                             PortablePaths, ReleaseStub, RestoreMetadata,
+                                             SandboxedExecute, UnfinishedFigures)
 from coursekit.grading.sanitize import InertStudentHTML  # noqa: E402
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
@@ -58,8 +58,9 @@ c.Autograde.sanitize_preprocessors = [RestoreMetadata] + _sanitize
 c.Autograde.autograde_preprocessors = [
     {Execute: SandboxedExecute, SaveAutoGrades: gradebook.SaveGrades}.get(p, p)
     for p in Autograde.class_traits()["autograde_preprocessors"].default()]
-# Last: student markup in the stored notebook (what the formgrader shows) is inert.
-c.Autograde.autograde_preprocessors.append(InertStudentHTML)
+# Outputs name the grading machine's Python as any machine's (site-packages/torch/...);
+# last, student markup in the stored notebook (what the formgrader shows) is inert.
+c.Autograde.autograde_preprocessors += [PortablePaths, InertStudentHTML]
 # Feedback shows each test's name, points and message, never the hidden tests' code;
 # feedback folders receive the pages and nothing else of the autograded folder.
 feedback.install()

@@ -308,3 +308,24 @@ def test_committed_autograded_notebooks_are_what_grading_gives(graded):
                                   as_version=4)
         assert outputs(graded[student][2]) == outputs(committed), \
             "%s: run make grade" % student
+
+
+def test_stored_outputs_and_feedback_pages_name_no_folder_of_the_grading_machine(graded_class):
+    """Tracebacks through torch name its files as site-packages/torch/..., never the
+    virtualenv the course was installed in: a page says nothing of where the course lives,
+    and another clone grading the same notebook writes the same file
+    (coursekit.grading.preprocessors.PortablePaths)."""
+    import sysconfig
+
+    folders = {sysconfig.get_paths()[key].rstrip("/") + "/"
+               for key in ("purelib", "platlib", "stdlib")}
+    files = sorted((graded_class / "autograded").rglob("*.ipynb")) + sorted(
+        (graded_class / "feedback").rglob("*.html"))
+    assert len(files) > 60
+    named = {str(path.relative_to(graded_class)): sorted(f for f in folders
+                                                          if f in path.read_text())
+             for path in files}
+    assert {path: found for path, found in named.items() if found} == {}
+    # The seed's answer raises through torch: its traceback is there, in the portable form.
+    seed = (graded_class / "autograded" / "seed" / ASSIGNMENT / NOTEBOOK).read_text()
+    assert "site-packages/torch/nn/modules/" in seed

@@ -3,6 +3,7 @@ the release's stub, metadata put back, the helpers cell, unfinished figures, and
 ``SandboxedExecute``, the kernel's life while grading (its output caps and the judge's
 round trip are the classes it builds on: outputcaps.py, judging.py)."""
 import json
+import sysconfig
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
@@ -157,6 +158,36 @@ class RestoreMetadata(CoursePreprocessor):
                              student, ", ".join(put_back))
         record.record_fixed_cells(nb, edited, put_back, repaired)
         return nb, resources
+
+
+def portable(text):
+    """`text` with this machine's Python folders named as on any machine: "site-packages/"
+    for the virtualenv's packages, "python3.11/" for the standard library."""
+    paths = sysconfig.get_paths()
+    for folder, name in ((paths["purelib"], "site-packages"),
+                         (paths["platlib"], "site-packages"),
+                         (paths["stdlib"], "python%s" % sysconfig.get_python_version())):
+        text = text.replace(folder.rstrip("/") + "/", name + "/")
+    return text
+
+
+class PortablePaths(CoursePreprocessor):
+    """Outputs that name the grading machine's Python as any machine's.
+
+    A traceback through torch names the file of each frame, under the virtualenv the
+    course was installed in (/home/ta/udl/.venv/lib/python3.11/site-packages/torch/...):
+    it is kept as site-packages/torch/..., so a feedback page says nothing of where the
+    course lives, and grading the same notebook in another clone writes the same file.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "error":
+                output["traceback"] = [portable(line) if isinstance(line, str) else line
+                                       for line in output.get("traceback") or []]
+            elif output.get("output_type") == "stream" and isinstance(output.get("text"), str):
+                output["text"] = portable(output["text"])
+        return cell, resources
 
 
 class SandboxedExecute(JudgedTestCells):
