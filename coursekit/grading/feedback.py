@@ -51,8 +51,9 @@ def result_text(grade_id, score, points, message):
     passed = score >= points
     # Outputs are preformatted text: wrap the message, or the page scrolls sideways.
     return "%s %s: %s, %s\n%s\n" % (
-        verdicts.PASSED if passed else verdicts.FAILED, test_name(grade_id), "passed" if passed else "failed",
-        points_text(score, points), verdicts.wrapped(message, indent=""))
+        verdicts.PASSED if passed else verdicts.FAILED, test_name(grade_id),
+        "passed" if passed else "failed", points_text(score, points),
+        verdicts.wrapped(message, indent=""))
 
 
 WAITING = "Waiting for your instructor, who grades it by hand."
@@ -88,7 +89,8 @@ def written_line(cell, score, points, needs_hand_grade, blank):
         return ResultLine(info["grade_id"], name, "…", verdicts.points(points), WAITING,
                           "waiting")
     if blank:  # nbgrader's own comment on it ("No response.") would only repeat that
-        return ResultLine(info["grade_id"], name, verdicts.FAILED, points_text(score, points),
+        return ResultLine(info["grade_id"], name, verdicts.FAILED,
+                          points_text(score, points),
                           "Left blank.", "failed")
     return ResultLine(info["grade_id"], name, "✎", points_text(score, points),
                       "Graded by your instructor.", "graded", comment)

@@ -160,14 +160,18 @@ class RestoreMetadata(CoursePreprocessor):
         return nb, resources
 
 
+# This machine's Python folders, and how any machine's are named in stored outputs.
+_PATHS = sysconfig.get_paths()
+PORTABLE_FOLDERS = tuple((folder.rstrip("/") + "/", name + "/") for folder, name in (
+    (_PATHS["purelib"], "site-packages"), (_PATHS["platlib"], "site-packages"),
+    (_PATHS["stdlib"], "python%s" % sysconfig.get_python_version())))
+
+
 def portable(text):
     """`text` with this machine's Python folders named as on any machine: "site-packages/"
     for the virtualenv's packages, "python3.11/" for the standard library."""
-    paths = sysconfig.get_paths()
-    for folder, name in ((paths["purelib"], "site-packages"),
-                         (paths["platlib"], "site-packages"),
-                         (paths["stdlib"], "python%s" % sysconfig.get_python_version())):
-        text = text.replace(folder.rstrip("/") + "/", name + "/")
+    for folder, name in PORTABLE_FOLDERS:
+        text = text.replace(folder, name)
     return text
 
 
