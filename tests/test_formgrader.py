@@ -44,6 +44,8 @@ NOTEBOOK_ID = NOTEBOOK[:-len(".ipynb")]
 WRITTEN = hostile.WRITTEN_ANSWER
 # Far below the 300 s the formgrader hung for when it deadlocked on the gradebook.
 QUICK_MS = 20_000
+# Any URL but this machine's (the servers the tests start listen on 127.0.0.1).
+FOREIGN = re.compile(r"^(?!(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?/)")
 # The formgrader's autograde button grades one notebook while the browser waits: 45 s on
 # two cores busy with another test run. Still far below those 300 s.
 AUTOGRADE_MS = 150_000
@@ -127,7 +129,11 @@ class Watched:
         self.page.on("request", lambda r: self.requests.append((r.method, r.url)))
         self.page.on("dialog", self._dialog)
         self.page.on("requestfinished", self._finished)
-        self.page.route("**/*", self._route)
+        # A routed request waits in Chromium until this thread answers it, and the sync API
+        # answers only inside a Playwright call: a test polling with time.sleep held the
+        # Release Feedback POST until its wait ran out. A regex is matched by Playwright's
+        # driver, so requests to this machine are never routed and never wait on Python.
+        self.page.route(FOREIGN, lambda route: route.abort())
 
     def _dialog(self, dialog):
         self.dialogs.append(dialog.message)
@@ -137,14 +143,6 @@ class Watched:
         took = request.timing.get("responseEnd", 0)
         if took > QUICK_MS:
             self.slow.append((request.url, took))
-
-    @staticmethod
-    def _route(route):
-        host = route.request.url.split("/")[2] if "://" in route.request.url else ""
-        if host.split(":")[0] in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            route.abort()
 
     def foreign(self, origin):
         return {url.split("?")[0] for _, url in self.requests
@@ -303,6 +301,48 @@ def served(directory):
     try:
         yield "http://127.0.0.1:%d" % server.server_address[1]
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_watched_tab_sends_requests_to_this_machine_while_the_test_thread_sleeps(browser):
+    """The instructor walk presses Release Feedback, then polls the exchange with time.sleep.
+    Its POST must reach the server without waiting for a Playwright call; what would leave
+    the machine is still refused, and recorded."""
+    posted = threading.Event()
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<p>The formgrader</p>")
+
+        def do_POST(self):
+            posted.set()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        tab = Watched(context)
+        tab.page.goto("http://127.0.0.1:%d/" % server.server_address[1])
+        # Sent once this thread has left Playwright, as a click's request can be.
+        tab.page.evaluate("() => { setTimeout(() => fetch('/release_feedback', "
+                          "{method: 'POST'}), 300); }")
+        time.sleep(3)  # no Playwright call: nothing in this thread can let a request go
+        assert posted.is_set(), "the POST waited in Chromium for the test's thread"
+        away = "https://cdn.example.org/mathjax.js"
+        assert tab.page.evaluate("url => fetch(url).then(() => 'fetched', () => 'refused')",
+                                 away) == "refused"
+        assert away in tab.foreign("http://127.0.0.1")
+    finally:
+        context.close()
         server.shutdown()
         server.server_close()
 

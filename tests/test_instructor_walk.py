@@ -172,10 +172,9 @@ def term(tmp_path_factory, browser, machine, cleanup):
 
         walk.regrade = make(root, "autograde", "STUDENT=" + twice)
         walk.feedback = make(root, "feedback", "report")
-        # What the button did, read from the exchange: one page per student. In a CI run the
-        # server released them at once (its log says so), yet its answer never reached this
-        # thread in 150 s: the pages are what the test waits for, the answer is read if it
-        # came, and a server that did not release them has its threads' stacks shown.
+        # What the button did, read from the exchange: one page per student; the server's
+        # answer is read once it has come, and a server that released nothing has its
+        # threads' stacks shown.
         answered = []
         tab.page.on("response", lambda response: answered.append(response)
                     if response.request.method == "POST"
@@ -185,8 +184,7 @@ def term(tmp_path_factory, browser, machine, cleanup):
         walk.released = released_pages(walk, len(walk.students), AUTOGRADE_MS)
         walk.server_log = (server_stacks(home) if len(walk.released) < len(walk.students)
                            else "")
-        # Its modal is read too, but not waited on past that: in one full run it never
-        # became visible though the pages were released and the list refreshed.
+        # Its modal is read too, but not waited on past QUICK_MS.
         modal = frame.locator("#success-modal, #error-modal")
         with contextlib.suppress(PlaywrightTimeout):
             modal.wait_for(timeout=QUICK_MS)
