@@ -305,46 +305,87 @@ def served(directory):
         server.server_close()
 
 
-def test_a_watched_tab_sends_requests_to_this_machine_while_the_test_thread_sleeps(browser):
-    """The instructor walk presses Release Feedback, then polls the exchange with time.sleep.
-    Its POST must reach the server without waiting for a Playwright call; what would leave
-    the machine is still refused, and recorded."""
-    posted = threading.Event()
+@contextlib.contextmanager
+def toy_formgrader(render_seconds=0.0):
+    """A page in an iframe, like the formgrader's in JupyterLab: its link reloads it (taking
+    `render_seconds` to render, as on a busy machine), its button POSTs and names, in the
+    top page's title, the document whose request was answered. Yields (URL, the POSTs)."""
+    inner = (b"<a href='/formgrader'>Manage Assignments</a><button onclick=\"fetch("
+             b"'/release_feedback', {method: 'POST'}).then(r => r.text()).then(() => "
+             b"parent.document.title = 'answered in ' + (window.old ? 'old' : 'new'))\">"
+             b"Release Feedback</button>")
+    pages = {"/": b"<iframe src='/formgrader'></iframe>", "/formgrader": inner}
+    posted = []
 
-    class Server(http.server.BaseHTTPRequestHandler):
+    class Site(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<p>The formgrader</p>")
+            if self.path == "/formgrader":
+                time.sleep(render_seconds)
+            self._answer(pages[self.path], "text/html")
 
         def do_POST(self):
-            posted.set()
+            posted.append(self.path)
+            self._answer(b"{}", "application/json")
+
+        def _answer(self, body, kind):
             self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    context = browser.new_context()
     try:
-        tab = Watched(context)
-        tab.page.goto("http://127.0.0.1:%d/" % server.server_address[1])
-        # Sent once this thread has left Playwright, as a click's request can be.
-        tab.page.evaluate("() => { setTimeout(() => fetch('/release_feedback', "
-                          "{method: 'POST'}), 300); }")
-        time.sleep(3)  # no Playwright call: nothing in this thread can let a request go
-        assert posted.is_set(), "the POST waited in Chromium for the test's thread"
-        away = "https://cdn.example.org/mathjax.js"
-        assert tab.page.evaluate("url => fetch(url).then(() => 'fetched', () => 'refused')",
-                                 away) == "refused"
-        assert away in tab.foreign("http://127.0.0.1")
+        yield "http://127.0.0.1:%d" % server.server_address[1], posted
     finally:
-        context.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_watched_tab_sends_requests_to_this_machine_while_the_test_thread_sleeps(browser):
+    """The instructor walk presses Release Feedback, then polls the exchange with time.sleep.
+    Its POST must reach the server without waiting for a Playwright call; what would leave
+    the machine is still refused, and recorded."""
+    context = browser.new_context()
+    with toy_formgrader() as (url, posted):
+        try:
+            tab = Watched(context)
+            tab.page.goto(url + "/formgrader")
+            # Sent once this thread has left Playwright, as a click's request can be.
+            tab.page.evaluate("() => { setTimeout(() => fetch('/release_feedback', "
+                              "{method: 'POST'}), 300); }")
+            time.sleep(3)  # no Playwright call: nothing in this thread can let a request go
+            assert posted == ["/release_feedback"], "the POST waited for the test's thread"
+            away = "https://cdn.example.org/mathjax.js"
+            assert tab.page.evaluate("url => fetch(url).then(() => 'fetched', () => 'refused')",
+                                     away) == "refused"
+            assert away in tab.foreign("http://127.0.0.1")
+        finally:
+            context.close()
+
+
+def test_a_button_pressed_after_following_a_link_is_the_new_pages(browser):
+    """Playwright does not wait for an iframe's navigation: right after the link's click, the
+    old page still shows the same button. Pressed there, its request was cancelled when the
+    new page replaced it (the walk's Release Feedback, in three full runs)."""
+    context = browser.new_context()
+    with toy_formgrader(render_seconds=1.5) as (url, posted):
+        try:
+            page = context.new_page()
+            page.goto(url)
+            frame = page.frame_locator("iframe")
+            frame.locator("body").evaluate("body => { window.old = true; }")
+            follow(frame, frame.get_by_role("link", name="Manage Assignments"))
+            with page.expect_request(lambda request: request.method == "POST"):
+                frame.get_by_role("button", name="Release Feedback").click()
+            page.wait_for_function("() => document.title.startsWith('answered')")
+            assert page.title() == "answered in new"
+        finally:
+            context.close()
 
 
 @pytest.fixture(scope="module")
@@ -559,9 +600,16 @@ def formgrader_in_lab(instructor, jupyterlab):
     tab.page.close()
 
 
+def follow(frame, link):
+    """Clicks `link` in the formgrader's `frame` and waits for the page it opens: a locator
+    used before that can find the old page's element (test_a_button_pressed_after_...)."""
+    with frame.owner.element_handle().content_frame().expect_navigation():
+        link.click()
+
+
 def assignment_row(frame):
     """Manage Assignments: the assignment's row (reached by its submissions count)."""
-    frame.get_by_role("link", name="Manage Assignments").click()
+    follow(frame, frame.get_by_role("link", name="Manage Assignments"))
     count = frame.locator("a[href$='/formgrader/manage_submissions/%s']" % ASSIGNMENT)
     return frame.locator("#main-table tr", has=count), count
 
@@ -571,7 +619,7 @@ def autograded_by_button(course, formgrader_in_lab):
     """Manage Assignments > bn's submissions > BY_BUTTON's autograde button."""
     tab, frame = formgrader_in_lab
     _, count = assignment_row(frame)
-    count.click()
+    follow(frame, count)
     student = frame.locator("td.student-id").filter(has_text=re.compile("^%s$" % BY_BUTTON))
     row = frame.locator("#main-table tr", has=student)
     before = row.locator("td.status").inner_text()
@@ -747,7 +795,7 @@ def test_regrading_with_the_button_keeps_the_hand_grade(course, formgrader_in_la
     whose written answer is unchanged: the hand score and comment stay, as graded."""
     tab, frame = formgrader_in_lab
     _, count = assignment_row(frame)
-    count.click()
+    follow(frame, count)
     student = frame.locator("td.student-id").filter(has_text=re.compile("^%s$" % BY_BUTTON))
     row = frame.locator("#main-table tr", has=student)
     press(tab.page, lambda: row.locator("td.autograde a"), "autograde")
@@ -757,7 +805,7 @@ def test_regrading_with_the_button_keeps_the_hand_grade(course, formgrader_in_la
     assert stored_hand_grade(course, BY_BUTTON) == (HAND_SCORE, False, COMMENT,
                                                     25 + HAND_SCORE)
     _, count = assignment_row(frame)  # the table again, as the gradebook now has it
-    count.click()
+    follow(frame, count)
     row = frame.locator("#main-table tr", has=frame.locator("td.student-id").filter(
         has_text=re.compile("^%s$" % BY_BUTTON)))
     assert row.locator("td.status").inner_text() == "graded"
