@@ -5,7 +5,8 @@ The kernel gets the observing half of the checks, the judging of numbers, and th
 right answer gives on seed 0's inputs. It never gets the code that computes right answers
 (coursekit.authoring.reference): with it, a student could pass running_statistics, train_model or
 measured_slope by calling it, for the grader's secret seed too. These tests run the helpers
-file of the committed release and look for such code by name and by what it does.
+file of the committed release and look for such code by name and by what it does. The last
+tests check the key's own numbers and how they are handed out.
 """
 import contextlib
 import inspect
@@ -172,3 +173,36 @@ def test_each_record_of_the_answer_key_is_made_once_and_handed_out_as_a_copy():
     assert reference._made.cache_info().misses == made + 1
     assert second.sgd == reference.training_expected(12345).sgd
     assert second is not reference.expected("train_model", 12345)
+
+
+def _torch_sgd_losses(model, x, y, n_epochs, lr, momentum=0.9, zero_grad=True,
+                      steps_per_epoch=1):
+    """reference.sgd_losses as a student writes it, with torch.optim.SGD."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    losses = []
+    for _ in range(n_epochs):
+        epoch = []
+        for _ in range(steps_per_epoch):
+            if zero_grad:
+                optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            epoch.append(loss.item())
+        losses.append(sum(epoch) / len(epoch))
+    return losses
+
+
+@pytest.mark.parametrize("variant", [{}, {"momentum": 0.0}, {"zero_grad": False},
+                                     {"lr": judge.OTHER_LR}, {"steps_per_epoch": 4}])
+def test_the_answer_keys_sgd_is_torchs_to_the_bit(variant):
+    """The key steps SGD itself (torch.optim.SGD would import torch's compiler into every
+    grading process): its losses and trained weights are the optimizer's, bit for bit."""
+    for seed in (0, 1, SEED, 12345):
+        x, y = judge.training_data(seed)
+        arguments = dict(n_epochs=judge.FULL_BATCH_EPOCHS, lr=judge.FULL_BATCH_LR) | variant
+        ours, torchs = judge.Affine(seed), judge.Affine(seed)
+        assert (reference.sgd_losses(ours, x, y, **arguments)
+                == _torch_sgd_losses(torchs, x, y, **arguments)), seed
+        for mine, theirs in zip(ours.parameters(), torchs.parameters()):
+            assert torch.equal(mine, theirs), seed

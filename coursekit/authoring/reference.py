@@ -59,17 +59,35 @@ def running_expected(seed):
 
 
 def sgd_losses(model, x, y, n_epochs, lr, momentum=0.9, zero_grad=True, steps_per_epoch=1):
-    """SGD on the whole of (x, y) at each step: each epoch's mean loss before its steps."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    """SGD on the whole of (x, y) at each step: each epoch's mean loss before its steps.
+
+    The steps are torch.optim.SGD's, operation for operation (its single-tensor path, the
+    one it takes on the CPU), so the losses are the same to the bit (test_answer_key). The
+    optimizer itself is not used: its first step imports torch's compiler, a second of CPU
+    in every grading process that only needs these numbers."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    velocity = [None] * len(parameters)
     losses = []
     for _ in range(n_epochs):
         epoch = []
         for _ in range(steps_per_epoch):
             if zero_grad:
-                optimizer.zero_grad()
+                for p in parameters:
+                    p.grad = None
             loss = F.cross_entropy(model(x), y)
             loss.backward()
-            optimizer.step()
+            with torch.no_grad():
+                for i, p in enumerate(parameters):
+                    if p.grad is None:
+                        continue
+                    step = p.grad
+                    if momentum:
+                        if velocity[i] is None:
+                            velocity[i] = step.detach().clone()
+                        else:
+                            velocity[i].mul_(momentum).add_(step)
+                        step = velocity[i]
+                    p.add_(step, alpha=-lr)
             epoch.append(loss.item())
         losses.append(sum(epoch) / len(epoch))
     return losses
