@@ -41,6 +41,9 @@ quiet.replacing_is_info()
 # nbgrader's metadata schema is checked once per process, not once per cell (about 0.4 s
 # of every notebook graded; coursekit/grading/schemacheck.py).
 schemacheck.install()
+# A new gradebook is stamped without starting alembic in a subprocess (about a second each;
+# coursekit/grading/gradebook.py).
+gradebook.stamp_new_gradebooks_in_process()
 
 # The batch-norm TODO is released as the plain network to adapt, as in the original notebook.
 _stock = GenerateAssignment.class_traits()["preprocessors"].default()

@@ -43,6 +43,11 @@ torch.set_num_threads(int(os.environ.get("UDL_TORCH_THREADS", "1")))
 
 from coursekit.course import ASSIGNMENT  # noqa: E402
 from coursekit.examples.samples import course_copy, nbgrader_env  # noqa: E402
+from coursekit.grading import gradebook  # noqa: E402
+
+# Gradebooks made by the tests themselves are stamped as the course's commands stamp
+# theirs (nbgrader_config.py), without an `alembic` process each.
+gradebook.stamp_new_gradebooks_in_process()
 
 
 # What `make test-fast` leaves out: tests that start a kernel, a browser, a server or Unix

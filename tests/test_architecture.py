@@ -291,6 +291,42 @@ def test_the_layout_in_the_docs_names_every_module_where_it_lives():
         re.findall(r"coursekit/\w+/", readme))
 
 
+def test_the_migration_head_is_the_installed_nbgraders():
+    """A new gradebook is stamped with nbgrader_compat.MIGRATION_HEAD: it must be the newest
+    of the installed nbgrader's migrations, or nbgrader would later try to upgrade it."""
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    from coursekit.grading import nbgrader_compat
+
+    assert nbgrader_compat.MIGRATION_HEAD == ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
+def test_under_the_course_config_a_new_gradebook_needs_no_alembic_program(tmp_path):
+    """nbgrader learns the version to stamp from `alembic heads`, a subprocess found on
+    PATH; under the course config it is stamped in process, and PATH may lack alembic."""
+    import os
+    import subprocess
+    import sys
+
+    from coursekit.grading import nbgrader_compat
+
+    probe = (
+        "import sys\n"
+        "from traitlets.config import Config\n"
+        "exec(compile(open('nbgrader_config.py').read(), 'nbgrader_config.py', 'exec'),\n"
+        "     {'get_config': Config, '__file__': 'nbgrader_config.py'})\n"
+        "from nbgrader.api import Gradebook\n"
+        "with Gradebook('sqlite:///' + sys.argv[1]) as gradebook:\n"
+        "    print(gradebook.db.execute(__import__('sqlalchemy').text(\n"
+        "        'SELECT version_num FROM alembic_version')).scalar())\n")
+    said = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "gradebook.db")],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PATH="/usr/bin:/bin"))
+    assert said.returncode == 0, said.stderr[-2000:]
+    assert said.stdout.split() == [nbgrader_compat.MIGRATION_HEAD]
+
+
 def test_the_course_config_has_nbgrader_build_the_course_classes_everywhere():
     """Loading nbgrader_config.py replaces, through the compat module, every place nbgrader
     builds its autograde, generate_feedback and Validator by name."""

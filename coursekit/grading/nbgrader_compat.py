@@ -26,10 +26,13 @@ from nbgrader.validator import Validator
 # Written against these versions (nbgrader is pinned in requirements.txt; the other two
 # come with it). tests/test_architecture.py fails on any other: read this module then.
 WRITTEN_AGAINST = {"nbgrader": "0.9.6", "nbclient": "0.11.0", "jupyter_client": "8.10.0"}
+# nbgrader 0.9.6's newest gradebook migration: the version it stamps on a new gradebook.
+MIGRATION_HEAD = "e43177bfe90b"
 
 # {where: [its attributes the course replaces]}. nbgrader builds these classes by their
 # name in these modules; init_destination is wrapped to log "replacing" as information
-# (quiet.py); the metadata validators' jsonschema checks each schema once (schemacheck.py).
+# (quiet.py); the metadata validators' jsonschema checks each schema once (schemacheck.py);
+# a new gradebook is stamped with MIGRATION_HEAD (gradebook.py).
 REPLACED = {
     "nbgrader.apps.api": ["Autograde", "GenerateFeedback"],
     "nbgrader.apps.autogradeapp": ["Autograde"],
@@ -37,6 +40,7 @@ REPLACED = {
     "nbgrader.apps.validateapp": ["Validator"],
     "nbgrader.converters.base.BaseConverter": ["init_destination"],
     "nbgrader.nbgraderformat.common": ["jsonschema"],
+    "nbgrader.api": ["get_alembic_version"],
     "nbgrader.server_extensions.validate_assignment.handlers": ["Validator"],
 }
 # Replaced only once something else has loaded it: importing the Validate button's
