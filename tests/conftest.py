@@ -376,21 +376,14 @@ def graded_ahead(function):
     return fixture
 
 
-# Work ahead that mostly waits (on its students' budgets and timeouts) begins first, so that
-# its waiting overlaps the others' computing: begun last, the budgets' class was the last
-# item of every run, with a core idle (docs/scale.md).
-WAITS_MOSTLY = ("over_budget",)
-
-
 def ahead_in_order(items):
-    """(name, function) of each graded_ahead fixture these tests use: those that mostly
-    wait first, then the others, first used first."""
+    """(name, function) of each graded_ahead fixture these tests use, first used first."""
     used = {}
     for item in items:
         for name in getattr(item, "fixturenames", ()):
             if name in AHEAD:
                 used.setdefault(name, AHEAD[name])
-    return sorted(used.items(), key=lambda piece: piece[0] not in WAITS_MOSTLY)
+    return list(used.items())
 
 
 @pytest.fixture(scope="session")
