@@ -561,9 +561,9 @@ def close_modal(modal):
 
 def press(page, button, action, attempts=3):
     """Clicks the formgrader's `button` (a function giving its locator afresh) until the page
-    posts `action` to the formgrader's API. The formgrader redraws its tables every moment,
-    emptying a cell before drawing its link again: a click that lands in between does
-    nothing (once in a full run, Release Feedback sent no request and showed no modal)."""
+    posts `action` to the formgrader's API. The page builds its table after loading, and
+    again after each action, emptying a cell before drawing its link: a click that lands in
+    between does nothing (once in a full run, Release Feedback sent no request)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _ in range(attempts):

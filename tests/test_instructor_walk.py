@@ -236,9 +236,9 @@ def term(tmp_path_factory, browser, machine, cleanup):
 
 def exchange_buttons(row):
     """({button: how many the assignment's row shows}, its status), once the row shows
-    every exchange button or the time is up. The formgrader re-reads the assignments list
-    every moment and redraws the row from it: a single look can catch it half drawn (the
-    locator `row` finds the row anew at each look)."""
+    every exchange button or the time is up. The formgrader draws the row once it has read
+    the assignments list: a single look can catch it half drawn (the locator `row` finds the
+    row anew at each look)."""
     deadline = time.monotonic() + QUICK_MS / 1000
     while True:
         buttons = {name: row.locator("td.%s a" % name).count()
