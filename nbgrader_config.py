@@ -4,7 +4,7 @@ It puts the course's steps into nbgrader's pipelines (the sandboxed executor, me
 repair, feedback, inert student markup) and, through the install() calls below, has
 nbgrader build the course's autograde, generate_feedback and Validator where it builds
 its own by name. Everything the course changes inside nbgrader (those classes, the
-private methods it overrides, two wrapped attributes) is in
+private methods it overrides, the attributes it replaces) is in
 coursekit/grading/nbgrader_compat.py, written against the nbgrader pinned in
 requirements.txt.
 """

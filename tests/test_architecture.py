@@ -322,7 +322,7 @@ def test_under_the_course_config_a_new_gradebook_needs_no_alembic_program(tmp_pa
         "        'SELECT version_num FROM alembic_version')).scalar())\n")
     said = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "gradebook.db")],
                           cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PATH="/usr/bin:/bin"))
+                          env=dict(os.environ, PATH=str(tmp_path)))  # no program at all
     assert said.returncode == 0, said.stderr[-2000:]
     assert said.stdout.split() == [nbgrader_compat.MIGRATION_HEAD]
 

@@ -75,14 +75,6 @@ def build_gradebook(path):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def alembic_on_path():
-    """nbgrader runs alembic by name when it creates a gradebook (make puts it on PATH)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", nbgrader_env()["PATH"])
-        yield
-
-
 @pytest.fixture(scope="module")
 def gradebook_file(tmp_path_factory):
     return build_gradebook(tmp_path_factory.mktemp("gradebook") / "gradebook.db")

@@ -130,9 +130,9 @@ class Watched:
         self.page.on("dialog", self._dialog)
         self.page.on("requestfinished", self._finished)
         # A routed request waits in Chromium until this thread answers it, and the sync API
-        # answers only inside a Playwright call: a test polling with time.sleep held the
-        # Release Feedback POST until its wait ran out. A regex is matched by Playwright's
-        # driver, so requests to this machine are never routed and never wait on Python.
+        # answers only inside a Playwright call: a request sent while a test polls with
+        # time.sleep would wait out the poll. A regex is matched by Playwright's driver, so
+        # requests to this machine are never routed and never wait on Python.
         self.page.route(FOREIGN, lambda route: route.abort())
 
     def _dialog(self, dialog):
@@ -388,6 +388,28 @@ def test_a_button_pressed_after_following_a_link_is_the_new_pages(browser):
             context.close()
 
 
+def test_a_press_sends_one_request_however_long_its_page_takes_to_open(browser):
+    """press finds its button afresh, opening Manage Assignments again on the way: a page
+    that takes longer than the request's wait to open is still pressed once (Release and
+    Release Feedback are not to be repeated)."""
+    context = browser.new_context()
+    with toy_formgrader(render_seconds=6) as (url, posted):
+        try:
+            page = context.new_page()
+            page.goto(url)
+            frame = page.frame_locator("iframe")
+
+            def button():
+                follow(frame, frame.get_by_role("link", name="Manage Assignments"))
+                return frame.get_by_role("button", name="Release Feedback")
+
+            press(page, button, "release_feedback")
+            page.wait_for_function("() => document.title.startsWith('answered')")
+            assert (posted, page.title()) == (["/release_feedback"], "answered in new")
+        finally:
+            context.close()
+
+
 @pytest.fixture(scope="module")
 def feedback_site(course):
     """The feedback folder over http, as a course website would serve it."""
@@ -567,10 +589,14 @@ def press(page, button, action, attempts=3):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _ in range(attempts):
+        # Found (and any page it needs opened) before the request's five seconds begin: a
+        # page slow to open must not read as a click that sent nothing, and be pressed again.
+        target = button()
+        target.wait_for()
         try:
             with page.expect_request(lambda request: request.method == "POST" and
                                      request.url.endswith("/" + action), timeout=5_000):
-                button().click()
+                target.click()
             return
         except PlaywrightTimeout:
             continue

@@ -18,7 +18,7 @@ from coursekit.examples.samples import (COMMITTED, course_copy, make_submission,
 
 @pytest.fixture
 def course(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # a new gradebook runs alembic
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # the commands it runs, by name
     root = course_copy(tmp_path / "course")
     for name in ("release", "submitted", "autograded", "feedback"):
         shutil.copytree(ROOT / name, root / name)

@@ -195,7 +195,6 @@ def test_the_sqlite_gradebook_takes_concurrent_writers_without_losing_a_row(tmp_
 
     from conftest import ROOT
 
-    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # nbgrader runs alembic by name
     monkeypatch.setenv("COURSE_ROOT", str(ROOT))
     url = gradebook_url(tmp_path)
     with Gradebook(url) as gradebook:

@@ -18,9 +18,8 @@ WRITTEN, CHECK = "written_after_relu", "test_registered"
 
 
 @pytest.fixture
-def graded(tmp_path, monkeypatch):
+def graded(tmp_path):
     """A class of three: on time and hand-graded, late by 2 h 5 min, on time and waiting."""
-    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])  # a new gradebook runs alembic
     with Gradebook(gradebook_url(tmp_path)) as gradebook:
         gradebook.add_assignment(ASSIGNMENT, duedate=DUE)
         gradebook.add_notebook("nb", ASSIGNMENT)

@@ -63,8 +63,8 @@ def sgd_losses(model, x, y, n_epochs, lr, momentum=0.9, zero_grad=True, steps_pe
 
     The steps are torch.optim.SGD's, operation for operation (its single-tensor path, the
     one it takes on the CPU), so the losses are the same to the bit (test_answer_key). The
-    optimizer itself is not used: its first step imports torch's compiler, a second of CPU
-    in every grading process that only needs these numbers."""
+    optimizer itself is not used: making one imports torch's compiler, a second of CPU in
+    every grading process that only needs these numbers."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     velocity = [None] * len(parameters)
     losses = []

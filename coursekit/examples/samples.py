@@ -157,8 +157,9 @@ def course_copy(root):
 
 
 def nbgrader_env():
-    """The environment nbgrader needs when run from a course copy: it runs alembic by
-    name, so this interpreter's bin folder comes first on PATH."""
+    """The environment nbgrader needs when run from a course copy: this interpreter's bin
+    folder first on PATH, for the programs it runs by name (alembic, for a gradebook made
+    without the course's config)."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
