@@ -21,6 +21,9 @@ import threading
 import time
 
 INTERVAL = 0.25
+# Memory this close to a cgroup's limit counts as at it: Linux charges pages to a cgroup in
+# batches per CPU, so the usage it reports can stop a little short of the limit.
+AT_LIMIT_BYTES = 32 * 2**20
 CGROUP_ROOT = "/sys/fs/cgroup"
 # cgroup v1 controllers used, each a hierarchy of its own.
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
@@ -267,6 +270,17 @@ class SubmissionLimits:
         if self.cgroup is not None and self.cgroup.out_of_memory():
             return self.memory_reason()
         return None
+
+    def at_memory_limit(self):
+        """Whether the submission's memory sits at its cgroup's limit now. A cell writing into
+        /tmp (RAM, with no swap to make room) can stall there in Linux's reclaim instead of
+        being stopped, until its time limit runs out."""
+        if self.cgroup is None:
+            return False
+        try:
+            return self.cgroup.memory_bytes() >= self.memory - AT_LIMIT_BYTES
+        except (OSError, ValueError):
+            return False
 
     def kill(self):
         for process in tree_pids(self._pid) if self._pid else []:

@@ -237,8 +237,12 @@ class SandboxedExecute(JudgedTestCells):
                 await self._release_failed_cell(cell_index)
             return ran
         except CellTimeoutError:
-            reason = ("the cell ran past the %s s time limit and ignored the interrupt, so "
-                      "the grader stopped its kernel" % self.timeout)
+            # A cell that filled /tmp up to the memory limit can stall at it until its time
+            # runs out: then the memory is the reason to name, not the time.
+            limit = getattr(self.km, "why_it_is_stuck", lambda: None)()
+            reason = ("the grader stopped the kernel while running this cell: %s" % limit
+                      if limit else "the cell ran past the %s s time limit and ignored the "
+                      "interrupt, so the grader stopped its kernel" % self.timeout)
         except DeadKernelError:
             limit = getattr(self.km, "why_it_died", lambda: None)()
             reason = ("the grader stopped the kernel while running this cell: %s" % limit

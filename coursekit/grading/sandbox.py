@@ -301,6 +301,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         """The budget whose passing stopped the kernel, or None."""
         return self._limits.why_it_died() if self._limits else None
 
+    def why_it_is_stuck(self):
+        """The budget a kernel that stopped answering sits at (its memory), or None."""
+        return (self._limits.memory_reason() if self._limits and self._limits.at_memory_limit()
+                else None)
+
     def _close_control_socket(self):
         # As in PromptKernelClient: the kernel is gone, nothing left unsent matters.
         if self._control_socket is not None:
