@@ -368,46 +368,48 @@ def test_a_watched_tab_sends_requests_to_this_machine_while_the_test_thread_slee
             context.close()
 
 
+@contextlib.contextmanager
+def toy_formgrader_tab(browser, render_seconds):
+    """The toy formgrader open in a tab of its own: yields (the tab, its iframe, the POSTs)."""
+    context = browser.new_context()
+    with toy_formgrader(render_seconds) as (url, posted):
+        try:
+            page = context.new_page()
+            page.goto(url)
+            yield page, page.frame_locator("iframe"), posted
+        finally:
+            context.close()
+
+
+def answered_in(page):
+    """The toy formgrader's title once its POST was answered: which page the button was in."""
+    page.wait_for_function("() => document.title.startsWith('answered')")
+    return page.title()
+
+
 def test_a_button_pressed_after_following_a_link_is_the_new_pages(browser):
     """Playwright does not wait for an iframe's navigation: right after the link's click, the
     old page still shows the same button. Pressed there, its request was cancelled when the
     new page replaced it (the walk's Release Feedback, in three full runs)."""
-    context = browser.new_context()
-    with toy_formgrader(render_seconds=1.5) as (url, posted):
-        try:
-            page = context.new_page()
-            page.goto(url)
-            frame = page.frame_locator("iframe")
-            frame.locator("body").evaluate("body => { window.old = true; }")
-            follow(frame, frame.get_by_role("link", name="Manage Assignments"))
-            with page.expect_request(lambda request: request.method == "POST"):
-                frame.get_by_role("button", name="Release Feedback").click()
-            page.wait_for_function("() => document.title.startsWith('answered')")
-            assert page.title() == "answered in new"
-        finally:
-            context.close()
+    with toy_formgrader_tab(browser, render_seconds=1.5) as (page, frame, _):
+        frame.locator("body").evaluate("body => { window.old = true; }")
+        follow(frame, frame.get_by_role("link", name="Manage Assignments"))
+        with page.expect_request(lambda request: request.method == "POST"):
+            frame.get_by_role("button", name="Release Feedback").click()
+        assert answered_in(page) == "answered in new"
 
 
 def test_a_press_sends_one_request_however_long_its_page_takes_to_open(browser):
     """press finds its button afresh, opening Manage Assignments again on the way: a page
     that takes longer than the request's wait to open is still pressed once (Release and
     Release Feedback are not to be repeated)."""
-    context = browser.new_context()
-    with toy_formgrader(render_seconds=6) as (url, posted):
-        try:
-            page = context.new_page()
-            page.goto(url)
-            frame = page.frame_locator("iframe")
+    with toy_formgrader_tab(browser, render_seconds=6) as (page, frame, posted):
+        def button():
+            follow(frame, frame.get_by_role("link", name="Manage Assignments"))
+            return frame.get_by_role("button", name="Release Feedback")
 
-            def button():
-                follow(frame, frame.get_by_role("link", name="Manage Assignments"))
-                return frame.get_by_role("button", name="Release Feedback")
-
-            press(page, button, "release_feedback")
-            page.wait_for_function("() => document.title.startsWith('answered')")
-            assert (posted, page.title()) == (["/release_feedback"], "answered in new")
-        finally:
-            context.close()
+        press(page, button, "release_feedback")
+        assert (answered_in(page), posted) == ("answered in new", ["/release_feedback"])
 
 
 @pytest.fixture(scope="module")
