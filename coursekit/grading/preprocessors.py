@@ -194,6 +194,10 @@ class PortablePaths(CoursePreprocessor):
         return cell, resources
 
 
+# Why a cell's kernel was stopped, when a budget of the whole submission was the reason.
+STOPPED_AT_A_LIMIT = "the grader stopped the kernel while running this cell: %s"
+
+
 class SandboxedExecute(JudgedTestCells):
     """The course's Execute for grading: each kernel in the course sandbox, its output
     within the caps (coursekit.grading.outputcaps), its test cells graded by the judge
@@ -240,12 +244,12 @@ class SandboxedExecute(JudgedTestCells):
             # A cell that filled /tmp up to the memory limit can stall at it until its time
             # runs out: then the memory is the reason to name, not the time.
             limit = getattr(self.km, "why_it_is_stuck", lambda: None)()
-            reason = ("the grader stopped the kernel while running this cell: %s" % limit
-                      if limit else "the cell ran past the %s s time limit and ignored the "
-                      "interrupt, so the grader stopped its kernel" % self.timeout)
+            reason = (STOPPED_AT_A_LIMIT % limit if limit else "the cell ran past the %s s "
+                      "time limit and ignored the interrupt, so the grader stopped its kernel"
+                      % self.timeout)
         except DeadKernelError:
             limit = getattr(self.km, "why_it_died", lambda: None)()
-            reason = ("the grader stopped the kernel while running this cell: %s" % limit
+            reason = (STOPPED_AT_A_LIMIT % limit
                       if limit else "the kernel stopped while running this cell: it "
                       "crashed, or used more memory, processes or CPU time than grading "
                       "allows")
