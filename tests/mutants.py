@@ -38,8 +38,8 @@ class Mutant:
 
 MUTANTS = (
     Mutant("judge", "coursekit/kernel/judge.py",
-           "torch.allclose(output.double(), expected, rtol=1e-3, atol=1e-3)",
-           "torch.allclose(output.double(), expected, rtol=1.0, atol=1e-3)",
+           "allowed = expected.abs().mul_(1e-3).add_(1e-3)",
+           "allowed = expected.abs().mul_(1.0).add_(1e-3)",
            ("tests/test_judge.py::test_a_record_that_does_not_add_up_passes_nothing"
             "[linear_output]",
             "tests/test_judge.py::test_a_record_that_does_not_add_up_passes_nothing"

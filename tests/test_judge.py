@@ -5,6 +5,7 @@ These tests forge records the way a student who has read the checks would, and s
 the judge believes none of them, while every honest record keeps its verdict.
 """
 import copy
+import math
 import json
 
 import nbformat
@@ -449,3 +450,42 @@ def test_a_wrong_answer_dressed_by_a_roundabout_route_still_fails(name):
         for check in case.checks:
             verdict = checks.check(check, answer, seed=0)
             assert not verdict.passed, (name, check, verdict.message)
+
+
+def _pairs_near_the_tolerance():
+    """(output, expected) pairs around every edge of allclose: equal, within and just past
+    the tolerance in one element, NaN or an infinity on either side, empty, a scalar, and
+    outputs of other dtypes."""
+    generator = torch.Generator().manual_seed(0)
+    expected = torch.randn(200, 100, generator=generator, dtype=torch.float64)
+    pairs = [(expected.float(), expected), (expected.clone(), expected),
+             (torch.empty(0, 100), torch.empty(0, 100, dtype=torch.float64)),
+             (torch.tensor(1.0), torch.tensor(1.0005, dtype=torch.float64)),
+             (torch.tensor(1.0), torch.tensor(1.003, dtype=torch.float64)),
+             (torch.ones(3, dtype=torch.int64), torch.ones(3, dtype=torch.float64)),
+             (torch.ones(3, dtype=torch.bool), torch.ones(3, dtype=torch.float64)),
+             (expected.half(), expected), (expected.float()[:, :99], expected)]
+    for where in (0, 63, 64, 19_999):
+        for step in (0.999e-3, 1.001e-3, 1e-2, float("nan"), float("inf"), -float("inf")):
+            for bad_side in ("output", "expected"):
+                output, wanted = expected.clone().float(), expected.clone()
+                changed = output if bad_side == "output" else wanted
+                value = changed.view(-1)[where]
+                changed.view(-1)[where] = step if not math.isfinite(step) else (
+                    value + step * (1 + abs(float(value))))
+                pairs.append((output, wanted))
+    return pairs
+
+
+def test_the_judges_fast_comparisons_decide_as_torch_allclose_does():
+    """_agrees and _close are written out for speed; they must decide exactly as the
+    allclose calls they replaced, on every edge."""
+    for output, expected in _pairs_near_the_tolerance():
+        old_agrees = (tuple(output.shape) == tuple(expected.shape)
+                      and bool(torch.isfinite(expected).all())
+                      and torch.allclose(output.double(), expected, rtol=1e-3, atol=1e-3))
+        assert judge._agrees(output, expected) == old_agrees, (output, expected)
+        a, b = output.double(), expected
+        old_close = a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert judge._close(a, b) == old_close, (a, b)
+    assert judge._agrees(torch.ones(3), None) is False

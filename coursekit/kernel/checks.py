@@ -85,7 +85,11 @@ def seeded(seed):
     """Seed torch for the block, then give the caller back its own random state."""
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator alone, the one fork_rng gives back: torch.manual_seed would
+            # also seed CUDA's, outside that, and on a machine without CUDA it formats the
+            # whole call stack for a seeding it queues (about a millisecond, many times per
+            # check).
+            torch.random.default_generator.manual_seed(seed)
             yield
     finally:
         unhooked()

@@ -370,7 +370,13 @@ def stream_variance(values):
 
 
 def _close(a, b):
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    """torch.allclose(a, b, rtol=1e-4, atol=1e-5), for tensors of one shape. Most pairs the
+    judge compares differ (it searches for which traced value is which), and their first
+    elements show it at a fifth of the cost of comparing them all."""
+    if a.shape != b.shape:
+        return False
+    return (torch.allclose(a.reshape(-1)[:64], b.reshape(-1)[:64], rtol=1e-4, atol=1e-5)
+            and torch.allclose(a, b, rtol=1e-4, atol=1e-5))
 
 
 def _same_or_rectified(value, source):
@@ -440,9 +446,19 @@ def _recomputed(call):
 
 
 def _agrees(output, expected):
-    return (expected is not None and tuple(output.shape) == tuple(expected.shape)
-            and bool(torch.isfinite(expected).all())
-            and torch.allclose(output.double(), expected, rtol=1e-3, atol=1e-3))
+    """Whether `expected` is all finite and torch.allclose(output.double(), expected,
+    rtol=1e-3, atol=1e-3). Written out as torch's isclose computes it for a finite
+    `expected`, to the bit: this runs for every traced step of every check, and allclose
+    after isfinite cost three times as much."""
+    if expected is None or tuple(output.shape) != tuple(expected.shape):
+        return False
+    output = output.double()
+    if expected.numel() == 0:
+        return True
+    allowed = expected.abs().mul_(1e-3).add_(1e-3)  # finite exactly where expected is
+    if not bool(allowed.max() < math.inf):          # a NaN anywhere makes the max NaN
+        return False
+    return bool((output - expected).abs_().le_(allowed).all())
 
 
 def _derived_from(value, sources):
