@@ -489,3 +489,14 @@ def test_the_judges_fast_comparisons_decide_as_torch_allclose_does():
         old_close = a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
         assert judge._close(a, b) == old_close, (a, b)
     assert judge._agrees(torch.ones(3), None) is False
+
+
+def test_a_request_refuses_checks_that_are_not_the_graders(tmp_path):
+    """The grader's request loads the checks from a file it names with its digest: a copy
+    that differs by one byte is refused, not run."""
+    path, _ = grader.checks_file()
+    forged = tmp_path / "checks.marshal"
+    forged.write_bytes(open(path, "rb").read() + b"\0")
+    code = grader.request("registered", "ResidualNetworkWithBatchNorm", [0], "0" * 32)
+    with pytest.raises(RuntimeError, match="the grader's copy of its checks has changed"):
+        exec(code.replace(path, str(forged)), {})

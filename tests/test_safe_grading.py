@@ -8,6 +8,7 @@ it could touch, and that nothing was lost.
 import csv
 from pathlib import Path
 import shutil
+import os
 import subprocess
 import sys
 
@@ -139,6 +140,34 @@ def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
     listener.server.close()
     assert "no network" in ran.stdout, ran.stdout + ran.stderr
     assert listener.contacts == []
+
+
+def test_the_sandbox_shows_the_graders_checks_and_lets_nothing_change_them(tmp_path):
+    """The folder the grader's requests load the checks from is mounted read-only: a
+    notebook can read it, and cannot write, remove, rename or chmod it."""
+    from coursekit.grading import grader
+    from coursekit.grading.sandbox import Sandbox
+
+    path, _ = grader.checks_file()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "home").mkdir()
+    code = ("import os, sys\n"
+            "path = sys.argv[1]\n"
+            "print('read', len(open(path, 'rb').read()))\n"
+            "for change in (lambda: open(path, 'ab'), lambda: os.remove(path),\n"
+            "               lambda: os.rename(path, path + '.x'), lambda: os.chmod(path, 0o666),\n"
+            "               lambda: open(os.path.join(os.path.dirname(path), 'new'), 'w')):\n"
+            "    try:\n"
+            "        change()\n"
+            "        print('changed')\n"
+            "    except OSError:\n"
+            "        print('refused')\n")
+    command = Sandbox().command([sys.executable, "-c", code, path], str(tmp_path / "work"),
+                                str(tmp_path / "home"),
+                                also_read_only=[os.path.dirname(path)])
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert ran.stdout.split("\n")[:6] == ["read %d" % os.path.getsize(path)] + ["refused"] * 5, (
+        ran.stdout + ran.stderr)
 
 
 def test_a_memory_bomb_hits_the_cap_and_costs_only_its_cell(graded):

@@ -7,8 +7,9 @@ network and exhaust the machine. `SandboxedKernelManager` starts the kernel unde
 bubblewrap (Debian package `bubblewrap`) instead:
 
 - the file system is the operating system and the Python environment, read-only, plus the
-  student's own autograded folder (writable) and a private scratch `/tmp`; nothing else of
-  the course exists inside;
+  student's own autograded folder (writable), a private scratch `/tmp`, and the grader's
+  compiled checks (read-only: coursekit.grading.grader.checks_file); nothing else of the
+  course exists inside;
 - no network at all, loopback included (the kernel talks to nbgrader over Unix sockets in
   a private folder);
 - its own process and IPC namespaces, no capabilities; when grading runs as root the
@@ -33,6 +34,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from coursekit.grading import grader
 from coursekit.grading.folders import describe, remove_foreign_entries
 from coursekit.grading.limits import SubmissionLimits
 
@@ -171,9 +173,10 @@ class Sandbox(LoggingConfigurable):
                 str(self.cpu_seconds), str(self.file_mib * 2**20), str(self.uid),
                 no_user_namespaces_filter().hex()]
 
-    def command(self, kernel_cmd, workdir, private):
-        """`kernel_cmd` wrapped in bwrap: `workdir` and `private` writable, nothing else."""
-        read_only = [d for d in SYSTEM_DIRECTORIES if os.path.isdir(d)]
+    def command(self, kernel_cmd, workdir, private, also_read_only=()):
+        """`kernel_cmd` wrapped in bwrap: `workdir` and `private` writable, the system and
+        `also_read_only` readable, nothing else."""
+        read_only = [d for d in SYSTEM_DIRECTORIES if os.path.isdir(d)] + list(also_read_only)
         for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
                        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}:
             if not any(_inside(prefix, d) for d in read_only):
@@ -291,7 +294,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._workdir_owner = (status.st_uid, status.st_gid)
             for path in (self._private, self._workdir):
                 _chown_tree(path, sandbox.uid, sandbox.uid)
-        return self._limits.wrap(sandbox.command(kernel_cmd, self._workdir, self._private)), kw
+        # The grader's requests load the checks from this folder (coursekit.grading.grader).
+        checks = os.path.dirname(grader.checks_file()[0])
+        return self._limits.wrap(sandbox.command(kernel_cmd, self._workdir, self._private,
+                                                 also_read_only=[checks])), kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         await super()._async_launch_kernel(kernel_cmd, **kw)
