@@ -75,27 +75,56 @@ def secret_seed(secret, *about):
 
 
 @functools.lru_cache(maxsize=1)
-def checks_file():
-    """(path, sha256) of a read-only file holding both halves of the checks, compiled here
-    once, written for this process's kernels to load fresh at every request. The request
-    names it instead of carrying it: ipykernel hashes every cell's text in pure Python, and
-    the 92 KB the compiled checks came to as text cost the kernel about 0.03 s a request.
-    The sandbox mounts its folder read-only (coursekit.grading.sandbox); a kernel without one
-    reads it where it is."""
+def _compiled_checks():
+    """Both halves of the checks compiled here once, as bytes, and their sha256."""
     folder = Path(__file__).resolve().parent.parent / "kernel"
     compiled = marshal.dumps({name: compile((folder / file).read_text(), name + ".py", "exec")
                               for name, file in KERNEL_FILES.items()})
-    here = tempfile.mkdtemp(prefix="udl-checks-")
-    # Removed when this process exits, a grading worker included (multiprocessing ends
-    # those without atexit), and never by a forked child's exit: Finalize keeps its pid.
-    multiprocessing.util.Finalize(None, shutil.rmtree, args=(here,),
-                                  kwargs={"ignore_errors": True}, exitpriority=0)
-    os.chmod(here, 0o755)  # the sandbox's own user reads it
-    path = os.path.join(here, "checks.marshal")
-    with open(path, "wb") as handle:
-        handle.write(compiled)
-    os.chmod(path, 0o444)
-    return path, hashlib.sha256(compiled).hexdigest()
+    return compiled, hashlib.sha256(compiled).hexdigest()
+
+
+_checks_path = None
+
+
+def checks_file():
+    """(path, sha256) of a read-only file holding both halves of the checks, written for
+    this process's kernels to load fresh at every request. The request names it instead
+    of carrying it: ipykernel hashes every cell's text in pure Python, and the 92 KB the
+    compiled checks came to as text cost the kernel about 0.03 s a request. The sandbox
+    mounts its folder read-only (coursekit.grading.sandbox); a kernel without one reads it
+    where it is. Written again if it is gone (a formgrader left running for days, whose
+    /tmp the system cleaned)."""
+    global _checks_path
+    compiled, digest = _compiled_checks()
+    if _checks_path is None or not os.path.isfile(_checks_path):
+        _remove_left_behind(tempfile.gettempdir())
+        here = tempfile.mkdtemp(prefix="udl-checks-%d-" % os.getpid())
+        # Removed when this process exits, a grading worker included (multiprocessing ends
+        # those without atexit), and never by a forked child's exit: Finalize keeps its pid.
+        multiprocessing.util.Finalize(None, shutil.rmtree, args=(here,),
+                                      kwargs={"ignore_errors": True}, exitpriority=0)
+        os.chmod(here, 0o755)  # the sandbox's own user reads it
+        path = os.path.join(here, "checks.marshal")
+        with open(path, "wb") as handle:
+            handle.write(compiled)
+        os.chmod(path, 0o444)
+        _checks_path = path
+    return _checks_path, digest
+
+
+def _remove_left_behind(top):
+    """The folders checks_file made in processes that have ended without removing them
+    (killed: a Dask worker stopped with its cluster), this user's only."""
+    for entry in os.scandir(top):
+        made_by = re.fullmatch(r"udl-checks-(\d+)-\w+", entry.name)
+        if (made_by and entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_uid == os.getuid()):
+            try:
+                os.kill(int(made_by.group(1)), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:  # alive, as another user
+                pass
 
 
 def request(check, arguments, seeds, nonce):
