@@ -8,6 +8,9 @@ import copy
 import hashlib
 import math
 import os
+import shutil
+import subprocess
+import sys
 import json
 
 import nbformat
@@ -507,8 +510,6 @@ def test_a_request_refuses_checks_that_are_not_the_graders(tmp_path):
 def test_the_checks_file_is_written_again_when_something_removed_it():
     """A formgrader left running for days may have its /tmp cleaned under it: the next
     request must still find the checks, not fail every notebook it grades."""
-    import shutil
-
     path, digest = grader.checks_file()
     shutil.rmtree(os.path.dirname(path))
     again, same_digest = grader.checks_file()
@@ -520,10 +521,6 @@ def test_the_checks_file_is_written_again_when_something_removed_it():
 def test_a_checks_folder_left_by_a_killed_process_is_removed_by_the_next(tmp_path):
     """A grading process killed (a Dask worker stopped with its cluster) cannot remove its
     folder: the next process to make one removes it, and never a living process's."""
-    import shutil
-    import subprocess
-    import sys
-
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     left = tmp_path / ("udl-checks-%s-abc123" % dead.stdout.strip())
@@ -534,4 +531,3 @@ def test_a_checks_folder_left_by_a_killed_process_is_removed_by_the_next(tmp_pat
         (folder / "checks.marshal").write_bytes(b"x")
     grader._remove_left_behind(str(tmp_path))
     assert not left.exists() and living.exists() and other.exists()
-    shutil.rmtree(living)

@@ -125,18 +125,23 @@ def test_student_code_has_no_network_not_even_loopback(graded):
     assert_full_marks(graded, "network")
 
 
-def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
-    """The sandbox's own command, with no kernel: what the graded case above shows, in a
-    fraction of a second (make mutants runs it without --unshare-net)."""
+def run_in_sandbox(tmp_path, code, *args, also_read_only=()):
+    """Python `code` run by the sandbox's own command, with no kernel: a fraction of a
+    second."""
     from coursekit.grading.sandbox import Sandbox
 
-    listener = Listener()
     (tmp_path / "work").mkdir()
     (tmp_path / "home").mkdir()
-    code = hostile.CALL_HOME.replace("PORT", str(listener.port))
-    command = Sandbox().command([sys.executable, "-c", code], str(tmp_path / "work"),
-                                str(tmp_path / "home"))
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    command = Sandbox().command([sys.executable, "-c", code, *args], str(tmp_path / "work"),
+                                str(tmp_path / "home"), also_read_only=also_read_only)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_the_sandbox_cuts_the_network_even_loopback(tmp_path):
+    """What the graded case above shows, without a kernel (make mutants runs it without
+    --unshare-net)."""
+    listener = Listener()
+    ran = run_in_sandbox(tmp_path, hostile.CALL_HOME.replace("PORT", str(listener.port)))
     listener.server.close()
     assert "no network" in ran.stdout, ran.stdout + ran.stderr
     assert listener.contacts == []
@@ -146,11 +151,8 @@ def test_the_sandbox_shows_the_graders_checks_and_lets_nothing_change_them(tmp_p
     """The folder the grader's requests load the checks from is mounted read-only: a
     notebook can read it, and cannot write, remove, rename or chmod it."""
     from coursekit.grading import grader
-    from coursekit.grading.sandbox import Sandbox
 
     path, _ = grader.checks_file()
-    (tmp_path / "work").mkdir()
-    (tmp_path / "home").mkdir()
     code = ("import os, sys\n"
             "path = sys.argv[1]\n"
             "print('read', len(open(path, 'rb').read()))\n"
@@ -162,10 +164,7 @@ def test_the_sandbox_shows_the_graders_checks_and_lets_nothing_change_them(tmp_p
             "        print('changed')\n"
             "    except OSError:\n"
             "        print('refused')\n")
-    command = Sandbox().command([sys.executable, "-c", code, path], str(tmp_path / "work"),
-                                str(tmp_path / "home"),
-                                also_read_only=[os.path.dirname(path)])
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    ran = run_in_sandbox(tmp_path, code, path, also_read_only=[os.path.dirname(path)])
     assert ran.stdout.split("\n")[:6] == ["read %d" % os.path.getsize(path)] + ["refused"] * 5, (
         ran.stdout + ran.stderr)
 
